@@ -1,0 +1,1 @@
+"""The wiring: web app factory, `analytics` CLI, scheduler process, blueprints, accounts."""

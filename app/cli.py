@@ -1,0 +1,178 @@
+"""The `analytics` command line: operators' way in (see the README for every command)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+from app.config import ConfigError, Settings
+
+
+class CommandError(Exception):
+    """A failure the operator can act on: printed as one line, exit status 1."""
+
+
+@dataclass(frozen=True)
+class Output:
+    data: dict
+    text: str
+
+
+Handler = Callable[[argparse.Namespace, Settings], Awaitable[Output]]
+
+
+async def connect(settings: Settings) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(settings.database_url, timeout=10)
+    except (OSError, asyncpg.PostgresError) as error:
+        raise CommandError(f"cannot reach Postgres at DATABASE_URL: {error}") from None
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> Output:
+    from app.migrate import migrate
+
+    try:
+        applied = await migrate(settings.database_url)
+    except (OSError, asyncpg.PostgresError) as error:
+        raise CommandError(f"migration failed: {error}") from None
+    text = f"applied {', '.join(applied)}" if applied else "schema is up to date"
+    return Output({"applied": applied}, text)
+
+
+async def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> Output:
+    from app.tenants import InvalidTimezone, create_tenant
+
+    conn = await connect(settings)
+    try:
+        tenant = await create_tenant(conn, args.name, args.timezone)
+    except InvalidTimezone as error:
+        raise CommandError(str(error)) from None
+    except asyncpg.CheckViolationError:
+        raise CommandError("the name must have 1 to 200 characters") from None
+    finally:
+        await conn.close()
+    data = {"id": tenant.id, "name": tenant.name, "timezone": tenant.timezone}
+    return Output(data, f"tenant {tenant.id} {tenant.name!r} ({tenant.timezone})")
+
+
+async def cmd_tenant_list(args: argparse.Namespace, settings: Settings) -> Output:
+    from app.tenants import list_tenants
+
+    conn = await connect(settings)
+    try:
+        tenants = await list_tenants(conn)
+    finally:
+        await conn.close()
+    rows = [{"id": t.id, "name": t.name, "timezone": t.timezone} for t in tenants]
+    text = "\n".join(f"{t.id}\t{t.name}\t{t.timezone}" for t in tenants) or "no tenants"
+    return Output({"tenants": rows}, text)
+
+
+async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> Output:
+    from app.tenants import get_tenant
+    from app.tokens import create_token
+
+    conn = await connect(settings)
+    try:
+        if await get_tenant(conn, args.tenant) is None:
+            raise CommandError(f"tenant {args.tenant} does not exist")
+        token, plaintext = await create_token(conn, args.tenant, args.label)
+    finally:
+        await conn.close()
+    data = {"id": token.id, "token": plaintext, "tenant_id": token.tenant_id, "label": token.label}
+    return Output(data, f"token {token.id} for tenant {token.tenant_id} (shown once):\n{plaintext}")
+
+
+async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> Output:
+    from app.tokens import revoke_token
+
+    conn = await connect(settings)
+    try:
+        if not await revoke_token(conn, args.id):
+            raise CommandError(f"token {args.id} does not exist or is already revoked")
+    finally:
+        await conn.close()
+    return Output({"id": args.id, "revoked": True}, f"token {args.id} revoked")
+
+
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> Output:
+    raise AssertionError("serve runs synchronously")  # handled in main()
+
+
+# -- wiring -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="analytics", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(sub, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.set_defaults(handler=handler)
+        return p
+
+    command(commands, "migrate", cmd_migrate, "create or upgrade the schema")
+
+    tenant = commands.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
+    p = command(tenant, "create", cmd_tenant_create, "create a tenant")
+    p.add_argument("name")
+    p.add_argument("--timezone", default="UTC", help="IANA name, e.g. Europe/Madrid")
+    command(tenant, "list", cmd_tenant_list, "list tenants")
+
+    token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
+    p = command(token, "create", cmd_token_create, "create a token (shown once)")
+    p.add_argument("--tenant", type=int, required=True)
+    p.add_argument("--label", default="")
+    p = command(token, "revoke", cmd_token_revoke, "revoke a token at once")
+    p.add_argument("id", type=int)
+
+    command(commands, "serve", cmd_serve, "run the web process (the Procfile's web)")
+    return parser
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from app.logs import LOGGING
+
+    uvicorn.run(
+        "app.asgi:app",
+        host="0.0.0.0",
+        port=settings.port,
+        workers=settings.web_concurrency,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        proxy_headers=False,  # TRUSTED_PROXY_HOPS decides what X-Forwarded-For is worth
+        server_header=False,
+        log_config=LOGGING,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        print(f"analytics: {error}", file=sys.stderr)
+        sys.exit(2)
+    if args.handler is cmd_serve:
+        serve(settings)
+        return
+    try:
+        output = asyncio.run(args.handler(args, settings))
+    except CommandError as error:
+        print(f"analytics: {error}", file=sys.stderr)
+        sys.exit(1)
+    print(json.dumps(output.data) if args.json else output.text)

@@ -1,0 +1,100 @@
+"""The web app factory: configuration, extensions, blueprints and the clients' lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from quart import Quart, Response
+from quart_schema import QuartSchema
+
+from app import errors, health, track
+from app.clients import make_pool, make_redis
+from app.config import Settings
+from app.services import Services
+from app.tenants import TenantDirectory
+from realtime.bots import warm_up
+from realtime.events import MAX_BODY_BYTES
+from realtime.ingest import Ingestor
+from realtime.keys import Keys
+from realtime.privacy import DailySalts, derive_key
+
+log = logging.getLogger(__name__)
+
+BACKGROUND_INTERVAL = 60
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    settings = settings or Settings.from_env()
+    app = Quart(__name__, template_folder="../web/templates", static_folder="../web/static")
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        QUART_AUTH_COOKIE_SECURE=settings.production,
+        QUART_AUTH_COOKIE_SAMESITE="Lax",
+    )
+    app.extensions["settings"] = settings
+    QuartSchema(
+        app,
+        info={"title": "Landing analytics", "version": "1.0"},
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+    )
+    errors.register(app)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(track.blueprint)
+
+    @app.after_request
+    async def security_headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.while_serving
+    async def lifespan():
+        svc = await start_services(settings)
+        app.extensions["analytics"] = svc
+        refresher = asyncio.create_task(background(svc))
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            await svc.redis.aclose()
+            await svc.pool.close()
+
+    return app
+
+
+async def start_services(settings: Settings) -> Services:
+    keys = Keys(settings.key_prefix)
+    redis = make_redis(settings.redis_url)
+    pool = await make_pool(settings.database_url)
+    salts = DailySalts(redis, keys)
+    ingestor = Ingestor.create(
+        redis, keys, salts, derive_key(settings.secret_key, "visitors"),
+        settings.rate_limit_per_minute, settings.stream_max_events,
+    )
+    tenants = TenantDirectory(pool)
+    warm_up()
+    return Services(settings, keys, redis, pool, tenants, salts, ingestor)
+
+
+async def background(svc: Services) -> None:
+    """Keeps the tenant directory and the daily salts fresh; survives outages."""
+    while True:
+        try:
+            await svc.tenants.reload()
+        except Exception as error:
+            log.warning("tenant directory not refreshed: %s", type(error).__name__)
+        try:
+            await svc.salts.prefetch(svc.clock())
+        except Exception as error:
+            log.warning("daily salts not prefetched: %s", type(error).__name__)
+        await asyncio.sleep(BACKGROUND_INTERVAL)

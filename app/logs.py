@@ -1,0 +1,56 @@
+"""Logging for every process: no client address ever reaches a log line."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_ADDRESS = re.compile(
+    r"\b(?:\d{1,3}\.){3}\d{1,3}\b"  # IPv4
+    r"|\b(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}\b"  # IPv6
+)
+
+
+class RedactAddresses(logging.Filter):
+    """Rewrites the message with addresses masked, whatever logger produced it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _ADDRESS.sub("[address]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": RedactAddresses}},
+    "formatters": {
+        "default": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "access": {
+            "()": "uvicorn.logging.AccessFormatter",
+            "fmt": '%(asctime)s access: "%(request_line)s" %(status_code)s',
+            "use_colors": False,
+        },
+    },
+    "handlers": {
+        "default": {"class": "logging.StreamHandler", "formatter": "default",
+                    "filters": ["redact"], "stream": "ext://sys.stderr"},
+        "access": {"class": "logging.StreamHandler", "formatter": "access",
+                   "filters": ["redact"], "stream": "ext://sys.stdout"},
+    },
+    "loggers": {
+        "": {"handlers": ["default"], "level": "INFO"},
+        "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {"handlers": ["access"], "level": "WARNING", "propagate": False},
+        "apscheduler": {"level": "WARNING"},
+    },
+}
+
+
+def configure() -> None:
+    import logging.config
+
+    logging.config.dictConfig(LOGGING)

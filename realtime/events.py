@@ -1,0 +1,105 @@
+"""What an event is: the body `/track` accepts, and the counter each type feeds."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+MAX_BODY_BYTES = 16 * 1024
+MAX_METADATA_BYTES = 4 * 1024
+MAX_SECONDS_ON_PAGE = 86_400
+MAX_TENANT_ID = 2**63 - 1
+
+EventType = Literal[
+    "pageview",
+    "click_whatsapp",
+    "click_call",
+    "click_toggle_currency",
+    "time_on_page",
+    "qr_scan",
+    "product_click",
+]
+
+# The counter (and rollup column) each event type increments.
+COUNTER_OF: dict[str, str] = {
+    "pageview": "pageviews",
+    "click_whatsapp": "whatsapp_clicks",
+    "click_call": "call_clicks",
+    "click_toggle_currency": "currency_toggles",
+    "time_on_page": "time_on_page_count",
+    "qr_scan": "qr_scans",
+    "product_click": "product_clicks",
+}
+COUNTERS: tuple[str, ...] = ("events", *COUNTER_OF.values(), "time_on_page_ms")
+
+
+class TrackRequest(BaseModel):
+    """An event sent by a landing page."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    tenant_id: Annotated[int, Field(ge=1, le=MAX_TENANT_ID)]
+    event_type: EventType
+    metadata: dict[str, Any] | None = None
+
+
+_TRACK_ADAPTER = TypeAdapter(TrackRequest)
+
+
+class InvalidEvent(ValueError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    if first["type"] in ("model_type", "model_attributes_type"):
+        return "body must be a JSON object"
+    if first["type"] == "dict_type":
+        return f"{where} must be a JSON object"
+    if first["type"] == "int_type":
+        return f"{where} must be a whole number"
+    if first["type"] == "literal_error":
+        return f"{where} must be one of: {', '.join(COUNTER_OF)}"
+    return f"{where}: {first['msg']}" if where else first["msg"]
+
+
+def parse_event(body: bytes) -> tuple[TrackRequest, bytes]:
+    """Validate a `/track` body; returns the event and its metadata as compact JSON."""
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidEvent(413, f"body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        # orjson first: it is strict JSON (no NaN, UTF-8 only) and bounds nesting depth.
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidEvent(400, "body is not valid JSON") from None
+    try:
+        event = _TRACK_ADAPTER.validate_python(document)
+    except ValidationError as error:
+        raise InvalidEvent(400, _describe(error)) from None
+    metadata = orjson.dumps(event.metadata or {})
+    if len(metadata) > MAX_METADATA_BYTES:
+        raise InvalidEvent(413, f"metadata is larger than {MAX_METADATA_BYTES} bytes")
+    if event.event_type == "time_on_page":
+        seconds_on_page(event)
+    return event, metadata
+
+
+def seconds_on_page(event: TrackRequest) -> float:
+    seconds = (event.metadata or {}).get("seconds")
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not math.isfinite(seconds)
+        or not 0 <= seconds <= MAX_SECONDS_ON_PAGE
+    ):
+        raise InvalidEvent(
+            400, f"time_on_page needs metadata.seconds, a number from 0 to {MAX_SECONDS_ON_PAGE}"
+        )
+    return float(seconds)

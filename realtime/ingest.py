@@ -1,0 +1,101 @@
+"""The ingestion hot path: one accepted event is one atomic Redis call (scripts/track.lua)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from enum import Enum
+from zoneinfo import ZoneInfo
+
+import orjson
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from realtime import keys as k
+from realtime import scripts
+from realtime.events import COUNTER_OF, TrackRequest, seconds_on_page
+from realtime.privacy import DailySalts, ip_hash, visitor_hash
+
+MAX_USER_AGENT = 512
+MAX_REFERRER = 1024
+
+
+class Outcome(Enum):
+    ACCEPTED = "accepted"
+    RATE_LIMITED = "rate_limited"
+    BUFFER_FULL = "buffer_full"
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    retry_after: int = 0
+
+
+@dataclass(frozen=True)
+class Sender:
+    """What the request tells about who sent the event; the address stays in memory."""
+
+    address: str
+    user_agent: str
+    referrer: str
+
+
+@dataclass(frozen=True)
+class Ingestor:
+    redis: Redis
+    keys: k.Keys
+    salts: DailySalts
+    visitor_key: bytes
+    rate_limit: int
+    stream_bound: int
+    script: AsyncScript
+
+    @classmethod
+    def create(cls, redis: Redis, keys: k.Keys, salts: DailySalts, visitor_key: bytes,
+               rate_limit: int, stream_bound: int) -> Ingestor:
+        return cls(redis, keys, salts, visitor_key, rate_limit, stream_bound,
+                   scripts.register(redis, "track"))
+
+    async def ingest(self, event: TrackRequest, metadata: bytes, sender: Sender,
+                     timezone: ZoneInfo, now: float) -> Result:
+        tenant = event.tenant_id
+        when = dt.datetime.fromtimestamp(now, dt.UTC)
+        day = when.astimezone(timezone).date()
+        minute = int(now // 60)
+        now_ms = int(now * 1000)
+        salt = await self.salts.for_time(now)
+        user_agent = sender.user_agent[:MAX_USER_AGENT]
+        referrer = sender.referrer[:MAX_REFERRER]
+        visitor = visitor_hash(self.visitor_key, tenant, sender.address, user_agent)
+        time_ms = ""
+        if event.event_type == "time_on_page":
+            time_ms = str(math.floor(seconds_on_page(event) * 1000))
+        shard = self.keys.shard_of(tenant)
+        live = orjson.dumps({"event_type": event.event_type, "ts": now_ms,
+                             "metadata": orjson.Fragment(metadata), "referrer": referrer})
+        reply = await self.script(
+            keys=[
+                self.keys.rate(tenant),
+                self.keys.pending_counters(tenant, day),
+                self.keys.totals(tenant, day),
+                self.keys.day_visitors(tenant, day),
+                self.keys.minute_visitors(tenant, minute),
+                self.keys.events(shard),
+                self.keys.dirty(shard),
+            ],
+            args=[
+                now_ms, self.rate_limit, k.RATE_WINDOW_MS, self.stream_bound,
+                COUNTER_OF[event.event_type], time_ms, visitor, k.dirty_member(tenant, day),
+                k.DAY_TTL_SECONDS, k.TOTALS_TTL_SECONDS, k.MINUTE_TTL_SECONDS,
+                self.keys.channel(tenant), live,
+                "tenant", tenant, "type", event.event_type, "ts", now_ms, "meta", metadata,
+                "ua", user_agent, "ref", referrer, "ip", ip_hash(salt, sender.address),
+            ],
+        )
+        if reply[0] == 1:
+            return Result(Outcome.ACCEPTED)
+        if reply[0] == 0:
+            return Result(Outcome.RATE_LIMITED, retry_after=max(1, math.ceil(reply[1] / 1000)))
+        return Result(Outcome.BUFFER_FULL)

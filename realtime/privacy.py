@@ -1,0 +1,89 @@
+"""How a client address becomes something we may keep, and never more than that.
+
+The raw address lives only in the request's memory: events keep a salted SHA-256 whose salt
+is random, shared by all processes through Redis and forgotten after its UTC day; visitor
+sketches get a keyed hash (HMAC-SHA-256) of tenant, address and user agent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from realtime.keys import Keys
+
+IP_HASH_CHARS = 45
+VISITOR_HASH_CHARS = 32
+SALT_GRACE_SECONDS = 300
+
+
+def client_address(remote_addr: str | None, forwarded_for: str | None, trusted_hops: int) -> str:
+    """The client's address: the socket's, or from X-Forwarded-For as far as we trust proxies.
+
+    With N trusted hops the Nth address from the right is the one our first proxy saw.
+    """
+    if trusted_hops > 0 and forwarded_for:
+        hops = [part.strip() for part in forwarded_for.split(",")]
+        if len(hops) >= trusted_hops:
+            candidate = hops[-trusted_hops]
+            try:
+                return str(ipaddress.ip_address(candidate))
+            except ValueError:
+                pass
+    return remote_addr or ""
+
+
+def ip_hash(salt: bytes, address: str) -> str:
+    return hashlib.sha256(salt + address.encode()).hexdigest()[:IP_HASH_CHARS]
+
+
+def visitor_hash(key: bytes, tenant_id: int, address: str, user_agent: str) -> str:
+    message = f"{tenant_id}\x00{address}\x00{user_agent}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:VISITOR_HASH_CHARS]
+
+
+def derive_key(secret: str, purpose: str) -> bytes:
+    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+@dataclass
+class DailySalts:
+    """Per-process cache of the shared daily salts; one Redis call per day, not per event."""
+
+    redis: Redis
+    keys: Keys
+    _cache: dict[dt.date, bytes] = field(default_factory=dict)
+
+    async def for_time(self, now: float) -> bytes:
+        """The salt of the UTC day `now` falls in."""
+        return await self._for_day(dt.datetime.fromtimestamp(now, dt.UTC).date(), now)
+
+    async def _for_day(self, day: dt.date, now: float) -> bytes:
+        salt = self._cache.get(day)
+        if salt is None:
+            salt = await self._fetch(day, now)
+            self._cache = {d: s for d, s in self._cache.items() if d >= day - dt.timedelta(days=1)}
+            self._cache[day] = salt
+        return salt
+
+    async def _fetch(self, day: dt.date, now: float) -> bytes:
+        end_of_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+        lifetime = int(end_of_day.timestamp() - now) + SALT_GRACE_SECONDS
+        key = self.keys.salt(day)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, secrets.token_hex(32), nx=True, ex=lifetime)
+            pipe.get(key)
+            _, salt = await pipe.execute()
+        return salt
+
+    async def prefetch(self, now: float) -> None:
+        """Fetch today's and tomorrow's salts ahead, so midnight costs no request a round trip."""
+        today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+        await self._for_day(today, now)
+        await self._for_day(today + dt.timedelta(days=1), now)

@@ -1,0 +1,1 @@
+"""Postgres side of the service: draining raw events, flushing counters, reading rollups."""

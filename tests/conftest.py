@@ -1,0 +1,128 @@
+"""Test wiring: a database and a Redis key prefix of this run's own, on the real servers."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import secrets
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from app.config import Settings
+from app.factory import create_app
+from app.migrate import migrate
+from app.tenants import Tenant, create_tenant
+from realtime.keys import Keys
+
+RUN = secrets.token_hex(4)
+ADMIN_DSN = os.environ.get("TEST_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+_names = itertools.count(1)
+
+
+def make_settings(**overrides) -> Settings:
+    base = Settings.from_env({
+        "DATABASE_URL": ADMIN_DSN.rsplit("/", 1)[0] + f"/analytics_test_{RUN}",
+        "REDIS_URL": REDIS_URL,
+        "SECRET_KEY": "test-secret-" + RUN,
+        "ANALYTICS_KEY_PREFIX": f"test:{RUN}:",
+    })
+    return dataclasses.replace(base, **overrides)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture(scope="session")
+async def database(settings: Settings) -> AsyncIterator[str]:
+    await migrate(settings.database_url)
+    yield settings.database_url
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        name = settings.database_url.rsplit("/", 1)[1]
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
+    async with asyncpg.create_pool(database, min_size=1, max_size=5) as pool:
+        yield pool
+
+
+@pytest.fixture(scope="session")
+def keys(settings: Settings) -> Keys:
+    return Keys(settings.key_prefix)
+
+
+@pytest.fixture(scope="session")
+async def redis(keys: Keys) -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    yield client
+    # Remove only what this run created.
+    batch = []
+    async for key in client.scan_iter(match=keys.pattern(), count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            await client.unlink(*batch)
+            batch = []
+    if batch:
+        await client.unlink(*batch)
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, database: str, redis: Redis):
+    app = create_app(settings)
+    async with app.test_app():
+        yield app
+
+
+@pytest.fixture
+async def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def clock(app):
+    """Pins the app's time: set `clock.now`; restored after the test."""
+    svc = app.extensions["analytics"]
+    original = svc.clock
+
+    class Clock:
+        now = 1_780_000_000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    pinned = Clock()
+    svc.clock = pinned
+    yield pinned
+    svc.clock = original
+
+
+@pytest.fixture
+async def tenant(pool: asyncpg.Pool) -> Tenant:
+    return await create_tenant(pool, f"Cafe {next(_names)}", "UTC")
+
+
+async def track(client, tenant_id, event_type="pageview", metadata=None, *, headers=None,
+                body=None, content_type="application/json"):
+    """POST an event the way a landing page does; returns the response."""
+    import orjson
+
+    if body is None:
+        document = {"tenant_id": tenant_id, "event_type": event_type}
+        if metadata is not None:
+            document["metadata"] = metadata
+        body = orjson.dumps(document)
+    sent = {"Content-Type": content_type, "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"}
+    sent.update(headers or {})
+    return await client.post("/api/analytics/track", data=body, headers=sent)

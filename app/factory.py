@@ -18,6 +18,7 @@ from realtime.bots import warm_up
 from realtime.events import MAX_BODY_BYTES
 from realtime.ingest import Ingestor
 from realtime.keys import Keys
+from realtime.scripts import Scripts
 from realtime.privacy import DailySalts, derive_key
 
 log = logging.getLogger(__name__)
@@ -77,13 +78,14 @@ async def start_services(settings: Settings) -> Services:
     redis = make_redis(settings.redis_url)
     pool = await make_pool(settings.database_url)
     salts = DailySalts(redis, keys)
-    ingestor = Ingestor.create(
-        redis, keys, salts, derive_key(settings.secret_key, "visitors"),
-        settings.rate_limit_per_minute, settings.stream_max_events,
+    scripts = Scripts.load(redis)
+    ingestor = Ingestor(
+        keys, salts, derive_key(settings.secret_key, "visitors"),
+        settings.rate_limit_per_minute, settings.stream_max_events, scripts.track,
     )
     tenants = TenantDirectory(pool)
     warm_up()
-    return Services(settings, keys, redis, pool, tenants, salts, ingestor)
+    return Services(settings, keys, redis, pool, scripts, tenants, salts, ingestor)
 
 
 async def background(svc: Services) -> None:

@@ -15,6 +15,7 @@ from app.tenants import TenantDirectory
 from realtime.ingest import Ingestor
 from realtime.keys import Keys
 from realtime.privacy import DailySalts
+from realtime.scripts import Scripts
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Services:
     keys: Keys
     redis: Redis
     pool: asyncpg.Pool
+    scripts: Scripts
     tenants: TenantDirectory
     salts: DailySalts
     ingestor: Ingestor

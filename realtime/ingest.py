@@ -9,11 +9,9 @@ from enum import Enum
 from zoneinfo import ZoneInfo
 
 import orjson
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from realtime import keys as k
-from realtime import scripts
 from realtime.events import COUNTER_OF, TrackRequest, seconds_on_page
 from realtime.privacy import DailySalts, ip_hash, visitor_hash
 
@@ -44,19 +42,12 @@ class Sender:
 
 @dataclass(frozen=True)
 class Ingestor:
-    redis: Redis
     keys: k.Keys
     salts: DailySalts
     visitor_key: bytes
     rate_limit: int
     stream_bound: int
     script: AsyncScript
-
-    @classmethod
-    def create(cls, redis: Redis, keys: k.Keys, salts: DailySalts, visitor_key: bytes,
-               rate_limit: int, stream_bound: int) -> Ingestor:
-        return cls(redis, keys, salts, visitor_key, rate_limit, stream_bound,
-                   scripts.register(redis, "track"))
 
     async def ingest(self, event: TrackRequest, metadata: bytes, sender: Sender,
                      timezone: ZoneInfo, now: float) -> Result:

@@ -62,8 +62,9 @@ class Keys:
             for back in range(ACTIVE_WINDOW_MINUTES)
         ]
 
-    def scratch(self, shard: int) -> str:
-        return f"{self.tag(shard)}:scratch"
+    def scratch(self, shard: int, n: int = 0) -> str:
+        """Short-lived keys a script fills and deletes within one call."""
+        return f"{self.tag(shard)}:scratch:{n}"
 
     def channel(self, tenant_id: int) -> str:
         return f"{self._tenant(tenant_id)}:live"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
 
@@ -16,5 +17,17 @@ def source(name: str) -> str:
     return (_HERE / f"{name}.lua").read_text()
 
 
-def register(redis: Redis, name: str) -> AsyncScript:
-    return redis.register_script(source(name))
+@dataclass(frozen=True)
+class Scripts:
+    """Every script of the service, each named after its file."""
+
+    track: AsyncScript
+    flush_claim: AsyncScript
+    flush_done: AsyncScript
+    merge_sketch: AsyncScript
+    reseed_totals: AsyncScript
+    union_count: AsyncScript
+
+    @classmethod
+    def load(cls, redis: Redis) -> Scripts:
+        return cls(**{f.name: redis.register_script(source(f.name)) for f in fields(cls)})

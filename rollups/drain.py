@@ -1,0 +1,154 @@
+"""Draining the buffered raw events from the Redis streams into Postgres, exactly once.
+
+Each shard's stream is read through a consumer group. A batch is copied into a staging
+table and inserted with the stream id as key (a replayed entry conflicts and is skipped);
+entries are acknowledged and deleted only after the commit. Entries delivered to a
+consumer that died are claimed again once idle, so a crash never loses one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from realtime import keys as k
+
+BATCH_SIZE = 5000
+RECLAIM_IDLE_MS = 60_000
+LOCK_CLASS = 0x6472  # pg advisory lock class of drains; the shard is the second key
+
+STAGING_SQL = """
+CREATE TEMP TABLE IF NOT EXISTS events_staging
+    (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+"""
+INSERT_SQL = "INSERT INTO events SELECT * FROM events_staging ON CONFLICT DO NOTHING"
+COLUMNS = ("id", "tenant_id", "event_type", "occurred_at", "metadata", "user_agent",
+           "referrer", "ip_hash")
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def month_start(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def partition_name(month: dt.date) -> str:
+    return f"events_{month.year:04d}_{month.month:02d}"
+
+
+async def ensure_partitions(conn: asyncpg.Connection, months: set[dt.date]) -> None:
+    for month in sorted(months):
+        try:
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {partition_name(month)} PARTITION OF events "
+                f"FOR VALUES FROM ('{month.isoformat()}') TO ('{next_month(month).isoformat()}')"
+            )
+        except (asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
+            pass  # another drainer created it at the same moment
+
+
+def to_record(shard: int, entry_id: bytes, fields: dict[bytes, bytes]) -> tuple:
+    when = dt.datetime.fromtimestamp(int(fields[b"ts"]) / 1000, dt.UTC)
+    return (
+        f"{shard}:{entry_id.decode()}",
+        int(fields[b"tenant"]),
+        fields[b"type"].decode(),
+        when,
+        fields[b"meta"].decode(),
+        fields[b"ua"].decode(errors="replace"),
+        fields[b"ref"].decode(errors="replace"),
+        fields[b"ip"].decode(),
+    )
+
+
+async def _read(redis: Redis, keys: k.Keys, shard: int, consumer: str,
+                batch_size: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    stream = keys.events(shard)
+    # Our own unacknowledged entries first (a failed insert), then orphans of dead
+    # consumers, then new entries.
+    reply = await redis.xreadgroup(k.DRAIN_GROUP, consumer, {stream: "0"}, count=batch_size)
+    if reply and reply[0][1]:
+        return reply[0][1]
+    _, claimed, *_ = await redis.xautoclaim(
+        stream, k.DRAIN_GROUP, consumer, RECLAIM_IDLE_MS, "0-0", count=batch_size
+    )
+    if claimed:
+        return claimed
+    reply = await redis.xreadgroup(k.DRAIN_GROUP, consumer, {stream: ">"}, count=batch_size)
+    return reply[0][1] if reply else []
+
+
+async def ensure_group(redis: Redis, keys: k.Keys, shard: int) -> None:
+    try:
+        await redis.xgroup_create(keys.events(shard), k.DRAIN_GROUP, id="0", mkstream=True)
+    except ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise
+
+
+async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, shard: int, *,
+                      consumer: str, batch_size: int = BATCH_SIZE, exclusive: bool = True,
+                      known_months: set[dt.date] | None = None) -> int:
+    """Moves the shard's buffered events into Postgres; returns how many were inserted."""
+    known_months = set() if known_months is None else known_months
+    moved = 0
+    async with pool.acquire() as conn:
+        if exclusive and not await conn.fetchval(
+            "SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS, shard
+        ):
+            return 0
+        try:
+            await conn.execute(STAGING_SQL)
+            while True:
+                try:
+                    entries = await _read(redis, keys, shard, consumer, batch_size)
+                except ResponseError as error:
+                    if "NOGROUP" not in str(error):
+                        raise
+                    await ensure_group(redis, keys, shard)  # new stream, or Redis restarted
+                    continue
+                if not entries:
+                    return moved
+                # An entry deleted while pending comes back without fields: just acknowledge it.
+                records = [to_record(shard, entry_id, fields) for entry_id, fields in entries if fields]
+                months = {month_start(r[3].date()) for r in records} - known_months
+                if months:
+                    await ensure_partitions(conn, months)
+                    known_months |= months
+                async with conn.transaction():
+                    await conn.copy_records_to_table("events_staging", records=records, columns=COLUMNS)
+                    status = await conn.execute(INSERT_SQL)
+                moved += int(status.rsplit(" ", 1)[1])
+                ids = [entry_id for entry_id, _ in entries]
+                async with redis.pipeline(transaction=True) as pipe:
+                    pipe.xack(keys.events(shard), k.DRAIN_GROUP, *ids)
+                    pipe.xdel(keys.events(shard), *ids)
+                    await pipe.execute()
+                if len(entries) < batch_size:
+                    return moved
+        finally:
+            if exclusive:
+                await conn.execute("SELECT pg_advisory_unlock($1, $2)", LOCK_CLASS, shard)
+
+
+async def drain_all(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, *, consumer: str,
+                    batch_size: int = BATCH_SIZE, exclusive: bool = True,
+                    known_months: set[dt.date] | None = None) -> int:
+    known_months = set() if known_months is None else known_months
+    total = 0
+    for shard in range(k.SHARDS):
+        total += await drain_shard(redis, pool, keys, shard, consumer=consumer,
+                                   batch_size=batch_size, exclusive=exclusive,
+                                   known_months=known_months)
+    return total

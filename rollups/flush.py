@@ -1,0 +1,189 @@
+"""Flushing live counters and visitor sketches into daily rollups, exactly once.
+
+One flush of a shard repeats, until nothing is dirty:
+
+    claim    pending counters of dirty tenant-days move into one batch with a fresh id
+             (flush_claim.lua); an unfinished batch of an earlier flush is taken up first
+    sketch   each tenant-day's visitor sketch is unioned with its durable copy
+             (merge_sketch.lua): unions are idempotent, so this may run any number of times
+    apply    one transaction records the batch id and adds the counters; a batch whose id
+             is already recorded adds nothing, because it was applied before a crash
+    reseed   live totals are raised to what is durable plus what is pending
+    forget   the batch is deleted (flush_done.lua)
+
+A crash between any two steps leaves the batch in Redis, and the next flush finishes it.
+The cost is proportional to the tenant-days that changed, in a fixed number of round trips
+per batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+from redis.asyncio import Redis
+
+from realtime import keys as k
+from realtime.scripts import Scripts
+from realtime.events import COUNTERS
+
+BATCH_SIZE = 5000
+LOCK_CLASS = 0x666C  # pg advisory lock class of flushes; the shard is the second key
+
+Fault = Callable[[str], None]
+
+_COLUMNS = ", ".join(COUNTERS)
+_UNNEST = ", ".join(f"${i}::bigint[]" for i in range(3, 3 + len(COUNTERS)))
+_ADD = ",\n    ".join(f"{c} = r.{c} + excluded.{c}" for c in COUNTERS)
+_V = 3 + len(COUNTERS)
+APPLY_SQL = f"""
+INSERT INTO daily_rollups AS r (tenant_id, day, {_COLUMNS}, visitors, visitors_hll)
+SELECT * FROM unnest($1::bigint[], $2::date[], {_UNNEST}, ${_V}::bigint[], ${_V + 1}::bytea[])
+ON CONFLICT (tenant_id, day) DO UPDATE SET
+    {_ADD},
+    visitors_hll = CASE
+        WHEN excluded.visitors_hll IS NOT NULL AND excluded.visitors >= r.visitors
+        THEN excluded.visitors_hll ELSE r.visitors_hll END,
+    visitors = GREATEST(r.visitors, excluded.visitors),
+    updated_at = now()
+RETURNING tenant_id, day, {_COLUMNS}
+"""
+
+SKETCHES_SQL = """
+SELECT t.tenant_id, t.day, r.visitors_hll
+FROM unnest($1::bigint[], $2::date[]) AS t (tenant_id, day)
+JOIN daily_rollups r USING (tenant_id, day)
+WHERE r.visitors_hll IS NOT NULL
+"""
+
+
+@dataclass
+class TenantDay:
+    tenant_id: int
+    day: dt.date
+    counters: dict[str, int]
+    sketch: bytes | None = None
+    visitors: int = 0
+
+
+def _noop(step: str) -> None:
+    pass
+
+
+async def claim(redis: Redis, keys: k.Keys, fs: Scripts, shard: int,
+                batch_size: int = BATCH_SIZE) -> str | None:
+    """Moves up to `batch_size` dirty tenant-days into a batch; returns the batch id."""
+    members = [m.decode() for m in await redis.srandmember(keys.dirty(shard), batch_size)]
+    counter_keys = [keys.pending_counters(*k.parse_dirty_member(m)) for m in members]
+    batch_id = await fs.flush_claim(
+        keys=[keys.dirty(shard), keys.flush_batch(shard), keys.flush_id(shard), *counter_keys],
+        args=[f"{shard}:{uuid.uuid4().hex}", *members],
+    )
+    return batch_id.decode() if batch_id else None
+
+
+async def read_batch(redis: Redis, keys: k.Keys, shard: int) -> list[TenantDay]:
+    raw = await redis.hgetall(keys.flush_batch(shard))
+    days: dict[tuple[int, dt.date], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
+    for name, value in raw.items():
+        tenant, day, counter = name.decode().split("|")
+        days[(int(tenant), dt.date.fromisoformat(day))][counter] = int(value)
+    return [TenantDay(t, d, c) for (t, d), c in days.items()]
+
+
+async def merge_sketches(redis: Redis, conn: asyncpg.Connection, keys: k.Keys,
+                         fs: Scripts, shard: int, batch: list[TenantDay]) -> None:
+    durable = {
+        (row["tenant_id"], row["day"]): row["visitors_hll"]
+        for row in await conn.fetch(
+            SKETCHES_SQL, [td.tenant_id for td in batch], [td.day for td in batch]
+        )
+    }
+    async with redis.pipeline(transaction=False) as pipe:
+        for td in batch:
+            await fs.merge_sketch(
+                keys=[keys.day_visitors(td.tenant_id, td.day), keys.scratch(shard)],
+                args=[durable.get((td.tenant_id, td.day)) or b"", k.DAY_TTL_SECONDS],
+                client=pipe,
+            )
+        replies = await pipe.execute()
+    for td, reply in zip(batch, replies, strict=True):
+        if reply:
+            td.sketch, td.visitors = reply[0], int(reply[1])
+
+
+async def apply(conn: asyncpg.Connection, batch_id: str, batch: list[TenantDay]) -> list[asyncpg.Record]:
+    """Adds the batch to the rollups once; returns the resulting totals of its tenant-days."""
+    async with conn.transaction():
+        fresh = await conn.fetchval(
+            "INSERT INTO applied_flushes (id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true",
+            batch_id,
+        )
+        factor = 1 if fresh else 0
+        return await conn.fetch(
+            APPLY_SQL,
+            [td.tenant_id for td in batch],
+            [td.day for td in batch],
+            *[[td.counters[c] * factor for td in batch] for c in COUNTERS],
+            [td.visitors for td in batch],
+            [td.sketch for td in batch],
+        )
+
+
+async def reseed(redis: Redis, keys: k.Keys, fs: Scripts, totals: list[asyncpg.Record]) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        for row in totals:
+            pairs = [item for c in COUNTERS for item in (c, row[c])]
+            await fs.reseed_totals(
+                keys=[keys.totals(row["tenant_id"], row["day"]),
+                      keys.pending_counters(row["tenant_id"], row["day"])],
+                args=[k.TOTALS_TTL_SECONDS, *pairs],
+                client=pipe,
+            )
+        await pipe.execute()
+
+
+async def flush_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, fs: Scripts,
+                      shard: int, *, batch_size: int = BATCH_SIZE, exclusive: bool = True,
+                      fault: Fault = _noop) -> int:
+    """Flushes one shard until it is clean; returns the tenant-days applied."""
+    applied = 0
+    async with pool.acquire() as conn:
+        # Only an optimisation: a second scheduler skips the shard instead of redoing work.
+        # Correctness rests on batch ids, not on this lock.
+        if exclusive and not await conn.fetchval(
+            "SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS, shard
+        ):
+            return 0
+        try:
+            while True:
+                batch_id = await claim(redis, keys, fs, shard, batch_size)
+                if batch_id is None:
+                    return applied
+                fault("claimed")
+                batch = await read_batch(redis, keys, shard)
+                await merge_sketches(redis, conn, keys, fs, shard, batch)
+                fault("merged")
+                totals = await apply(conn, batch_id, batch)
+                fault("applied")
+                await reseed(redis, keys, fs, totals)
+                fault("reseeded")
+                await fs.flush_done(keys=[keys.flush_batch(shard), keys.flush_id(shard)], args=[batch_id])
+                applied += len(batch)
+        finally:
+            if exclusive:
+                await conn.execute("SELECT pg_advisory_unlock($1, $2)", LOCK_CLASS, shard)
+
+
+async def flush_all(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, fs: Scripts, *,
+                    batch_size: int = BATCH_SIZE, exclusive: bool = True,
+                    fault: Fault = _noop) -> int:
+    total = 0
+    for shard in range(k.SHARDS):
+        total += await flush_shard(redis, pool, keys, fs, shard, batch_size=batch_size,
+                                   exclusive=exclusive, fault=fault)
+    return total

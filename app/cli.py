@@ -104,6 +104,32 @@ async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> Outp
     return Output({"id": args.id, "revoked": True}, f"token {args.id} revoked")
 
 
+async def cmd_flush(args: argparse.Namespace, settings: Settings) -> Output:
+    from redis.exceptions import RedisError
+
+    from app.scheduler import Worker
+    from rollups.locks import Locking
+
+    worker = await Worker.open(settings)
+    try:
+        events, rollups = await worker.flush(Locking.WAIT)
+    except (OSError, asyncpg.PostgresError, RedisError) as error:
+        raise CommandError(f"flush failed, nothing was lost: {type(error).__name__}: {error}") from None
+    finally:
+        await worker.close()
+    return Output({"events": events, "rollups": rollups},
+                  f"stored {events} events, flushed {rollups} tenant-days")
+
+
+async def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> Output:
+    from app.logs import configure
+    from app.scheduler import serve
+
+    configure()
+    await serve(settings)
+    return Output({"stopped": True}, "scheduler stopped")
+
+
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> Output:
     raise AssertionError("serve runs synchronously")  # handled in main()
 
@@ -136,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(token, "revoke", cmd_token_revoke, "revoke a token at once")
     p.add_argument("id", type=int)
 
+    command(commands, "flush", cmd_flush, "drain buffered events and flush counters now")
     command(commands, "serve", cmd_serve, "run the web process (the Procfile's web)")
+    command(commands, "scheduler", cmd_scheduler, "run the scheduler process (the Procfile's scheduler)")
     return parser
 
 

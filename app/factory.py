@@ -9,7 +9,7 @@ import logging
 from quart import Quart, Response
 from quart_schema import QuartSchema
 
-from app import errors, health, track
+from app import analytics, errors, health, track
 from app.clients import make_pool, make_redis
 from app.config import Settings
 from app.services import Services
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     errors.register(app)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(track.blueprint)
+    app.register_blueprint(analytics.blueprint)
 
     @app.after_request
     async def security_headers(response: Response) -> Response:

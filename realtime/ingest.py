@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from decimal import Decimal
 from dataclasses import dataclass
 from enum import Enum
 from zoneinfo import ZoneInfo
@@ -62,7 +63,9 @@ class Ingestor:
         visitor = visitor_hash(self.visitor_key, tenant, sender.address, user_agent)
         time_ms = ""
         if event.event_type == "time_on_page":
-            time_ms = str(math.floor(seconds_on_page(event) * 1000))
+            # Decimal of the shortest repr: the same milliseconds Postgres computes from the
+            # stored JSON, so a rebuild from raw events agrees to the millisecond.
+            time_ms = str(math.floor(Decimal(repr(seconds_on_page(event))) * 1000))
         shard = self.keys.shard_of(tenant)
         live = orjson.dumps({"event_type": event.event_type, "ts": now_ms,
                              "metadata": orjson.Fragment(metadata), "referrer": referrer})

@@ -17,10 +17,12 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from realtime import keys as k
+from rollups.faults import Fault, no_fault
+from rollups.locks import Locking, shard_lock
 
 BATCH_SIZE = 5000
 RECLAIM_IDLE_MS = 60_000
-LOCK_CLASS = 0x6472  # pg advisory lock class of drains; the shard is the second key
+LOCK_CLASS = 0x6472  # advisory lock class of drains (see rollups.locks)
 
 STAGING_SQL = """
 CREATE TEMP TABLE IF NOT EXISTS events_staging
@@ -98,57 +100,52 @@ async def ensure_group(redis: Redis, keys: k.Keys, shard: int) -> None:
 
 
 async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, shard: int, *,
-                      consumer: str, batch_size: int = BATCH_SIZE, exclusive: bool = True,
-                      known_months: set[dt.date] | None = None) -> int:
+                      consumer: str, batch_size: int = BATCH_SIZE, locking: Locking = Locking.TRY,
+                      known_months: set[dt.date] | None = None, fault: Fault = no_fault) -> int:
     """Moves the shard's buffered events into Postgres; returns how many were inserted."""
     known_months = set() if known_months is None else known_months
     moved = 0
-    async with pool.acquire() as conn:
-        if exclusive and not await conn.fetchval(
-            "SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS, shard
-        ):
+    async with pool.acquire() as conn, shard_lock(conn, LOCK_CLASS, shard, locking) as held:
+        if not held:
             return 0
-        try:
-            await conn.execute(STAGING_SQL)
-            while True:
-                try:
-                    entries = await _read(redis, keys, shard, consumer, batch_size)
-                except ResponseError as error:
-                    if "NOGROUP" not in str(error):
-                        raise
-                    await ensure_group(redis, keys, shard)  # new stream, or Redis restarted
-                    continue
-                if not entries:
-                    return moved
-                # An entry deleted while pending comes back without fields: just acknowledge it.
-                records = [to_record(shard, entry_id, fields) for entry_id, fields in entries if fields]
-                months = {month_start(r[3].date()) for r in records} - known_months
-                if months:
-                    await ensure_partitions(conn, months)
-                    known_months |= months
-                async with conn.transaction():
-                    await conn.copy_records_to_table("events_staging", records=records, columns=COLUMNS)
-                    status = await conn.execute(INSERT_SQL)
-                moved += int(status.rsplit(" ", 1)[1])
-                ids = [entry_id for entry_id, _ in entries]
-                async with redis.pipeline(transaction=True) as pipe:
-                    pipe.xack(keys.events(shard), k.DRAIN_GROUP, *ids)
-                    pipe.xdel(keys.events(shard), *ids)
-                    await pipe.execute()
-                if len(entries) < batch_size:
-                    return moved
-        finally:
-            if exclusive:
-                await conn.execute("SELECT pg_advisory_unlock($1, $2)", LOCK_CLASS, shard)
+        await conn.execute(STAGING_SQL)
+        while True:
+            try:
+                entries = await _read(redis, keys, shard, consumer, batch_size)
+            except ResponseError as error:
+                if "NOGROUP" not in str(error):
+                    raise
+                await ensure_group(redis, keys, shard)  # a new stream, or Redis restarted
+                continue
+            if not entries:
+                return moved
+            # An entry deleted while pending comes back without fields: only acknowledge it.
+            records = [to_record(shard, entry_id, fields) for entry_id, fields in entries if fields]
+            months = {month_start(r[3].date()) for r in records} - known_months
+            if months:
+                await ensure_partitions(conn, months)
+                known_months |= months
+            async with conn.transaction():
+                await conn.copy_records_to_table("events_staging", records=records, columns=COLUMNS)
+                status = await conn.execute(INSERT_SQL)
+            moved += int(status.rsplit(" ", 1)[1])
+            fault("inserted")
+            ids = [entry_id for entry_id, _ in entries]
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.xack(keys.events(shard), k.DRAIN_GROUP, *ids)
+                pipe.xdel(keys.events(shard), *ids)
+                await pipe.execute()
+            if len(entries) < batch_size:
+                return moved
 
 
 async def drain_all(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, *, consumer: str,
-                    batch_size: int = BATCH_SIZE, exclusive: bool = True,
-                    known_months: set[dt.date] | None = None) -> int:
+                    batch_size: int = BATCH_SIZE, locking: Locking = Locking.TRY,
+                    known_months: set[dt.date] | None = None, fault: Fault = no_fault) -> int:
     known_months = set() if known_months is None else known_months
     total = 0
     for shard in range(k.SHARDS):
         total += await drain_shard(redis, pool, keys, shard, consumer=consumer,
-                                   batch_size=batch_size, exclusive=exclusive,
-                                   known_months=known_months)
+                                   batch_size=batch_size, locking=locking,
+                                   known_months=known_months, fault=fault)
     return total

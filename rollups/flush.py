@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -29,12 +28,12 @@ from redis.asyncio import Redis
 
 from realtime import keys as k
 from realtime.scripts import Scripts
+from rollups.faults import Fault, no_fault
+from rollups.locks import Locking, shard_lock
 from realtime.events import COUNTERS
 
 BATCH_SIZE = 5000
-LOCK_CLASS = 0x666C  # pg advisory lock class of flushes; the shard is the second key
-
-Fault = Callable[[str], None]
+LOCK_CLASS = 0x666C  # advisory lock class of flushes (see rollups.locks)
 
 _COLUMNS = ", ".join(COUNTERS)
 _UNNEST = ", ".join(f"${i}::bigint[]" for i in range(3, 3 + len(COUNTERS)))
@@ -68,10 +67,6 @@ class TenantDay:
     counters: dict[str, int]
     sketch: bytes | None = None
     visitors: int = 0
-
-
-def _noop(step: str) -> None:
-    pass
 
 
 async def claim(redis: Redis, keys: k.Keys, fs: Scripts, shard: int,
@@ -148,42 +143,33 @@ async def reseed(redis: Redis, keys: k.Keys, fs: Scripts, totals: list[asyncpg.R
 
 
 async def flush_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, fs: Scripts,
-                      shard: int, *, batch_size: int = BATCH_SIZE, exclusive: bool = True,
-                      fault: Fault = _noop) -> int:
+                      shard: int, *, batch_size: int = BATCH_SIZE, locking: Locking = Locking.TRY,
+                      fault: Fault = no_fault) -> int:
     """Flushes one shard until it is clean; returns the tenant-days applied."""
     applied = 0
-    async with pool.acquire() as conn:
-        # Only an optimisation: a second scheduler skips the shard instead of redoing work.
-        # Correctness rests on batch ids, not on this lock.
-        if exclusive and not await conn.fetchval(
-            "SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS, shard
-        ):
-            return 0
-        try:
-            while True:
-                batch_id = await claim(redis, keys, fs, shard, batch_size)
-                if batch_id is None:
-                    return applied
-                fault("claimed")
-                batch = await read_batch(redis, keys, shard)
-                await merge_sketches(redis, conn, keys, fs, shard, batch)
-                fault("merged")
-                totals = await apply(conn, batch_id, batch)
-                fault("applied")
-                await reseed(redis, keys, fs, totals)
-                fault("reseeded")
-                await fs.flush_done(keys=[keys.flush_batch(shard), keys.flush_id(shard)], args=[batch_id])
-                applied += len(batch)
-        finally:
-            if exclusive:
-                await conn.execute("SELECT pg_advisory_unlock($1, $2)", LOCK_CLASS, shard)
+    async with pool.acquire() as conn, shard_lock(conn, LOCK_CLASS, shard, locking) as held:
+        while held:
+            batch_id = await claim(redis, keys, fs, shard, batch_size)
+            if batch_id is None:
+                break
+            fault("claimed")
+            batch = await read_batch(redis, keys, shard)
+            await merge_sketches(redis, conn, keys, fs, shard, batch)
+            fault("merged")
+            totals = await apply(conn, batch_id, batch)
+            fault("applied")
+            await reseed(redis, keys, fs, totals)
+            fault("reseeded")
+            await fs.flush_done(keys=[keys.flush_batch(shard), keys.flush_id(shard)], args=[batch_id])
+            applied += len(batch)
+    return applied
 
 
 async def flush_all(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, fs: Scripts, *,
-                    batch_size: int = BATCH_SIZE, exclusive: bool = True,
-                    fault: Fault = _noop) -> int:
+                    batch_size: int = BATCH_SIZE, locking: Locking = Locking.TRY,
+                    fault: Fault = no_fault) -> int:
     total = 0
     for shard in range(k.SHARDS):
         total += await flush_shard(redis, pool, keys, fs, shard, batch_size=batch_size,
-                                   exclusive=exclusive, fault=fault)
+                                   locking=locking, fault=fault)
     return total

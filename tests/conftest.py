@@ -126,3 +126,31 @@ async def track(client, tenant_id, event_type="pageview", metadata=None, *, head
     sent = {"Content-Type": content_type, "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"}
     sent.update(headers or {})
     return await client.post("/api/analytics/track", data=body, headers=sent)
+
+
+async def flush(app, locking=None, **kwargs) -> tuple[int, int]:
+    """Drain and flush everything now, as `analytics flush` does; (events, tenant-days)."""
+    from rollups.drain import drain_all
+    from rollups.flush import flush_all
+    from rollups.locks import Locking
+
+    svc = app.extensions["analytics"]
+    locking = locking or Locking.WAIT
+    events = await drain_all(svc.redis, svc.pool, svc.keys, consumer="tests", locking=locking,
+                             **{k: v for k, v in kwargs.items() if k == "fault"})
+    rollups = await flush_all(svc.redis, svc.pool, svc.keys, svc.scripts, locking=locking, **kwargs)
+    return events, rollups
+
+
+@pytest.fixture
+async def bearer(pool, tenant) -> dict[str, str]:
+    """Authorization header with a fresh token of `tenant`."""
+    from app.tokens import create_token
+
+    _, plaintext = await create_token(pool, tenant.id, "tests")
+    return {"Authorization": f"Bearer {plaintext}"}
+
+
+def visitor(n: int) -> dict[str, str]:
+    """Headers that make the n-th distinct visitor (same address, own browser)."""
+    return {"User-Agent": f"Mozilla/5.0 (X11; Linux x86_64) Firefox/140.{n}"}

@@ -1,0 +1,112 @@
+"""The `scheduler` process: drains raw events, flushes counters and applies retention.
+
+Its jobs are plain async functions of `rollups/`; this module only wires clients, timing,
+backoff and shutdown. `analytics flush` runs the same cycle once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+
+import asyncpg
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from redis.asyncio import Redis
+
+from app.clients import make_pool, make_redis
+from app.config import Settings
+from realtime.keys import Keys
+from realtime.scripts import Scripts
+from rollups.drain import consumer_name, drain_all
+from rollups.flush import flush_all
+from rollups.locks import Locking
+from rollups.retention import drop_expired
+
+log = logging.getLogger("analytics.scheduler")
+
+SCHEDULER_REDIS_TIMEOUT = 10
+MAX_BACKOFF_SECONDS = 60
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    redis: Redis
+    pool: asyncpg.Pool
+    keys: Keys
+    scripts: Scripts
+    consumer: str = field(default_factory=consumer_name)
+    known_months: set[dt.date] = field(default_factory=set)
+    failures: int = 0
+    resume_at: float = 0.0
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Worker:
+        redis = make_redis(settings.redis_url, timeout=SCHEDULER_REDIS_TIMEOUT)
+        pool = await make_pool(settings.database_url, max_size=4)
+        return cls(settings, redis, pool, Keys(settings.key_prefix), Scripts.load(redis))
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.pool.close()
+
+    async def flush(self, locking: Locking = Locking.TRY) -> tuple[int, int]:
+        """One drain and one flush of every shard: (events stored, tenant-days flushed)."""
+        events = await drain_all(self.redis, self.pool, self.keys, consumer=self.consumer,
+                                 locking=locking, known_months=self.known_months)
+        rollups = await flush_all(self.redis, self.pool, self.keys, self.scripts, locking=locking)
+        return events, rollups
+
+    async def tick(self) -> None:
+        """The periodic job: a flush, with exponential backoff while Redis or Postgres fail."""
+        if time.monotonic() < self.resume_at:
+            return
+        try:
+            events, rollups = await self.flush()
+        except Exception as error:
+            self.failures += 1
+            delay = min(MAX_BACKOFF_SECONDS, self.settings.flush_interval_seconds * 2 ** self.failures)
+            self.resume_at = time.monotonic() + delay
+            log.error("flush failed (%s: %s); nothing is lost, retrying in %d s",
+                      type(error).__name__, error, delay)
+            return
+        if self.failures:
+            log.info("flush recovered after %d failed attempts", self.failures)
+        self.failures = 0
+        if events or rollups:
+            log.info("stored %d events, flushed %d tenant-days", events, rollups)
+
+    async def retention(self) -> None:
+        try:
+            async with self.pool.acquire() as conn:
+                dropped = await drop_expired(conn, dt.datetime.now(dt.UTC), self.settings.retention_days)
+        except Exception as error:
+            log.error("retention failed (%s: %s)", type(error).__name__, error)
+            return
+        if dropped:
+            log.info("dropped expired partitions: %s", ", ".join(dropped))
+
+
+async def serve(settings: Settings) -> None:
+    worker = await Worker.open(settings)
+    scheduler = AsyncIOScheduler(timezone=dt.UTC)
+    scheduler.add_job(worker.tick, "interval", seconds=settings.flush_interval_seconds,
+                      max_instances=1, coalesce=True, next_run_time=dt.datetime.now(dt.UTC))
+    scheduler.add_job(worker.retention, "interval", hours=1, max_instances=1, coalesce=True,
+                      next_run_time=dt.datetime.now(dt.UTC))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    scheduler.start()
+    log.info("scheduler started: flush every %d s", settings.flush_interval_seconds)
+    await stop.wait()
+    scheduler.shutdown(wait=False)
+    # Leave as little as possible buffered for the next scheduler.
+    await worker.tick()
+    await worker.close()
+    log.info("scheduler stopped")

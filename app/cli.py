@@ -121,6 +121,57 @@ async def cmd_flush(args: argparse.Namespace, settings: Settings) -> Output:
                   f"stored {events} events, flushed {rollups} tenant-days")
 
 
+async def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> Output:
+    import datetime as dt
+
+    from app.scheduler import Worker
+    from app.tenants import get_tenant
+    from rollups.rebuild import rebuild
+
+    try:
+        since = dt.date.fromisoformat(args.since) if args.since else (
+            dt.date.today() - dt.timedelta(days=settings.retention_days))
+    except ValueError:
+        raise CommandError(f"--since takes a day as YYYY-MM-DD, got {args.since!r}") from None
+    worker = await Worker.open(settings)
+    try:
+        tenant = await get_tenant(worker.pool, args.tenant)
+        if tenant is None:
+            raise CommandError(f"tenant {args.tenant} does not exist")
+        days = await rebuild(worker.redis, worker.pool, worker.keys, worker.scripts, tenant.id,
+                             tenant.timezone, since, worker.consumer)
+    finally:
+        await worker.close()
+    return Output({"tenant_id": args.tenant, "since": since.isoformat(), "days": days},
+                  f"rebuilt {days} days of tenant {args.tenant} since {since}")
+
+
+async def cmd_demo(args: argparse.Namespace, settings: Settings) -> Output:
+    from redis.exceptions import RedisError
+
+    from app.demo import seed_demo
+
+    try:
+        demo = await seed_demo(settings)
+    except (OSError, asyncpg.PostgresError, RedisError) as error:
+        raise CommandError(f"demo failed: {type(error).__name__}: {error}") from None
+    base = f"http://127.0.0.1:{settings.port}"
+    tenant = demo.tenant
+    data = {"tenant_id": tenant.id, "token": demo.token, "events": demo.events,
+            "created": demo.created, "demo_page": f"{base}/demo/{tenant.id}"}
+    seeded = f"seeded a week of traffic ({demo.events} events)" if demo.created else "already seeded"
+    text = f"""Demo tenant {tenant.id} {tenant.name!r} ({tenant.timezone}): {seeded}.
+API token (shown once): {demo.token}
+
+Send an event:
+  curl -s -A 'Mozilla/5.0 (demo)' -H 'Content-Type: application/json' \\
+    -d '{{"tenant_id": {tenant.id}, "event_type": "pageview"}}' {base}/api/analytics/track
+Read the numbers:
+  curl -s -H 'Authorization: Bearer {demo.token}' {base}/api/analytics/{tenant.id}
+Demo landing page: {base}/demo/{tenant.id}"""
+    return Output(data, text)
+
+
 async def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> Output:
     from app.logs import configure
     from app.scheduler import serve
@@ -163,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int)
 
     command(commands, "flush", cmd_flush, "drain buffered events and flush counters now")
+    p = command(commands, "rebuild", cmd_rebuild, "recompute a tenant's rollups from raw events")
+    p.add_argument("--tenant", type=int, required=True)
+    p.add_argument("--since", help="first local day to recompute, YYYY-MM-DD")
+    command(commands, "demo", cmd_demo, "seed a demo tenant with a week of traffic")
     command(commands, "serve", cmd_serve, "run the web process (the Procfile's web)")
     command(commands, "scheduler", cmd_scheduler, "run the scheduler process (the Procfile's scheduler)")
     return parser

@@ -12,14 +12,12 @@ from quart_schema import QuartSchema
 from app import analytics, errors, health, track
 from app.clients import make_pool, make_redis
 from app.config import Settings
-from app.services import Services
+from app.services import Services, make_ingestor
 from app.tenants import TenantDirectory
 from realtime.bots import warm_up
 from realtime.events import MAX_BODY_BYTES
-from realtime.ingest import Ingestor
 from realtime.keys import Keys
 from realtime.scripts import Scripts
-from realtime.privacy import DailySalts, derive_key
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +76,11 @@ async def start_services(settings: Settings) -> Services:
     keys = Keys(settings.key_prefix)
     redis = make_redis(settings.redis_url)
     pool = await make_pool(settings.database_url)
-    salts = DailySalts(redis, keys)
     scripts = Scripts.load(redis)
-    ingestor = Ingestor(
-        keys, salts, derive_key(settings.secret_key, "visitors"),
-        settings.rate_limit_per_minute, settings.stream_max_events, scripts.track,
-    )
-    tenants = TenantDirectory(pool)
+    ingestor = make_ingestor(settings, redis, keys, scripts)
     warm_up()
-    return Services(settings, keys, redis, pool, scripts, tenants, salts, ingestor)
+    return Services(settings, keys, redis, pool, scripts, TenantDirectory(pool), ingestor.salts,
+                    ingestor)
 
 
 async def background(svc: Services) -> None:

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.tenants import TenantDirectory
 from realtime.ingest import Ingestor
 from realtime.keys import Keys
-from realtime.privacy import DailySalts
+from realtime.privacy import DailySalts, derive_key
 from realtime.scripts import Scripts
 
 
@@ -29,6 +29,13 @@ class Services:
     salts: DailySalts
     ingestor: Ingestor
     clock: Callable[[], float] = field(default=time.time)
+
+
+def make_ingestor(settings: Settings, redis: Redis, keys: Keys, scripts: Scripts) -> Ingestor:
+    return Ingestor(
+        keys, DailySalts(redis, keys), derive_key(settings.secret_key, "visitors"),
+        settings.rate_limit_per_minute, settings.stream_max_events, scripts.track,
+    )
 
 
 def services() -> Services:

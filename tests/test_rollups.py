@@ -277,3 +277,52 @@ async def test_raw_events_are_stored_once_with_hash_not_address(app, client, poo
     for table in ("events", "daily_rollups"):
         dump = await pool.fetchval(f"SELECT string_agg(t::text, ' ') FROM {table} t")
         assert "127.0.0.1" not in (dump or "")
+
+
+async def test_rebuild_agrees_with_raw_events_after_mixed_workload(app, client, pool, clock):
+    from rollups.rebuild import rebuild
+
+    tenant = await create_tenant(pool, "Rebuild", "America/Sao_Paulo")
+    rng = random.Random(11)
+    clock.now = at("America/Sao_Paulo", 2026, 9, 1, 20)
+    kinds = ["pageview", "click_whatsapp", "click_call", "click_toggle_currency", "qr_scan",
+             "product_click", "time_on_page"]
+    for i in range(60):
+        clock.now += rng.uniform(60, 4000)
+        kind = rng.choice(kinds)
+        metadata = {"seconds": round(rng.uniform(0, 900), 3)} if kind == "time_on_page" else None
+        assert (await track(client, tenant.id, kind, metadata, headers=visitor(i % 9))).status_code == 200
+        if i % 17 == 0:
+            await flush(app)
+    await flush(app)
+    before = await pool.fetch(
+        "SELECT * FROM daily_rollups WHERE tenant_id = $1 ORDER BY day", tenant.id)
+    # Damage the rollups, then repair them from raw events.
+    await pool.execute("UPDATE daily_rollups SET pageviews = pageviews + 5, events = 0 WHERE tenant_id = $1",
+                       tenant.id)
+    svc = app.extensions["analytics"]
+    days = await rebuild(svc.redis, svc.pool, svc.keys, svc.scripts, tenant.id, tenant.timezone,
+                         dt.date(2026, 9, 1), "tests")
+    after = await pool.fetch(
+        "SELECT * FROM daily_rollups WHERE tenant_id = $1 ORDER BY day", tenant.id)
+    assert days == len(before) >= 2
+    strip = lambda rows: [{k: v for k, v in dict(r).items() if k != "updated_at"} for r in rows]  # noqa: E731
+    assert strip(after) == strip(before)
+
+
+async def test_retention_drops_whole_old_partitions_and_keeps_rollups(app, client, pool, clock):
+    from rollups.retention import drop_expired
+
+    tenant = await create_tenant(pool, "Old", "UTC")
+    clock.now = at("UTC", 2024, 1, 15, 12)
+    await track(client, tenant.id, "pageview")
+    clock.now = at("UTC", 2026, 10, 15, 12)
+    await track(client, tenant.id, "pageview")
+    await flush(app)
+    async with pool.acquire() as conn:
+        dropped = await drop_expired(conn, dt.datetime(2026, 11, 26, tzinfo=dt.UTC), 400)
+    assert "events_2024_01" in dropped
+    assert "events_2026_10" not in dropped
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", tenant.id) == 1
+    assert await pool.fetchval(
+        "SELECT sum(pageviews) FROM daily_rollups WHERE tenant_id = $1", tenant.id) == 2

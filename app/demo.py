@@ -1,0 +1,98 @@
+"""`analytics demo`: a demo tenant, its token and a week of synthetic traffic.
+
+The traffic goes through the real ingestion path (the same script, counters and stream) at
+past times, then through a flush, so the demo shows what production would.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from app.config import Settings
+from app.scheduler import Worker
+from app.services import make_ingestor
+from app.tenants import Tenant, create_tenant
+from app.tokens import create_token
+from realtime.events import parse_event
+from realtime.ingest import Ingestor, Outcome, Sender
+from rollups.locks import Locking
+
+DEMO_NAME = "Demo Café"
+DEMO_TIMEZONE = "Europe/Madrid"
+PRODUCTS = ("cafe-con-leche", "tostada", "zumo")
+BROWSERS = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36",
+)
+
+
+@dataclass(frozen=True)
+class Demo:
+    tenant: Tenant
+    token: str
+    events: int
+    created: bool
+
+
+def visit(rng: random.Random) -> list[tuple[str, dict | None]]:
+    """One visitor's events, in order: what a landing page of a café would see."""
+    events: list[tuple[str, dict | None]] = [("pageview", None)]
+    if rng.random() < 0.15:
+        events.insert(0, ("qr_scan", None))
+    if rng.random() < 0.3:
+        events.append(("product_click", {"product": rng.choice(PRODUCTS)}))
+    if rng.random() < 0.1:
+        events.append(("click_toggle_currency", {"currency": "USD"}))
+    if rng.random() < 0.2:
+        events.append(("click_whatsapp", {"button_location": "hero"}))
+    elif rng.random() < 0.08:
+        events.append(("click_call", None))
+    events.append(("time_on_page", {"seconds": rng.randint(5, 400)}))
+    return events
+
+
+async def generate_week(ingestor: Ingestor, tenant: Tenant, now: float, seed: int = 42) -> int:
+    rng = random.Random(seed)
+    zone = ZoneInfo(tenant.timezone)
+    accepted = 0
+    for days_ago in range(6, -1, -1):
+        day_start = now - days_ago * 86_400 - (now % 86_400)
+        for n in range(rng.randint(25, 70)):
+            moment = day_start + rng.uniform(8, 22) * 3600
+            if moment > now:
+                continue
+            sender = Sender(f"198.51.100.{rng.randint(1, 254)}", rng.choice(BROWSERS),
+                            "https://demo.example/")
+            for offset, (event_type, metadata) in enumerate(visit(rng)):
+                body = {"tenant_id": tenant.id, "event_type": event_type}
+                if metadata is not None:
+                    body["metadata"] = metadata
+                event, meta = parse_event(orjson.dumps(body))
+                result = await ingestor.ingest(event, meta, sender, zone, moment + offset * 20)
+                accepted += result.outcome is Outcome.ACCEPTED
+    return accepted
+
+
+async def seed_demo(settings: Settings) -> Demo:
+    worker = await Worker.open(settings)
+    try:
+        row = await worker.pool.fetchrow(
+            "SELECT id, name, timezone FROM tenants WHERE name = $1 ORDER BY id LIMIT 1", DEMO_NAME
+        )
+        created = row is None
+        tenant = await create_tenant(worker.pool, DEMO_NAME, DEMO_TIMEZONE) if created else Tenant(**row)
+        _, token = await create_token(worker.pool, tenant.id, "demo")
+        events = 0
+        if created:
+            ingestor = make_ingestor(settings, worker.redis, worker.keys, worker.scripts)
+            events = await generate_week(ingestor, tenant, time.time())
+            await worker.flush(Locking.WAIT)
+        return Demo(tenant, token, events, created)
+    finally:
+        await worker.close()

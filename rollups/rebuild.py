@@ -1,0 +1,65 @@
+"""Repair: recompute a tenant's rollup counters from its raw events.
+
+Visitor sketches cannot be recomputed (raw events keep only a daily-salted address hash,
+on purpose), so they are kept as they are. The shard's drain and flush locks are held
+throughout, after a drain and a flush under them: every event is then either in both raw
+events and rollups, or in neither yet, and the recount cannot miss or double anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import asyncpg
+from redis.asyncio import Redis
+
+from realtime import keys as k
+from realtime.events import COUNTER_OF, COUNTERS
+from realtime.scripts import Scripts
+from rollups import drain, flush
+from rollups.locks import Locking, shard_lock
+
+_COUNTS = ",\n       ".join(
+    f"count(*) FILTER (WHERE event_type = '{event_type}') AS {column}"
+    for event_type, column in COUNTER_OF.items()
+)
+RECOUNT_SQL = f"""
+SELECT (occurred_at AT TIME ZONE $2)::date AS day,
+       count(*) AS events,
+       {_COUNTS},
+       coalesce(sum(floor((metadata->>'seconds')::numeric * 1000))
+                FILTER (WHERE event_type = 'time_on_page'), 0)::bigint AS time_on_page_ms
+FROM events
+WHERE tenant_id = $1 AND occurred_at >= $3
+GROUP BY 1
+"""
+_SET = ", ".join(f"{c} = 0" for c in COUNTERS)
+ZERO_SQL = f"UPDATE daily_rollups SET {_SET}, updated_at = now() WHERE tenant_id = $1 AND day >= $2"
+_COLUMNS = ", ".join(COUNTERS)
+_VALUES = ", ".join(f"${i}" for i in range(3, 3 + len(COUNTERS)))
+_ASSIGN = ", ".join(f"{c} = excluded.{c}" for c in COUNTERS)
+WRITE_SQL = f"""
+INSERT INTO daily_rollups (tenant_id, day, {_COLUMNS}) VALUES ($1, $2, {_VALUES})
+ON CONFLICT (tenant_id, day) DO UPDATE SET {_ASSIGN}, updated_at = now()
+"""
+
+
+async def rebuild(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: Scripts,
+                  tenant_id: int, timezone: str, since: dt.date, consumer: str) -> int:
+    """Rewrites the tenant's counters from `since` (a local day); returns the days rewritten."""
+    shard = keys.shard_of(tenant_id)
+    # The earliest instant of `since` anywhere on Earth; the local day filter is exact below.
+    start = dt.datetime.combine(since, dt.time(), dt.UTC) - dt.timedelta(hours=14)
+    async with pool.acquire() as conn, \
+            shard_lock(conn, drain.LOCK_CLASS, shard, Locking.WAIT), \
+            shard_lock(conn, flush.LOCK_CLASS, shard, Locking.WAIT):
+        await drain.drain_shard(redis, pool, keys, shard, consumer=consumer, locking=Locking.NONE)
+        await flush.flush_shard(redis, pool, keys, scripts, shard, locking=Locking.NONE)
+        async with conn.transaction():
+            rows = [r for r in await conn.fetch(RECOUNT_SQL, tenant_id, timezone, start)
+                    if r["day"] >= since]
+            await conn.execute(ZERO_SQL, tenant_id, since)
+            await conn.executemany(
+                WRITE_SQL, [(tenant_id, r["day"], *(r[c] for c in COUNTERS)) for r in rows]
+            )
+    return len(rows)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -12,14 +12,23 @@ from redis.retry import Retry
 WEB_REDIS_TIMEOUT = 0.4
 
 
-def make_redis(url: str, timeout: float = WEB_REDIS_TIMEOUT) -> Redis:
-    return Redis.from_url(
+REDIS_CONNECTIONS = 64
+
+
+def make_redis(url: str, timeout: float = WEB_REDIS_TIMEOUT,
+               max_connections: int = REDIS_CONNECTIONS) -> Redis:
+    # A blocking pool: a burst beyond max_connections waits (up to `timeout`) for a
+    # connection instead of failing at once.
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=timeout,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=30,
     )
+    return Redis.from_pool(pool)
 
 
 async def make_pool(dsn: str, max_size: int = 10) -> asyncpg.Pool:

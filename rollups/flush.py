@@ -33,6 +33,8 @@ from rollups.locks import Locking, shard_lock
 from realtime.events import COUNTERS
 
 BATCH_SIZE = 5000
+# Tenant-days per script call: bounds how long one call holds Redis (about a millisecond).
+SCRIPT_CHUNK = 250
 LOCK_CLASS = 0x666C  # advisory lock class of flushes (see rollups.locks)
 
 _COLUMNS = ", ".join(COUNTERS)
@@ -90,6 +92,10 @@ async def read_batch(redis: Redis, keys: k.Keys, shard: int) -> list[TenantDay]:
     return [TenantDay(t, d, c) for (t, d), c in days.items()]
 
 
+def _chunks(items: list, size: int = SCRIPT_CHUNK) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
 async def merge_sketches(redis: Redis, conn: asyncpg.Connection, keys: k.Keys,
                          fs: Scripts, shard: int, batch: list[TenantDay]) -> None:
     durable = {
@@ -98,17 +104,19 @@ async def merge_sketches(redis: Redis, conn: asyncpg.Connection, keys: k.Keys,
             SKETCHES_SQL, [td.tenant_id for td in batch], [td.day for td in batch]
         )
     }
+    chunks = _chunks(batch)
     async with redis.pipeline(transaction=False) as pipe:
-        for td in batch:
+        for chunk in chunks:
             await fs.merge_sketch(
-                keys=[keys.day_visitors(td.tenant_id, td.day), keys.scratch(shard)],
-                args=[durable.get((td.tenant_id, td.day)) or b"", k.DAY_TTL_SECONDS],
+                keys=[keys.scratch(shard), *(keys.day_visitors(td.tenant_id, td.day) for td in chunk)],
+                args=[k.DAY_TTL_SECONDS, *(durable.get((td.tenant_id, td.day)) or b"" for td in chunk)],
                 client=pipe,
             )
         replies = await pipe.execute()
-    for td, reply in zip(batch, replies, strict=True):
-        if reply:
-            td.sketch, td.visitors = reply[0], int(reply[1])
+    for chunk, reply in zip(chunks, replies, strict=True):
+        for td, merged in zip(chunk, reply, strict=True):
+            if merged:
+                td.sketch, td.visitors = merged[0], int(merged[1])
 
 
 async def apply(conn: asyncpg.Connection, batch_id: str, batch: list[TenantDay]) -> list[asyncpg.Record]:
@@ -131,12 +139,15 @@ async def apply(conn: asyncpg.Connection, batch_id: str, batch: list[TenantDay])
 
 async def reseed(redis: Redis, keys: k.Keys, fs: Scripts, totals: list[asyncpg.Record]) -> None:
     async with redis.pipeline(transaction=False) as pipe:
-        for row in totals:
-            pairs = [item for c in COUNTERS for item in (c, row[c])]
+        for chunk in _chunks(totals):
+            day_keys = [key for row in chunk for key in (
+                keys.totals(row["tenant_id"], row["day"]),
+                keys.pending_counters(row["tenant_id"], row["day"]),
+            )]
+            values = [row[c] for row in chunk for c in COUNTERS]
             await fs.reseed_totals(
-                keys=[keys.totals(row["tenant_id"], row["day"]),
-                      keys.pending_counters(row["tenant_id"], row["day"])],
-                args=[k.TOTALS_TTL_SECONDS, *pairs],
+                keys=day_keys,
+                args=[k.TOTALS_TTL_SECONDS, len(COUNTERS), *COUNTERS, *values],
                 client=pipe,
             )
         await pipe.execute()

@@ -1,14 +1,22 @@
--- Unions the durable copy of a day's visitor sketch into the live one and returns the result,
--- so a sketch Redis lost is rebuilt and Postgres only ever receives supersets.
--- KEYS: 1 day sketch, 2 scratch key   ARGV: 1 durable sketch ('' if none), 2 ttl seconds
-if ARGV[1] ~= '' then
-  redis.call('SET', KEYS[2], ARGV[1])
-  redis.call('PFMERGE', KEYS[1], KEYS[1], KEYS[2])
-  redis.call('DEL', KEYS[2])
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
+-- Unions the durable copies of day visitor sketches into the live ones and returns the
+-- results, so a sketch Redis lost is rebuilt and Postgres only ever receives supersets.
+-- KEYS: 1 scratch key, 2.. day sketches
+-- ARGV: 1 ttl seconds, 2.. durable sketch per day sketch ('' if none)
+-- Returns, per day sketch, {sketch, count}, or {} when there is none.
+local results = {}
+for i = 2, #KEYS do
+  local durable = ARGV[i]
+  if durable ~= '' then
+    redis.call('SET', KEYS[1], durable)
+    redis.call('PFMERGE', KEYS[i], KEYS[i], KEYS[1])
+    redis.call('DEL', KEYS[1])
+    redis.call('EXPIRE', KEYS[i], ARGV[1])
+  end
+  local sketch = redis.call('GET', KEYS[i])
+  if sketch then
+    results[i - 1] = {sketch, redis.call('PFCOUNT', KEYS[i])}
+  else
+    results[i - 1] = {}
+  end
 end
-local sketch = redis.call('GET', KEYS[1])
-if not sketch then
-  return false
-end
-return {sketch, redis.call('PFCOUNT', KEYS[1])}
+return results

@@ -1,0 +1,52 @@
+"""Redis outages on the ingestion path: fast 503s, then recovery without a restart."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from app.factory import create_app
+from tests.conftest import make_settings, track
+from tests.servers import RedisServer
+
+
+@pytest.fixture
+def own_redis():
+    server = RedisServer().start()
+    yield server
+    server.close()
+
+
+async def test_track_recovers_when_redis_returns(database, tenant, own_redis):
+    app = create_app(make_settings(redis_url=own_redis.url))
+    async with app.test_app():
+        client = app.test_client()
+        first = await track(client, tenant.id)
+        assert first.status_code == 200, await first.get_data()
+
+        own_redis.stop()
+        for _ in range(3):
+            started = time.monotonic()
+            response = await track(client, tenant.id)
+            assert response.status_code == 503
+            assert time.monotonic() - started < 1.0
+            assert "unreachable" in (await response.get_json())["error"]
+        readyz = await client.get("/readyz")
+        assert readyz.status_code == 503
+        assert "redis" in (await readyz.get_json())["error"]
+
+        own_redis.start()  # same port, empty: as after a restart without persistence
+        response = await track(client, tenant.id)
+        assert response.status_code == 200, await response.get_data()
+        assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_postgres_down_at_start_is_503_then_recovers(tenant, redis):
+    settings = make_settings(database_url="postgresql://postgres@127.0.0.1:1/none")
+    app = create_app(settings)
+    async with app.test_app():
+        client = app.test_client()
+        response = await track(client, tenant.id)
+        assert response.status_code == 503
+        assert (await client.get("/readyz")).status_code == 503

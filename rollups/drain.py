@@ -9,7 +9,6 @@ consumer that died are claimed again once idle, so a crash never loses one.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import socket
 
 import asyncpg
@@ -34,7 +33,9 @@ COLUMNS = ("id", "tenant_id", "event_type", "occurred_at", "metadata", "user_age
 
 
 def consumer_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+    # Stable per host: a scheduler restarted after a crash takes up its own unacknowledged
+    # entries at once. Orphans of another host are claimed after RECLAIM_IDLE_MS.
+    return socket.gethostname()
 
 
 def month_start(day: dt.date) -> dt.date:
@@ -74,8 +75,8 @@ def to_record(shard: int, entry_id: bytes, fields: dict[bytes, bytes]) -> tuple:
     )
 
 
-async def _read(redis: Redis, keys: k.Keys, shard: int, consumer: str,
-                batch_size: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
+async def _read(redis: Redis, keys: k.Keys, shard: int, consumer: str, batch_size: int,
+                reclaim_idle_ms: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
     stream = keys.events(shard)
     # Our own unacknowledged entries first (a failed insert), then orphans of dead
     # consumers, then new entries.
@@ -83,7 +84,7 @@ async def _read(redis: Redis, keys: k.Keys, shard: int, consumer: str,
     if reply and reply[0][1]:
         return reply[0][1]
     _, claimed, *_ = await redis.xautoclaim(
-        stream, k.DRAIN_GROUP, consumer, RECLAIM_IDLE_MS, "0-0", count=batch_size
+        stream, k.DRAIN_GROUP, consumer, reclaim_idle_ms, "0-0", count=batch_size
     )
     if claimed:
         return claimed
@@ -101,7 +102,8 @@ async def ensure_group(redis: Redis, keys: k.Keys, shard: int) -> None:
 
 async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, shard: int, *,
                       consumer: str, batch_size: int = BATCH_SIZE, locking: Locking = Locking.TRY,
-                      known_months: set[dt.date] | None = None, fault: Fault = no_fault) -> int:
+                      known_months: set[dt.date] | None = None, fault: Fault = no_fault,
+                      reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> int:
     """Moves the shard's buffered events into Postgres; returns how many were inserted."""
     known_months = set() if known_months is None else known_months
     moved = 0
@@ -111,7 +113,7 @@ async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, shard: int
         await conn.execute(STAGING_SQL)
         while True:
             try:
-                entries = await _read(redis, keys, shard, consumer, batch_size)
+                entries = await _read(redis, keys, shard, consumer, batch_size, reclaim_idle_ms)
             except ResponseError as error:
                 if "NOGROUP" not in str(error):
                     raise
@@ -141,11 +143,13 @@ async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, shard: int
 
 async def drain_all(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, *, consumer: str,
                     batch_size: int = BATCH_SIZE, locking: Locking = Locking.TRY,
-                    known_months: set[dt.date] | None = None, fault: Fault = no_fault) -> int:
+                    known_months: set[dt.date] | None = None, fault: Fault = no_fault,
+                    reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> int:
     known_months = set() if known_months is None else known_months
     total = 0
     for shard in range(k.SHARDS):
         total += await drain_shard(redis, pool, keys, shard, consumer=consumer,
                                    batch_size=batch_size, locking=locking,
-                                   known_months=known_months, fault=fault)
+                                   known_months=known_months, fault=fault,
+                                   reclaim_idle_ms=reclaim_idle_ms)
     return total

@@ -130,13 +130,13 @@ async def track(client, tenant_id, event_type="pageview", metadata=None, *, head
 
 async def flush(app, locking=None, **kwargs) -> tuple[int, int]:
     """Drain and flush everything now, as `analytics flush` does; (events, tenant-days)."""
-    from rollups.drain import drain_all
+    from rollups.drain import consumer_name, drain_all
     from rollups.flush import flush_all
     from rollups.locks import Locking
 
     svc = app.extensions["analytics"]
     locking = locking or Locking.WAIT
-    events = await drain_all(svc.redis, svc.pool, svc.keys, consumer="tests", locking=locking,
+    events = await drain_all(svc.redis, svc.pool, svc.keys, consumer=consumer_name(), locking=locking,
                              **{k: v for k, v in kwargs.items() if k == "fault"})
     rollups = await flush_all(svc.redis, svc.pool, svc.keys, svc.scripts, locking=locking, **kwargs)
     return events, rollups

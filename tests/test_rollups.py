@@ -326,3 +326,25 @@ async def test_retention_drops_whole_old_partitions_and_keeps_rollups(app, clien
     assert await pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", tenant.id) == 1
     assert await pool.fetchval(
         "SELECT sum(pageviews) FROM daily_rollups WHERE tenant_id = $1", tenant.id) == 2
+
+
+async def test_entries_of_a_dead_consumer_are_claimed(app, client, pool, clock, redis, keys):
+    from realtime.keys import DRAIN_GROUP
+    from rollups.drain import drain_all, ensure_group
+
+    tenant = await create_tenant(pool, "Orphans", "UTC")
+    clock.now = at("UTC", 2026, 8, 5, 10)
+    for n in range(4):
+        await track(client, tenant.id, headers=visitor(n))
+    shard = keys.shard_of(tenant.id)
+    await ensure_group(redis, keys, shard)
+    # A consumer on another host reads the entries and dies before inserting them.
+    taken = await redis.xreadgroup(DRAIN_GROUP, "ghost-host", {keys.events(shard): ">"})
+    assert sum(1 for _, fields in taken[0][1] if fields[b"tenant"] == str(tenant.id).encode()) == 4
+    svc = app.extensions["analytics"]
+    await drain_all(svc.redis, svc.pool, svc.keys, consumer="survivor", reclaim_idle_ms=60_000)
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", tenant.id) == 0
+    await drain_all(svc.redis, svc.pool, svc.keys, consumer="survivor", reclaim_idle_ms=0)
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", tenant.id) == 4
+    pending = await redis.xpending(keys.events(shard), DRAIN_GROUP)
+    assert pending["pending"] == 0

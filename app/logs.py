@@ -11,12 +11,17 @@ _ADDRESS = re.compile(
 )
 
 
+def _mask(match: re.Match) -> str:
+    # The wildcard bind address is ours, not a client's; keeping it makes startup lines useful.
+    return match[0] if match[0] in ("0.0.0.0", "::") else "[address]"
+
+
 class RedactAddresses(logging.Filter):
     """Rewrites the message with addresses masked, whatever logger produced it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = _ADDRESS.sub("[address]", message)
+        redacted = _ADDRESS.sub(_mask, message)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True

@@ -67,8 +67,11 @@ class Ingestor:
             # stored JSON, so a rebuild from raw events agrees to the millisecond.
             time_ms = str(math.floor(Decimal(repr(seconds_on_page(event))) * 1000))
         shard = self.keys.shard_of(tenant)
-        live = orjson.dumps({"event_type": event.event_type, "ts": now_ms,
-                             "metadata": orjson.Fragment(metadata), "referrer": referrer})
+        meta = orjson.Fragment(metadata)
+        live = orjson.dumps({"event_type": event.event_type, "ts": now_ms, "metadata": meta,
+                             "referrer": referrer})
+        raw = orjson.dumps({"tenant": tenant, "type": event.event_type, "ts": now_ms, "meta": meta,
+                            "ua": user_agent, "ref": referrer, "ip": ip_hash(salt, sender.address)})
         reply = await self.script(
             keys=[
                 self.keys.rate(tenant),
@@ -83,9 +86,7 @@ class Ingestor:
                 now_ms, self.rate_limit, k.RATE_WINDOW_MS, self.stream_bound,
                 COUNTER_OF[event.event_type], time_ms, visitor, k.dirty_member(tenant, day),
                 k.DAY_TTL_SECONDS, k.TOTALS_TTL_SECONDS, k.MINUTE_TTL_SECONDS,
-                self.keys.channel(tenant), live,
-                "tenant", tenant, "type", event.event_type, "ts", now_ms, "meta", metadata,
-                "ua", user_agent, "ref", referrer, "ip", ip_hash(salt, sender.address),
+                self.keys.channel(tenant), live, raw,
             ],
         )
         if reply[0] == 1:

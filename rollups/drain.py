@@ -12,6 +12,7 @@ import datetime as dt
 import socket
 
 import asyncpg
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -62,16 +63,17 @@ async def ensure_partitions(conn: asyncpg.Connection, months: set[dt.date]) -> N
 
 
 def to_record(shard: int, entry_id: bytes, fields: dict[bytes, bytes]) -> tuple:
-    when = dt.datetime.fromtimestamp(int(fields[b"ts"]) / 1000, dt.UTC)
+    """A stream entry (see realtime.ingest) as a row of `events`."""
+    event = orjson.loads(fields[b"e"])
     return (
         f"{shard}:{entry_id.decode()}",
-        int(fields[b"tenant"]),
-        fields[b"type"].decode(),
-        when,
-        fields[b"meta"].decode(),
-        fields[b"ua"].decode(errors="replace"),
-        fields[b"ref"].decode(errors="replace"),
-        fields[b"ip"].decode(),
+        event["tenant"],
+        event["type"],
+        dt.datetime.fromtimestamp(event["ts"] / 1000, dt.UTC),
+        orjson.dumps(event["meta"]).decode(),
+        event["ua"],
+        event["ref"],
+        event["ip"],
     )
 
 

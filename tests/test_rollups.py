@@ -7,6 +7,7 @@ import datetime as dt
 import random
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 
 from app.tenants import create_tenant
@@ -340,7 +341,7 @@ async def test_entries_of_a_dead_consumer_are_claimed(app, client, pool, clock, 
     await ensure_group(redis, keys, shard)
     # A consumer on another host reads the entries and dies before inserting them.
     taken = await redis.xreadgroup(DRAIN_GROUP, "ghost-host", {keys.events(shard): ">"})
-    assert sum(1 for _, fields in taken[0][1] if fields[b"tenant"] == str(tenant.id).encode()) == 4
+    assert sum(1 for _, f in taken[0][1] if orjson.loads(f[b"e"])["tenant"] == tenant.id) == 4
     svc = app.extensions["analytics"]
     await drain_all(svc.redis, svc.pool, svc.keys, consumer="survivor", reclaim_idle_ms=60_000)
     assert await pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", tenant.id) == 0

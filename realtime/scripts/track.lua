@@ -4,7 +4,7 @@
 -- ARGV: 1 now_ms, 2 limit, 3 window_ms, 4 stream bound, 5 counter field,
 --       6 time-on-page ms ('' if none), 7 visitor hash, 8 dirty member,
 --       9 day ttl, 10 totals ttl, 11 minute ttl, 12 channel, 13 live message,
---       14.. stream fields as name, value pairs
+--       14 the raw event (JSON), stored in the stream as field `e`
 -- Returns {1} accepted, {0, retry_ms} over the rate limit, {2} buffer full.
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
@@ -19,7 +19,7 @@ if redis.call('XLEN', KEYS[6]) >= tonumber(ARGV[4]) then
   return {2}
 end
 
-local id = redis.call('XADD', KEYS[6], '*', unpack(ARGV, 14))
+local id = redis.call('XADD', KEYS[6], '*', 'e', ARGV[14])
 redis.call('ZADD', KEYS[1], now, id)
 redis.call('PEXPIRE', KEYS[1], window)
 

@@ -18,6 +18,7 @@ per batch.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections import defaultdict
@@ -96,8 +97,8 @@ def _chunks(items: list, size: int = SCRIPT_CHUNK) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-async def merge_sketches(redis: Redis, conn: asyncpg.Connection, keys: k.Keys,
-                         fs: Scripts, shard: int, batch: list[TenantDay]) -> None:
+async def merge_sketches(conn: asyncpg.Connection, keys: k.Keys, fs: Scripts, shard: int,
+                         batch: list[TenantDay]) -> None:
     durable = {
         (row["tenant_id"], row["day"]): row["visitors_hll"]
         for row in await conn.fetch(
@@ -105,14 +106,15 @@ async def merge_sketches(redis: Redis, conn: asyncpg.Connection, keys: k.Keys,
         )
     }
     chunks = _chunks(batch)
-    async with redis.pipeline(transaction=False) as pipe:
-        for chunk in chunks:
-            await fs.merge_sketch(
-                keys=[keys.scratch(shard), *(keys.day_visitors(td.tenant_id, td.day) for td in chunk)],
-                args=[k.DAY_TTL_SECONDS, *(durable.get((td.tenant_id, td.day)) or b"" for td in chunk)],
-                client=pipe,
-            )
-        replies = await pipe.execute()
+    # Chunks go out at once rather than in a pipeline: the same on Redis Cluster, where
+    # redis-py's pipelines do not reload scripts a restarted node forgot.
+    replies = await asyncio.gather(*(
+        fs.merge_sketch(
+            keys=[keys.scratch(shard, n), *(keys.day_visitors(td.tenant_id, td.day) for td in chunk)],
+            args=[k.DAY_TTL_SECONDS, *(durable.get((td.tenant_id, td.day)) or b"" for td in chunk)],
+        )
+        for n, chunk in enumerate(chunks)
+    ))
     for chunk, reply in zip(chunks, replies, strict=True):
         for td, merged in zip(chunk, reply, strict=True):
             if merged:
@@ -137,20 +139,18 @@ async def apply(conn: asyncpg.Connection, batch_id: str, batch: list[TenantDay])
         )
 
 
-async def reseed(redis: Redis, keys: k.Keys, fs: Scripts, totals: list[asyncpg.Record]) -> None:
-    async with redis.pipeline(transaction=False) as pipe:
-        for chunk in _chunks(totals):
-            day_keys = [key for row in chunk for key in (
+async def reseed(keys: k.Keys, fs: Scripts, totals: list[asyncpg.Record]) -> None:
+    await asyncio.gather(*(
+        fs.reseed_totals(
+            keys=[key for row in chunk for key in (
                 keys.totals(row["tenant_id"], row["day"]),
                 keys.pending_counters(row["tenant_id"], row["day"]),
-            )]
-            values = [row[c] for row in chunk for c in COUNTERS]
-            await fs.reseed_totals(
-                keys=day_keys,
-                args=[k.TOTALS_TTL_SECONDS, len(COUNTERS), *COUNTERS, *values],
-                client=pipe,
-            )
-        await pipe.execute()
+            )],
+            args=[k.TOTALS_TTL_SECONDS, len(COUNTERS), *COUNTERS,
+                  *(row[c] for row in chunk for c in COUNTERS)],
+        )
+        for chunk in _chunks(totals)
+    ))
 
 
 async def flush_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, fs: Scripts,
@@ -165,11 +165,11 @@ async def flush_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, fs: Script
                 break
             fault("claimed")
             batch = await read_batch(redis, keys, shard)
-            await merge_sketches(redis, conn, keys, fs, shard, batch)
+            await merge_sketches(conn, keys, fs, shard, batch)
             fault("merged")
             totals = await apply(conn, batch_id, batch)
             fault("applied")
-            await reseed(redis, keys, fs, totals)
+            await reseed(keys, fs, totals)
             fault("reseeded")
             await fs.flush_done(keys=[keys.flush_batch(shard), keys.flush_id(shard)], args=[batch_id])
             applied += len(batch)

@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-faults bench services install clean
+.PHONY: run test test-faults bench cluster services install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,13 @@ run: install services
 	$(BIN)/analytics demo
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
 
+# The suite twice: on the single Redis, then on a 3-master Redis Cluster it starts itself.
 test: install services
 	$(BIN)/python -m pytest -q
+	TEST_REDIS=cluster $(BIN)/python -m pytest -q
+
+cluster: install
+	$(BIN)/python -m tests.cluster
 
 test-faults: install services
 	$(BIN)/python -m pytest -q -m faults

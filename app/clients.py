@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -13,10 +14,27 @@ WEB_REDIS_TIMEOUT = 0.4
 
 
 REDIS_CONNECTIONS = 64
+CLUSTER_SCHEME = "redis+cluster://"
+CLUSTER_CONNECTIONS_PER_NODE = 512
+
+
+def is_cluster(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEME)
 
 
 def make_redis(url: str, timeout: float = WEB_REDIS_TIMEOUT,
-               max_connections: int = REDIS_CONNECTIONS) -> Redis:
+               max_connections: int = REDIS_CONNECTIONS) -> Redis | RedisCluster:
+    """A client for REDIS_URL; `redis+cluster://host:port` names a Redis Cluster node."""
+    if is_cluster(url):
+        return RedisCluster.from_url(
+            "redis://" + url.removeprefix(CLUSTER_SCHEME),
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # The cluster client's pools do not wait for a free connection: size them for
+            # the concurrency a process may reach.
+            max_connections=max(max_connections, CLUSTER_CONNECTIONS_PER_NODE),
+            retry=Retry(NoBackoff(), 0),
+        )
     # A blocking pool: a burst beyond max_connections waits (up to `timeout`) for a
     # connection instead of failing at once.
     pool = BlockingConnectionPool.from_url(

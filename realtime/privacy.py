@@ -76,11 +76,10 @@ class DailySalts:
         end_of_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
         lifetime = int(end_of_day.timestamp() - now) + SALT_GRACE_SECONDS
         key = self.keys.salt(day)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(key, secrets.token_hex(32), nx=True, ex=lifetime)
-            pipe.get(key)
-            _, salt = await pipe.execute()
-        return salt
+        candidate = secrets.token_hex(32).encode()
+        # One atomic command: the first process to ask sets the day's salt, all get it.
+        existing = await self.redis.set(key, candidate, nx=True, ex=lifetime, get=True)
+        return existing or candidate
 
     async def prefetch(self, now: float) -> None:
         """Fetch today's and tomorrow's salts ahead, so midnight costs no request a round trip."""

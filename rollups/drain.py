@@ -135,7 +135,9 @@ async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, shard: int
             moved += int(status.rsplit(" ", 1)[1])
             fault("inserted")
             ids = [entry_id for entry_id, _ in entries]
-            async with redis.pipeline(transaction=True) as pipe:
+            # Pipelined, so both reach Redis together; were the delete lost, the entry would
+            # only linger in the stream, never be stored twice.
+            async with redis.pipeline(transaction=False) as pipe:
                 pipe.xack(keys.events(shard), k.DRAIN_GROUP, *ids)
                 pipe.xdel(keys.events(shard), *ids)
                 await pipe.execute()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import os
@@ -20,14 +21,33 @@ from realtime.keys import Keys
 
 RUN = secrets.token_hex(4)
 ADMIN_DSN = os.environ.get("TEST_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_url() -> str:
+    """The Redis the run uses: the local one, or the cluster `TEST_REDIS=cluster` starts."""
+    return os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def pytest_configure(config):
+    if os.environ.get("TEST_REDIS") == "cluster" and "TEST_REDIS_URL" not in os.environ:
+        from tests.cluster import LocalCluster
+
+        config._local_cluster = LocalCluster().start()
+        os.environ["TEST_REDIS_URL"] = config._local_cluster.url
+
+
+def pytest_unconfigure(config):
+    cluster = getattr(config, "_local_cluster", None)
+    if cluster is not None:
+        cluster.stop()
+        os.environ.pop("TEST_REDIS_URL", None)
 _names = itertools.count(1)
 
 
 def make_settings(**overrides) -> Settings:
     base = Settings.from_env({
         "DATABASE_URL": ADMIN_DSN.rsplit("/", 1)[0] + f"/analytics_test_{RUN}",
-        "REDIS_URL": REDIS_URL,
+        "REDIS_URL": redis_url(),
         "SECRET_KEY": "test-secret-" + RUN,
         "ANALYTICS_KEY_PREFIX": f"test:{RUN}:",
     })
@@ -64,17 +84,14 @@ def keys(settings: Settings) -> Keys:
 
 @pytest.fixture(scope="session")
 async def redis(keys: Keys) -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
+    from app.clients import make_redis
+
+    client = make_redis(redis_url(), timeout=10)
     yield client
-    # Remove only what this run created.
-    batch = []
-    async for key in client.scan_iter(match=keys.pattern(), count=1000):
-        batch.append(key)
-        if len(batch) >= 500:
-            await client.unlink(*batch)
-            batch = []
-    if batch:
-        await client.unlink(*batch)
+    # Remove only what this run created (one key a call: keys of a cluster span slots).
+    found = [key async for key in client.scan_iter(match=keys.pattern(), count=1000)]
+    for i in range(0, len(found), 50):
+        await asyncio.gather(*(client.unlink(key) for key in found[i:i + 50]))
     await client.aclose()
 
 

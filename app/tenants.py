@@ -53,51 +53,73 @@ class DirectoryUnavailable(RuntimeError):
 
 @dataclass
 class TenantDirectory:
-    """Tenant id -> timezone, kept in memory.
+    """Tenant id -> timezone, kept in memory and reloaded in the background.
 
-    A miss asks Postgres for tenants newer than the newest known one, so new tenants are seen
-    without a restart. After a look-up that found nothing, misses are answered from memory
-    for a second, so a flood of unknown ids costs Postgres one query a second.
+    An id the directory does not know is looked up by primary key, so a tenant is usable the
+    moment it exists. Look-ups are a token bucket (`lookups_per_second`) and an id just
+    found missing is not asked again for a second, so a flood of unknown ids costs Postgres
+    a bounded trickle of index reads.
     """
 
     pool: asyncpg.Pool
-    miss_interval: float = 1.0
+    lookups_per_second: float = 20.0
+    negative_ttl: float = 1.0
+    max_negative: int = 10_000
     _zones: dict[int, ZoneInfo] = field(default_factory=dict)
     _loaded: bool = False
-    _last_fruitless: float = float("-inf")
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _missing: dict[int, float] = field(default_factory=dict)
+    _tokens: float = 20.0
+    _refilled: float = field(default_factory=time.monotonic)
+    _inflight: dict[int, asyncio.Future] = field(default_factory=dict)
 
     async def reload(self) -> None:
         rows = await self.pool.fetch("SELECT id, timezone FROM tenants")
         self._zones = {row["id"]: zone(row["timezone"]) for row in rows}
         self._loaded = True
 
+    def _may_look_up(self, tenant_id: int, now: float) -> bool:
+        if now - self._missing.get(tenant_id, float("-inf")) < self.negative_ttl:
+            return False
+        self._tokens = min(self.lookups_per_second,
+                           self._tokens + (now - self._refilled) * self.lookups_per_second)
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
     async def timezone(self, tenant_id: int) -> ZoneInfo | None:
         found = self._zones.get(tenant_id)
         if found is not None:
             return found
-        async with self._lock:
-            if tenant_id in self._zones:
-                return self._zones[tenant_id]
-            now = time.monotonic()
-            if self._loaded and now - self._last_fruitless < self.miss_interval:
-                return None
+        if not self._loaded:
             try:
-                if not self._loaded:
-                    await self.reload()
-                else:
-                    await self._learn_new()
+                await self.reload()
             except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
-                if not self._loaded:
-                    raise DirectoryUnavailable("the tenant directory is not loaded yet") from None
-            if tenant_id not in self._zones:
-                self._last_fruitless = now
-        return self._zones.get(tenant_id)
+                raise DirectoryUnavailable("the tenant directory is not loaded yet") from None
+            return self._zones.get(tenant_id)
+        inflight = self._inflight.get(tenant_id)
+        if inflight is not None:  # a burst for a new tenant shares one look-up
+            return await asyncio.shield(inflight)
+        now = time.monotonic()
+        if not self._may_look_up(tenant_id, now):
+            return None
+        task = asyncio.ensure_future(self._look_up(tenant_id, now))
+        self._inflight[tenant_id] = task
+        return await asyncio.shield(task)
 
-    async def _learn_new(self) -> None:
-        newest = max(self._zones, default=0)
-        rows = await self.pool.fetch(
-            "SELECT id, timezone FROM tenants WHERE id > $1", newest, timeout=0.5
-        )
-        for row in rows:
-            self._zones[row["id"]] = zone(row["timezone"])
+    async def _look_up(self, tenant_id: int, now: float) -> ZoneInfo | None:
+        try:
+            name = await self.pool.fetchval(
+                "SELECT timezone FROM tenants WHERE id = $1", tenant_id, timeout=0.5)
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+            return None
+        finally:
+            self._inflight.pop(tenant_id, None)
+        if name is None:
+            if len(self._missing) >= self.max_negative:
+                self._missing.clear()
+            self._missing[tenant_id] = now
+            return None
+        self._zones[tenant_id] = zone(name)
+        return self._zones[tenant_id]

@@ -86,9 +86,22 @@ def parse_event(body: bytes) -> tuple[TrackRequest, bytes]:
     metadata = orjson.dumps(event.metadata or {})
     if len(metadata) > MAX_METADATA_BYTES:
         raise InvalidEvent(413, f"metadata is larger than {MAX_METADATA_BYTES} bytes")
+    if b"\\u0000" in metadata and _has_nul(event.metadata):
+        # Postgres text and jsonb cannot hold U+0000.
+        raise InvalidEvent(400, "metadata must not contain NUL (U+0000) characters")
     if event.event_type == "time_on_page":
         seconds_on_page(event)
     return event, metadata
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def seconds_on_page(event: TrackRequest) -> float:

@@ -9,6 +9,7 @@ consumer that died are claimed again once idle, so a crash never loses one.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import socket
 
 import asyncpg
@@ -19,6 +20,8 @@ from redis.exceptions import ResponseError
 from realtime import keys as k
 from rollups.faults import Fault, no_fault
 from rollups.locks import Locking, shard_lock
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZE = 5000
 RECLAIM_IDLE_MS = 60_000
@@ -94,6 +97,25 @@ async def _read(redis: Redis, keys: k.Keys, shard: int, consumer: str, batch_siz
     return reply[0][1] if reply else []
 
 
+async def _insert(conn: asyncpg.Connection, records: list[tuple]) -> int:
+    async with conn.transaction():
+        await conn.copy_records_to_table("events_staging", records=records, columns=COLUMNS)
+        status = await conn.execute(INSERT_SQL)
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def _insert_one_by_one(conn: asyncpg.Connection, records: list[tuple]) -> int:
+    """A batch Postgres refused: store what it accepts, so one bad row cannot stall a shard."""
+    moved = 0
+    for record in records:
+        try:
+            moved += await _insert(conn, [record])
+        except asyncpg.DataError as error:
+            log.error("raw event %s of tenant %s not stored: %s", record[0], record[1],
+                      type(error).__name__)
+    return moved
+
+
 async def ensure_group(redis: Redis, keys: k.Keys, shard: int) -> None:
     try:
         await redis.xgroup_create(keys.events(shard), k.DRAIN_GROUP, id="0", mkstream=True)
@@ -129,10 +151,10 @@ async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, shard: int
             if months:
                 await ensure_partitions(conn, months)
                 known_months |= months
-            async with conn.transaction():
-                await conn.copy_records_to_table("events_staging", records=records, columns=COLUMNS)
-                status = await conn.execute(INSERT_SQL)
-            moved += int(status.rsplit(" ", 1)[1])
+            try:
+                moved += await _insert(conn, records)
+            except asyncpg.DataError:
+                moved += await _insert_one_by_one(conn, records)
             fault("inserted")
             ids = [entry_id for entry_id, _ in entries]
             # Pipelined, so both reach Redis together; were the delete lost, the entry would

@@ -349,3 +349,21 @@ async def test_entries_of_a_dead_consumer_are_claimed(app, client, pool, clock, 
     assert await pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", tenant.id) == 4
     pending = await redis.xpending(keys.events(shard), DRAIN_GROUP)
     assert pending["pending"] == 0
+
+
+async def test_a_row_postgres_refuses_does_not_stall_its_shard(app, client, pool, clock, redis, keys, caplog):
+    tenant = await create_tenant(pool, "Poison", "UTC")
+    clock.now = at("UTC", 2026, 8, 6, 10)
+    await track(client, tenant.id, "pageview")
+    # An entry no validation would let through (say, written by an older release).
+    poisoned = orjson.dumps({"tenant": tenant.id, "type": "pageview", "ts": int(clock.now * 1000),
+                             "meta": {}, "ua": "bad\u0000agent", "ref": "", "ip": "0" * 45})
+    await redis.xadd(keys.events(keys.shard_of(tenant.id)), {"e": poisoned})
+    await track(client, tenant.id, "qr_scan")
+    await flush(app)
+    types = sorted(r["event_type"] for r in await pool.fetch(
+        "SELECT event_type FROM events WHERE tenant_id = $1", tenant.id))
+    assert types == ["pageview", "qr_scan"]
+    assert "not stored" in caplog.text
+    pending = await redis.xpending(keys.events(keys.shard_of(tenant.id)), "drain")
+    assert pending["pending"] == 0

@@ -198,3 +198,37 @@ async def test_trusted_proxy_hops(app):
     assert client_address("10.0.0.1", "1.2.3.4, 5.6.7.8", 2) == "1.2.3.4"
     assert client_address("10.0.0.1", "1.2.3.4", 2) == "10.0.0.1"
     assert client_address("10.0.0.1", "garbage", 1) == "10.0.0.1"
+
+
+async def test_tenant_id_at_the_integer_limits(client):
+    assert (await track(client, 2**63 - 1)).status_code == 404
+    assert (await track(client, None, body=b'{"tenant_id": 9223372036854775808, "event_type": "pageview"}')).status_code == 400
+    assert (await track(client, None, body=b'{"tenant_id": -9223372036854775809, "event_type": "pageview"}')).status_code == 400
+
+
+async def test_hostile_metadata_is_kept_as_inert_data(app, client, tenant, pool):
+    from tests.conftest import flush
+
+    hostile = {
+        "key": "{s1}:t:1:rate",
+        "sql": "'); DROP TABLE events; --",
+        "lua": "redis.call('FLUSHALL')",
+        "nested": {"a": [1, {"b": None}], "unicode": "\u202e\U0001f600"},
+    }
+    response = await track(client, tenant.id, "product_click", hostile)
+    assert response.status_code == 200
+    await flush(app)
+    stored = await pool.fetchval("SELECT metadata FROM events WHERE tenant_id = $1", tenant.id)
+    assert orjson.loads(stored) == hostile
+
+
+async def test_nul_characters_are_refused_before_they_reach_postgres(client, tenant):
+    body = b'{"tenant_id": %d, "event_type": "pageview", "metadata": {"a": "x\\u0000"}}' % tenant.id
+    response = await track(client, None, body=body)
+    assert response.status_code == 400
+    assert "NUL" in (await response.get_json())["error"]
+
+
+async def test_duplicate_keys_take_the_last_value(client, tenant):
+    body = f'{{"tenant_id": 999999999, "tenant_id": {tenant.id}, "event_type": "pageview"}}'.encode()
+    assert (await track(client, None, body=body)).status_code == 200

@@ -44,7 +44,10 @@ _ADD = ",\n    ".join(f"{c} = r.{c} + excluded.{c}" for c in COUNTERS)
 _V = 3 + len(COUNTERS)
 APPLY_SQL = f"""
 INSERT INTO daily_rollups AS r (tenant_id, day, {_COLUMNS}, visitors, visitors_hll)
-SELECT * FROM unnest($1::bigint[], $2::date[], {_UNNEST}, ${_V}::bigint[], ${_V + 1}::bytea[])
+SELECT u.* FROM unnest($1::bigint[], $2::date[], {_UNNEST}, ${_V}::bigint[], ${_V + 1}::bytea[])
+    AS u (tenant_id, day, {_COLUMNS}, visitors, visitors_hll)
+-- A tenant deleted meanwhile has nothing left to count into (and must not stall the shard).
+JOIN tenants t ON t.id = u.tenant_id
 ON CONFLICT (tenant_id, day) DO UPDATE SET
     {_ADD},
     visitors_hll = CASE

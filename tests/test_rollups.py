@@ -367,3 +367,15 @@ async def test_a_row_postgres_refuses_does_not_stall_its_shard(app, client, pool
     assert "not stored" in caplog.text
     pending = await redis.xpending(keys.events(keys.shard_of(tenant.id)), "drain")
     assert pending["pending"] == 0
+
+
+async def test_a_deleted_tenant_does_not_stall_the_flush(app, client, pool, clock):
+    gone = await create_tenant(pool, "Gone", "UTC")
+    kept = await create_tenant(pool, "Kept", "UTC")
+    clock.now = at("UTC", 2026, 8, 7, 10)
+    await track(client, gone.id)
+    await track(client, kept.id)
+    await pool.execute("DELETE FROM tenants WHERE id = $1", gone.id)
+    await flush(app)
+    assert (await _count_rollups(pool, kept.id))["events"] == 1
+    assert (await _count_rollups(pool, gone.id))["events"] == 0

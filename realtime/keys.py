@@ -19,6 +19,8 @@ DAY_TTL_SECONDS = 8 * 24 * 3600
 TOTALS_TTL_SECONDS = 2 * 24 * 3600
 MINUTE_TTL_SECONDS = 6 * 60
 ACTIVE_WINDOW_MINUTES = 5
+# Failed logins are remembered this long; the throttle counts them over the same window.
+LOGIN_WINDOW_SECONDS = 15 * 60
 DRAIN_GROUP = "drain"
 
 
@@ -84,6 +86,14 @@ class Keys:
 
     def salt(self, day: dt.date) -> str:
         return f"{self.prefix}salt:{day.isoformat()}"
+
+    def login_failures_account(self, digest: str) -> str:
+        """Recent failed logins for one email; `digest` is a keyed hash, never the email."""
+        return f"{self.prefix}login:a:{digest}"
+
+    def login_failures_client(self, digest: str) -> str:
+        """Recent failed logins from one client; `digest` is a keyed hash, never the address."""
+        return f"{self.prefix}login:c:{digest}"
 
     def pattern(self) -> str:
         """Matches every key of this prefix (tests clean up with it)."""

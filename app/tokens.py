@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -9,6 +10,9 @@ from dataclasses import dataclass
 import asyncpg
 
 TOKEN_PREFIX = "lat_"
+# last_used_at is kept to about a minute: exact enough for "is this token still in use?",
+# without a write on every request.
+LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -16,6 +20,13 @@ class Token:
     id: int
     tenant_id: int
     label: str
+    created_at: dt.datetime | None = None
+    last_used_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None
+
+
+COLUMNS = "id, tenant_id, label, created_at, last_used_at, expires_at, revoked_at"
 
 
 def _digest(token: str) -> bytes:
@@ -23,13 +34,14 @@ def _digest(token: str) -> bytes:
 
 
 async def create_token(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: int,
-                       label: str = "") -> tuple[Token, str]:
+                       label: str = "", expires_at: dt.datetime | None = None) -> tuple[Token, str]:
     """Returns the record and the plaintext token, which is not kept anywhere."""
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = await conn.fetchrow(
-        """INSERT INTO api_tokens (tenant_id, token_hash, label) VALUES ($1, $2, $3)
-           RETURNING id, tenant_id, label""",
-        tenant_id, _digest(plaintext), label,
+        f"""INSERT INTO api_tokens (tenant_id, token_hash, label, expires_at)
+            VALUES ($1, $2, $3, $4)
+            RETURNING {COLUMNS}""",
+        tenant_id, _digest(plaintext), label, expires_at,
     )
     return Token(**row), plaintext
 
@@ -41,12 +53,32 @@ async def revoke_token(conn: asyncpg.Connection | asyncpg.Pool, token_id: int) -
     return status.endswith(" 1")
 
 
-async def verify_token(conn: asyncpg.Connection | asyncpg.Pool, plaintext: str) -> Token | None:
+async def list_tokens(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: int) -> list[Token]:
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM api_tokens WHERE tenant_id = $1 ORDER BY id", tenant_id
+    )
+    return [Token(**row) for row in rows]
+
+
+async def verify_token(conn: asyncpg.Connection | asyncpg.Pool, plaintext: str,
+                       now: dt.datetime | None = None) -> Token | None:
     """The live token this plaintext is, or None. Read on every request: no cache to outlive
     a revocation."""
+    now = now or dt.datetime.now(dt.UTC)
     row = await conn.fetchrow(
-        """SELECT id, tenant_id, label FROM api_tokens
-           WHERE token_hash = $1 AND revoked_at IS NULL""",
-        _digest(plaintext),
+        f"""SELECT {COLUMNS} FROM api_tokens
+            WHERE token_hash = $1 AND revoked_at IS NULL
+              AND (expires_at IS NULL OR expires_at > $2)""",
+        _digest(plaintext), now,
     )
-    return Token(**row) if row else None
+    if row is None:
+        return None
+    token = Token(**row)
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        # The condition is repeated in SQL so that processes racing here write once.
+        await conn.execute(
+            """UPDATE api_tokens SET last_used_at = $2
+               WHERE id = $1 AND (last_used_at IS NULL OR last_used_at <= $2 - $3::interval)""",
+            token.id, now, LAST_USED_RESOLUTION,
+        )
+    return token

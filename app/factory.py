@@ -7,16 +7,20 @@ import contextlib
 import logging
 
 from quart import Quart, Response
+from quart_auth import QuartAuth
 from quart_schema import QuartSchema
 
-from app import analytics, errors, health, track
+from app import analytics, csrf, dashboard, errors, health, login, track
+from app.accounts import SESSION_LIFETIME
 from app.clients import make_pool, make_redis
 from app.config import Settings
 from app.services import Services, make_ingestor
 from app.tenants import TenantDirectory
+from app.throttle import LoginThrottle
 from realtime.bots import warm_up
 from realtime.events import MAX_BODY_BYTES
 from realtime.keys import Keys
+from realtime.privacy import derive_key
 from realtime.scripts import Scripts
 
 log = logging.getLogger(__name__)
@@ -37,17 +41,30 @@ def create_app(settings: Settings | None = None) -> Quart:
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         QUART_AUTH_COOKIE_SECURE=settings.production,
         QUART_AUTH_COOKIE_SAMESITE="Lax",
+        QUART_AUTH_COOKIE_HTTP_ONLY=True,
+        QUART_AUTH_DURATION=int(SESSION_LIFETIME.total_seconds()),
+        # Quart's own session cookie only carries the CSRF secret.
+        SESSION_COOKIE_SECURE=settings.production,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_HTTPONLY=True,
     )
     app.extensions["settings"] = settings
     QuartSchema(
         app,
         info={"title": "Landing analytics", "version": "1.0"},
-        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        security_schemes={
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "session": {"type": "apiKey", "in_": "cookie", "name": "QUART_AUTH"},
+        },
     )
+    QuartAuth(app)
     errors.register(app)
+    csrf.init_app(app, exempt_blueprints=[track.blueprint.name])
     app.register_blueprint(health.blueprint)
     app.register_blueprint(track.blueprint)
     app.register_blueprint(analytics.blueprint)
+    app.register_blueprint(login.blueprint)
+    app.register_blueprint(dashboard.blueprint)
 
     @app.after_request
     async def security_headers(response: Response) -> Response:
@@ -79,8 +96,9 @@ async def start_services(settings: Settings) -> Services:
     scripts = Scripts.load(redis)
     ingestor = make_ingestor(settings, redis, keys, scripts)
     warm_up()
+    login_throttle = LoginThrottle(redis, keys, derive_key(settings.secret_key, "login-throttle"))
     return Services(settings, keys, redis, pool, scripts, TenantDirectory(pool), ingestor.salts,
-                    ingestor)
+                    ingestor, login_throttle)
 
 
 async def background(svc: Services) -> None:

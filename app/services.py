@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from app.config import Settings
 from app.tenants import TenantDirectory
+from app.throttle import LoginThrottle
 from realtime.ingest import Ingestor
 from realtime.keys import Keys
 from realtime.privacy import DailySalts, derive_key
@@ -28,6 +29,7 @@ class Services:
     tenants: TenantDirectory
     salts: DailySalts
     ingestor: Ingestor
+    login_throttle: LoginThrottle
     clock: Callable[[], float] = field(default=time.time)
 
 

@@ -1,0 +1,122 @@
+"""/login and /logout: cookie sessions for tenant owners, from the login form or from programs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import StrictStr, TypeAdapter, ValidationError
+from quart import Blueprint, Response, redirect, render_template, request
+from quart_auth import AuthUser, current_user, login_user, logout_user
+from quart_schema import document_request, document_response
+from redis.exceptions import RedisError
+
+from app import csrf
+from app.accounts import end_session, log_in
+from app.auth import LoginRequired
+from app.errors import APIError
+from app.services import services
+from app.throttle import Throttled
+from realtime.privacy import client_address
+
+blueprint = Blueprint("login", __name__)
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# The login page runs no script and loads nothing from elsewhere.
+PAGE_POLICY = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"
+
+
+@dataclass
+class LoginRequest:
+    email: StrictStr
+    password: StrictStr
+
+
+@dataclass
+class LoginUser:
+    id: int
+    email: str
+
+
+@dataclass
+class LoginResponse:
+    success: bool
+    user: LoginUser
+
+
+_credentials = TypeAdapter(LoginRequest)
+
+
+@blueprint.app_errorhandler(LoginRequired)
+async def to_login_page(_: LoginRequired) -> Response:
+    return redirect("/login", 303)
+
+
+@blueprint.get("/login")
+async def login_page() -> Response:
+    """The login form for people."""
+    response = Response(await render_template("login.html"), content_type="text/html")
+    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.post("/login")
+@document_request(LoginRequest)
+@document_response(LoginResponse)
+async def login() -> Response | tuple[dict, int]:
+    """Log in as a tenant owner and receive the session cookie.
+
+    Programs send JSON `{"email", "password"}` and get 200; the login form (with its CSRF
+    field) is redirected to `/dashboard`. Wrong credentials get 401; after 5 failures for an
+    account, or 20 from a client, within 15 minutes: 429 with `Retry-After`.
+    """
+    is_form = request.mimetype in FORM_TYPES
+    if is_form:
+        data = dict(await request.form)
+    elif request.mimetype == "application/json":
+        data = await request.get_json(silent=True)
+    else:
+        raise APIError(415, "send the credentials as application/json or from the login form")
+    try:
+        credentials = _credentials.validate_python(data)
+    except ValidationError:
+        raise APIError(400, 'send {"email": "...", "password": "..."}') from None
+
+    svc = services()
+    address = client_address(
+        request.remote_addr, request.headers.get("X-Forwarded-For"),
+        svc.settings.trusted_proxy_hops,
+    )
+    try:
+        result = await log_in(
+            svc.pool, svc.login_throttle, credentials.email, credentials.password, address,
+            svc.clock(), replaces=current_user.auth_id,
+        )
+    except Throttled as throttled:
+        raise APIError(
+            429, f"too many failed logins: try again in {throttled.retry_after} seconds",
+            headers={"Retry-After": str(throttled.retry_after)},
+        ) from None
+    except (RedisError, OSError, TimeoutError):
+        raise APIError(503, "logging in is unavailable for a moment, try again shortly") from None
+    if result is None:
+        raise APIError(401, "wrong email or password")
+
+    user, session_id = result
+    login_user(AuthUser(session_id), remember=True)
+    csrf.rotate()
+    if is_form:
+        return redirect("/dashboard", 303)
+    return {"success": True, "user": {"id": user.id, "email": user.email}}, 200
+
+
+@blueprint.post("/logout")
+async def logout() -> Response | dict:
+    """End this session everywhere. Forms are redirected to `/login`; JSON gets 200."""
+    if current_user.auth_id is not None:
+        await end_session(services().pool, current_user.auth_id)
+    logout_user()
+    csrf.rotate()
+    if request.mimetype == "application/json":
+        return {"success": True}
+    return redirect("/login", 303)

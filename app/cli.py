@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
+import getpass
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -77,19 +80,111 @@ async def cmd_tenant_list(args: argparse.Namespace, settings: Settings) -> Outpu
     return Output({"tenants": rows}, text)
 
 
+def read_password() -> str:
+    password = os.environ.get("ANALYTICS_PASSWORD")
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        raise CommandError("set ANALYTICS_PASSWORD or run in a terminal to be asked")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != password:
+        raise CommandError("the passwords differ")
+    return password
+
+
+async def cmd_user_create(args: argparse.Namespace, settings: Settings) -> Output:
+    from app.accounts import AccountError, add_membership, check_email, check_password, create_user
+    from app.tenants import get_tenant
+
+    try:
+        check_email(args.email)
+        password = check_password(read_password())
+    except AccountError as error:
+        raise CommandError(str(error)) from None
+    conn = await connect(settings)
+    try:
+        async with conn.transaction():
+            if await get_tenant(conn, args.tenant) is None:
+                raise CommandError(f"tenant {args.tenant} does not exist")
+            try:
+                user = await create_user(conn, args.email, password)
+            except AccountError as error:
+                raise CommandError(str(error)) from None
+            await add_membership(conn, user.id, args.tenant)
+    finally:
+        await conn.close()
+    data = {"id": user.id, "email": user.email, "tenant_ids": [args.tenant]}
+    return Output(data, f"user {user.id} {user.email} owns tenant {args.tenant}")
+
+
+async def cmd_user_add_tenant(args: argparse.Namespace, settings: Settings) -> Output:
+    from app.accounts import add_membership, get_user_by_email, user_tenants
+    from app.tenants import get_tenant
+
+    conn = await connect(settings)
+    try:
+        user = await get_user_by_email(conn, args.email)
+        if user is None:
+            raise CommandError(f"no user has the email {args.email!r}")
+        if await get_tenant(conn, args.tenant) is None:
+            raise CommandError(f"tenant {args.tenant} does not exist")
+        await add_membership(conn, user.id, args.tenant)
+        tenant_ids = await user_tenants(conn, user.id)
+    finally:
+        await conn.close()
+    data = {"id": user.id, "email": user.email, "tenant_ids": tenant_ids}
+    return Output(data, f"user {user.id} {user.email} owns tenants {', '.join(map(str, tenant_ids))}")
+
+
 async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> Output:
     from app.tenants import get_tenant
     from app.tokens import create_token
+
+    expires_at = None
+    if args.expires_in_days is not None:
+        expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(days=args.expires_in_days)
+    conn = await connect(settings)
+    try:
+        if await get_tenant(conn, args.tenant) is None:
+            raise CommandError(f"tenant {args.tenant} does not exist")
+        token, plaintext = await create_token(conn, args.tenant, args.label, expires_at)
+    finally:
+        await conn.close()
+    data = {"id": token.id, "token": plaintext, "tenant_id": token.tenant_id, "label": token.label,
+            "expires_at": _iso(token.expires_at)}
+    return Output(data, f"token {token.id} for tenant {token.tenant_id} (shown once):\n{plaintext}")
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> Output:
+    from app.tenants import get_tenant
+    from app.tokens import list_tokens
 
     conn = await connect(settings)
     try:
         if await get_tenant(conn, args.tenant) is None:
             raise CommandError(f"tenant {args.tenant} does not exist")
-        token, plaintext = await create_token(conn, args.tenant, args.label)
+        tokens = await list_tokens(conn, args.tenant)
     finally:
         await conn.close()
-    data = {"id": token.id, "token": plaintext, "tenant_id": token.tenant_id, "label": token.label}
-    return Output(data, f"token {token.id} for tenant {token.tenant_id} (shown once):\n{plaintext}")
+    rows = [
+        {"id": t.id, "tenant_id": t.tenant_id, "label": t.label,
+         "created_at": _iso(t.created_at), "last_used_at": _iso(t.last_used_at),
+         "expires_at": _iso(t.expires_at), "revoked_at": _iso(t.revoked_at)}
+        for t in tokens
+    ]
+    text = "\n".join(_token_line(t) for t in tokens)
+    return Output({"tokens": rows}, text or f"tenant {args.tenant} has no tokens")
+
+
+def _token_line(token) -> str:
+    used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never"
+    state = "revoked" if token.revoked_at else "active"
+    return (f"{token.id}\t{token.label or '-'}\tcreated {token.created_at:%Y-%m-%d %H:%M}\t"
+            f"last used {used}\t{state}")
 
 
 async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> Output:
@@ -206,10 +301,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", default="UTC", help="IANA name, e.g. Europe/Madrid")
     command(tenant, "list", cmd_tenant_list, "list tenants")
 
+    user = commands.add_parser("user", help="tenant owners").add_subparsers(dest="action", required=True)
+    p = command(user, "create", cmd_user_create,
+                "create an owner (password from ANALYTICS_PASSWORD or a prompt)")
+    p.add_argument("email")
+    p.add_argument("--tenant", type=int, required=True)
+    p = command(user, "add-tenant", cmd_user_add_tenant, "let an owner see one more tenant")
+    p.add_argument("email")
+    p.add_argument("--tenant", type=int, required=True)
+
     token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
     p = command(token, "create", cmd_token_create, "create a token (shown once)")
     p.add_argument("--tenant", type=int, required=True)
     p.add_argument("--label", default="")
+    p.add_argument("--expires-in-days", type=int, default=None, metavar="DAYS",
+                   help="the token stops working after this many days (default: never)")
+    p = command(token, "list", cmd_token_list, "list a tenant's tokens (never their values)")
+    p.add_argument("--tenant", type=int, required=True)
     p = command(token, "revoke", cmd_token_revoke, "revoke a token at once")
     p.add_argument("id", type=int)
 

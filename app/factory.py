@@ -80,7 +80,11 @@ def create_app(settings: Settings | None = None) -> Quart:
         try:
             yield
         finally:
-            refresher.cancel()
+            # redis-py can swallow a cancellation that lands inside a pipeline (redis/redis-py
+            # #2028, #2551), which left shutdown waiting on the refresher's next sleep.
+            while not refresher.done():
+                refresher.cancel()
+                await asyncio.wait([refresher], timeout=0.1)
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
             await svc.redis.aclose()

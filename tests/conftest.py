@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from app.accounts import User, add_membership, create_user
 from app.config import Settings
 from app.factory import create_app
 from app.migrate import migrate
@@ -42,6 +43,9 @@ def pytest_unconfigure(config):
         cluster.stop()
         os.environ.pop("TEST_REDIS_URL", None)
 _names = itertools.count(1)
+_addresses = itertools.count(1)
+PASSWORD = "correct horse battery staple"
+AUTH_COOKIE = "QUART_AUTH"
 
 
 def make_settings(**overrides) -> Settings:
@@ -171,3 +175,42 @@ async def bearer(pool, tenant) -> dict[str, str]:
 def visitor(n: int) -> dict[str, str]:
     """Headers that make the n-th distinct visitor (same address, own browser)."""
     return {"User-Agent": f"Mozilla/5.0 (X11; Linux x86_64) Firefox/140.{n}"}
+
+
+@pytest.fixture
+async def owner(pool: asyncpg.Pool, tenant: Tenant) -> User:
+    """A user who owns `tenant` and logs in with PASSWORD."""
+    user = await create_user(pool, f"owner{next(_names)}.{RUN}@example.com", PASSWORD)
+    await add_membership(pool, user.id, tenant.id)
+    return user
+
+
+def new_address() -> str:
+    """A client address of the test's own, so per-client limits of one test leave the others
+    alone (2001:db8::/32 is reserved for documentation)."""
+    return f"2001:db8:{RUN[:4]}::{next(_addresses):x}"
+
+
+def from_address(address: str) -> dict:
+    """`scope_base` for the test client: the request comes from this address."""
+    return {"client": (address, 50000)}
+
+
+async def login(client, email: str, password: str = PASSWORD, *, address: str | None = None):
+    """Log in the way a program does (JSON); the client keeps the session cookie."""
+    return await client.post(
+        "/login", json={"email": email, "password": password},
+        scope_base=from_address(address or new_address()),
+    )
+
+
+def cookie_from(response, name: str = AUTH_COOKIE) -> str | None:
+    """The value a response's Set-Cookie gives `name`."""
+    from http.cookies import SimpleCookie
+
+    for header in response.headers.getlist("Set-Cookie"):
+        parsed = SimpleCookie()
+        parsed.load(header)
+        if name in parsed:
+            return parsed[name].value
+    return None

@@ -157,7 +157,7 @@ async def start_session(conn: asyncpg.Connection | asyncpg.Pool, user_id: int,
                WHERE id_hash = $4 OR (user_id = $2 AND expires_at <= $3)
            )
            INSERT INTO sessions (id_hash, user_id, created_at, expires_at)
-           VALUES ($1, $2, $3, $3 + $5::interval)""",
+           VALUES ($1, $2, $3, $3::timestamptz + $5::interval)""",
         _digest(session_id), user_id, now,
         _digest(replaces) if replaces else b"", SESSION_LIFETIME,
     )

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import secrets
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
-from itsdangerous import URLSafeTimedSerializer
 from quart.testing import WebsocketResponseError
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -25,12 +22,9 @@ from app.accounts import end_session, start_session
 from app.factory import create_app
 from app.tenants import create_tenant
 from app.tokens import create_token, list_tokens, revoke_token, verify_token
-from tests.conftest import AUTH_COOKIE, RUN, cookie_from, login
+from tests.conftest import AUTH_COOKIE, ROOT, RUN, cli, cookie_from, login, process_env
 from tests.probes import add_probes
 from tests.test_auth_routes import PUBLIC, is_api, sample_path
-
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @dataclass(frozen=True)
 class Case:
@@ -238,17 +232,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def process_env(settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "ANALYTICS_KEY_PREFIX": settings.key_prefix,
-        "SECRET_KEY": settings.secret_key,
-        "ANALYTICS_ENV": "development",
-    }
-
-
 @pytest.fixture(scope="module")
 def web_process(settings, database, tmp_path_factory):
     """`analytics serve`'s app (plus the probes) under uvicorn in its own process."""
@@ -280,16 +263,6 @@ def web_process(settings, database, tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-async def cli(settings, *args: str) -> tuple[int, str, str]:
-    analytics = Path(sys.executable).with_name("analytics")
-    process = await asyncio.create_subprocess_exec(
-        str(analytics), *args, env=process_env(settings), cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    return process.returncode, out.decode(), err.decode()
 
 
 async def live_status(base: str, tenant_id: int, headers: dict[str, str]) -> int:

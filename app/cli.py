@@ -133,7 +133,8 @@ async def cmd_user_add_tenant(args: argparse.Namespace, settings: Settings) -> O
     finally:
         await conn.close()
     data = {"id": user.id, "email": user.email, "tenant_ids": tenant_ids}
-    return Output(data, f"user {user.id} {user.email} owns tenants {', '.join(map(str, tenant_ids))}")
+    owned = ", ".join(map(str, tenant_ids))
+    return Output(data, f"user {user.id} {user.email} owns tenants {owned}")
 
 
 async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> Output:

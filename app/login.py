@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pydantic import StrictStr, TypeAdapter, ValidationError
 from quart import Blueprint, Response, redirect, render_template, request
 from quart_auth import AuthUser, current_user, login_user, logout_user
-from quart_schema import document_request, document_response
+from quart_schema import document_request, document_response, hide
 from redis.exceptions import RedisError
 
 from app import csrf
@@ -22,7 +22,8 @@ blueprint = Blueprint("login", __name__)
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # The login page runs no script and loads nothing from elsewhere.
-PAGE_POLICY = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"
+PAGE_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+               "frame-ancestors 'none'")
 
 
 @dataclass
@@ -52,6 +53,7 @@ async def to_login_page(_: LoginRequired) -> Response:
 
 
 @blueprint.get("/login")
+@hide
 async def login_page() -> Response:
     """The login form for people."""
     response = Response(await render_template("login.html"), content_type="text/html")

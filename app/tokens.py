@@ -78,7 +78,8 @@ async def verify_token(conn: asyncpg.Connection | asyncpg.Pool, plaintext: str,
         # The condition is repeated in SQL so that processes racing here write once.
         await conn.execute(
             """UPDATE api_tokens SET last_used_at = $2
-               WHERE id = $1 AND (last_used_at IS NULL OR last_used_at <= $2::timestamptz - $3::interval)""",
+               WHERE id = $1
+                 AND (last_used_at IS NULL OR last_used_at <= $2::timestamptz - $3::interval)""",
             token.id, now, LAST_USED_RESOLUTION,
         )
     return token

@@ -26,6 +26,7 @@ from tests.conftest import AUTH_COOKIE, ROOT, RUN, cli, cookie_from, login, proc
 from tests.probes import add_probes
 from tests.test_auth_routes import PUBLIC, is_api, sample_path
 
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -100,7 +101,8 @@ async def world(probe_app, pool):
         Case("garbage cookie", cookie("not-a-session")),
         Case("cookie signed with another secret",
              cookie(auth_cookie(probe_app, old_session, secret="guessed-secret"))),
-        Case("signed cookie of no session", cookie(auth_cookie(probe_app, secrets.token_urlsafe(32)))),
+        Case("signed cookie of no session",
+             cookie(auth_cookie(probe_app, secrets.token_urlsafe(32)))),
         Case("expired session", cookie(auth_cookie(probe_app, old_session))),
         Case("logged-out session", cookie(auth_cookie(probe_app, ended))),
         Case("other tenant's session", cookie(sessions[b.id]), kind="session"),

@@ -31,7 +31,9 @@ async def test_user_create_then_login(settings, app, client, tenant, pool):
 async def test_add_tenant_lets_an_owner_see_one_more(settings, tenant, pool):
     email = f"multi.{RUN}@example.com"
     env = process_env(settings, ANALYTICS_PASSWORD=PASSWORD)
-    assert (await cli(settings, "user", "create", email, "--tenant", str(tenant.id), env=env))[0] == 0
+    status, _, err = await cli(settings, "user", "create", email, "--tenant", str(tenant.id),
+                               env=env)
+    assert status == 0, err
     second = await create_tenant(pool, "Second shop")
     status, out, err = await cli(settings, "user", "add-tenant", email.upper(),
                                  "--tenant", str(second.id), "--json")
@@ -67,7 +69,8 @@ async def test_token_list_shows_use_and_revocation_never_the_token(settings, poo
     created = json.loads(out)
 
     async def listed() -> dict:
-        status, out, err = await cli(settings, "token", "list", "--tenant", str(tenant.id), "--json")
+        status, out, err = await cli(settings, "token", "list", "--tenant", str(tenant.id),
+                                     "--json")
         assert status == 0, err
         assert created["token"] not in out
         [row] = json.loads(out)["tokens"]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import itertools
 import os
 import secrets
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -23,7 +20,6 @@ from app.tenants import Tenant, create_tenant
 from realtime.keys import Keys
 
 RUN = secrets.token_hex(4)
-ROOT = Path(__file__).resolve().parent.parent
 ADMIN_DSN = os.environ.get("TEST_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -218,28 +214,3 @@ def cookie_from(response, name: str = AUTH_COOKIE) -> str | None:
             return parsed[name].value
     return None
 
-
-def process_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment for another process (CLI, web server) on this run's database and keys."""
-    return {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "ANALYTICS_KEY_PREFIX": settings.key_prefix,
-        "SECRET_KEY": settings.secret_key,
-        "ANALYTICS_ENV": "development",
-        **extra,
-    }
-
-
-async def cli(settings: Settings, *args: str, env: dict[str, str] | None = None,
-              stdin: bytes | None = None) -> tuple[int, str, str]:
-    """Run the installed `analytics` command; returns (exit status, stdout, stderr)."""
-    analytics = Path(sys.executable).with_name("analytics")
-    process = await asyncio.create_subprocess_exec(
-        str(analytics), *args, env=env or process_env(settings), cwd=ROOT,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate(stdin or b"")
-    return process.returncode, out.decode(), err.decode()

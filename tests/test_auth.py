@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -22,8 +21,9 @@ from app.accounts import end_session, start_session
 from app.factory import create_app
 from app.tenants import create_tenant
 from app.tokens import create_token, list_tokens, revoke_token, verify_token
-from tests.conftest import AUTH_COOKIE, ROOT, RUN, cli, cookie_from, login, process_env
+from tests.conftest import AUTH_COOKIE, RUN, cookie_from, login
 from tests.probes import add_probes
+from tests.servers import ROOT, env_for, free_port, run_cli
 from tests.test_auth_routes import PUBLIC, is_api, sample_path
 
 
@@ -53,7 +53,7 @@ def cookie(value: str) -> dict[str, str]:
     return {"Cookie": f"{AUTH_COOKIE}={value}"}
 
 
-def bearer(token: str) -> dict[str, str]:
+def bearer_header(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -90,14 +90,14 @@ async def world(probe_app, pool):
 
     cases = [
         Case("no credentials"),
-        Case("forged bearer", bearer("lat_" + secrets.token_urlsafe(32))),
+        Case("forged bearer", bearer_header("lat_" + secrets.token_urlsafe(32))),
         Case("empty bearer", {"Authorization": "Bearer "}),
         Case("basic auth", {"Authorization": "Basic b3duZXI6cGFzc3dvcmQ="}),
         Case("token in the wrong scheme", {"Authorization": f"Token {token_a}"}),
-        Case("expired bearer", bearer(expired)),
-        Case("revoked bearer", bearer(revoked)),
-        Case("other tenant's bearer", bearer(token_b), kind="token"),
-        Case("bearer", bearer(token_a), kind="token", covers=True),
+        Case("expired bearer", bearer_header(expired)),
+        Case("revoked bearer", bearer_header(revoked)),
+        Case("other tenant's bearer", bearer_header(token_b), kind="token"),
+        Case("bearer", bearer_header(token_a), kind="token", covers=True),
         Case("garbage cookie", cookie("not-a-session")),
         Case("cookie signed with another secret",
              cookie(auth_cookie(probe_app, old_session, secret="guessed-secret"))),
@@ -108,7 +108,7 @@ async def world(probe_app, pool):
         Case("other tenant's session", cookie(sessions[b.id]), kind="session"),
         Case("session", cookie(sessions[a.id]), kind="session", covers=True),
         Case("bad bearer beside a good session",
-             {**bearer("lat_forged"), **cookie(sessions[a.id])}),
+             {**bearer_header("lat_forged"), **cookie(sessions[a.id])}),
     ]
     return {"a": a, "b": b, "owners": owners, "cases": {c.name: c for c in cases},
             "token_a": token_a, "session_a": sessions[a.id], "password": password}
@@ -220,19 +220,14 @@ async def test_tokens_are_stored_only_hashed_and_last_use_is_kept_to_a_minute(po
 async def test_a_request_with_a_token_records_its_use(probe_app, pool, tenant):
     token, plaintext = await create_token(pool, tenant.id)
     client = probe_app.test_client(use_cookies=False)
-    response = await client.get(f"/api/analytics/{tenant.id}/probe", headers=bearer(plaintext))
+    path = f"/api/analytics/{tenant.id}/probe"
+    response = await client.get(path, headers=bearer_header(plaintext))
     assert response.status_code == 200
     [listed] = await list_tokens(pool, token.tenant_id)
     assert listed.last_used_at is not None
 
 
 # -- a second, real web process ------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +239,7 @@ def web_process(settings, database, tmp_path_factory):
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "tests.probes:app", "--host", "127.0.0.1",
              "--port", str(port), "--ws", "websockets-sansio", "--no-access-log"],
-            cwd=ROOT, env=process_env(settings), stdout=output, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env_for(settings), stdout=output, stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -281,18 +276,22 @@ async def live_status(base: str, tenant_id: int, headers: dict[str, str]) -> int
 async def test_token_revoked_by_the_cli_stops_at_once_in_another_process(
         web_process, settings, pool, tenant):
     token, plaintext = await create_token(pool, tenant.id, "other process")
-    url = f"{web_process}/api/analytics/{tenant.id}/probe"
+    headers = bearer_header(plaintext)
+    urls = [f"{web_process}/api/analytics/{tenant.id}/probe",
+            f"{web_process}/api/analytics/{tenant.id}/today"]
     async with httpx.AsyncClient(timeout=5) as http:
-        assert (await http.get(url, headers=bearer(plaintext))).status_code == 200
-        assert await live_status(web_process, tenant.id, bearer(plaintext)) == 200
+        for url in urls:
+            assert (await http.get(url, headers=headers)).status_code == 200, url
+        assert await live_status(web_process, tenant.id, headers) == 200
 
-        status, out, err = await cli(settings, "token", "revoke", str(token.id), "--json")
-        assert status == 0, err
+        revoked = run_cli(settings, "token", "revoke", str(token.id), "--json")
+        assert revoked.returncode == 0, revoked.stderr
 
-        refused = await http.get(url, headers=bearer(plaintext))
-        assert refused.status_code == 401
-        assert refused.json()["success"] is False
-        assert await live_status(web_process, tenant.id, bearer(plaintext)) == 401
+        for url in urls:
+            refused = await http.get(url, headers=headers)
+            assert refused.status_code == 401, url
+            assert refused.json()["success"] is False
+        assert await live_status(web_process, tenant.id, headers) == 401
 
 
 async def test_logout_here_ends_the_session_in_another_process(

@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import asyncpg
 from quart import has_websocket_context, request, websocket
 from quart_auth import current_user
 
@@ -48,7 +49,15 @@ def _same_origin() -> bool:
 
 
 async def authenticate() -> Principal | None:
-    """The principal behind this request's credentials, or None."""
+    """The principal behind this request's credentials, or None; APIError 503 when Postgres
+    cannot tell."""
+    try:
+        return await _authenticate()
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        raise APIError(503, "credentials cannot be checked right now, try again shortly") from None
+
+
+async def _authenticate() -> Principal | None:
     header = _connection().headers.get("Authorization")
     if header is not None:
         # Credentials sent explicitly decide alone: a bad token is not rescued by a cookie.

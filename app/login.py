@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import asyncpg
 from pydantic import StrictStr, TypeAdapter, ValidationError
 from quart import Blueprint, Response, redirect, render_template, request
 from quart_auth import AuthUser, current_user, login_user, logout_user
@@ -99,7 +100,7 @@ async def login() -> Response | tuple[dict, int]:
             429, f"too many failed logins: try again in {throttled.retry_after} seconds",
             headers={"Retry-After": str(throttled.retry_after)},
         ) from None
-    except (RedisError, OSError, TimeoutError):
+    except (RedisError, asyncpg.PostgresError, OSError, TimeoutError):
         raise APIError(503, "logging in is unavailable for a moment, try again shortly") from None
     if result is None:
         raise APIError(401, "wrong email or password")

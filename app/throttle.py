@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import math
 import secrets
 from dataclasses import dataclass
@@ -20,6 +21,20 @@ from realtime.keys import LOGIN_WINDOW_SECONDS, Keys
 ACCOUNT_LIMIT = 5
 # Higher than the account limit: several people may share an office or a carrier's address.
 CLIENT_LIMIT = 20
+
+
+def client_name(address: str) -> str:
+    """What counts as one client: an IPv4 address, or an IPv6 /64, the block one subscriber
+    (or one attacker) usually holds whole."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 class Throttled(Exception):
@@ -55,7 +70,7 @@ class LoginThrottle:
         """
         attempt = Attempt(
             self.keys.login_failures_account(self._name("account", email.strip().lower())),
-            self.keys.login_failures_client(self._name("client", address)),
+            self.keys.login_failures_client(self._name("client", client_name(address))),
             f"{now:.6f}:{secrets.token_hex(6)}",
         )
         retry_after = 0

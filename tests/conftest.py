@@ -187,7 +187,7 @@ async def owner(pool: asyncpg.Pool, tenant: Tenant) -> User:
 def new_address() -> str:
     """A client address of the test's own, so per-client limits of one test leave the others
     alone (2001:db8::/32 is reserved for documentation)."""
-    return f"2001:db8:{RUN[:4]}::{next(_addresses):x}"
+    return f"2001:db8:{RUN[:4]}:{next(_addresses):x}::1"
 
 
 def from_address(address: str) -> dict:

@@ -4,6 +4,7 @@ websocket, in this process and in a second real `web` process."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import secrets
 import subprocess
@@ -306,3 +307,21 @@ async def test_logout_here_ends_the_session_in_another_process(
         assert (await client.post("/logout", json={})).status_code == 200
         assert (await http.get(url, headers=session)).status_code == 401
         assert await live_status(web_process, tenant.id, session) == 401
+
+
+async def test_credentials_cannot_be_checked_without_postgres(settings, redis, world):
+    """503, not 500 and not a pass: the answer when Postgres is down."""
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    app = add_probes(create_app(dataclasses.replace(settings, database_url=closed)))
+    async with app.test_app():
+        client = app.test_client(use_cookies=False)
+        path = f"/api/analytics/{world['a'].id}/probe"
+        for headers in (bearer_header(world["token_a"]), cookie(world["session_a"])):
+            response = await client.get(path, headers=headers)
+            assert response.status_code == 503
+            assert (await response.get_json())["success"] is False
+        response = await client.post(
+            "/login", json={"email": "someone@example.com", "password": "whatever it is"},
+            scope_base={"client": ("192.0.2.200", 1)},
+        )
+        assert response.status_code == 503

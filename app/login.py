@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
 
 import asyncpg
 from pydantic import StrictStr, TypeAdapter, ValidationError
@@ -46,18 +47,29 @@ class LoginResponse:
 
 
 _credentials = TypeAdapter(LoginRequest)
+DEFAULT_NEXT = "/dashboard"
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after logging in: a path on this site only, never an open redirect
+    (browsers read `//host` and `/\\host` as other sites)."""
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or urlsplit(target).netloc or any(ord(c) < 0x21 for c in target)):
+        return DEFAULT_NEXT
+    return target
 
 
 @blueprint.app_errorhandler(LoginRequired)
 async def to_login_page(_: LoginRequired) -> Response:
-    return redirect("/login", 303)
+    return redirect("/login?" + urlencode({"next": request.path}), 303)
 
 
 @blueprint.get("/login")
 @hide
 async def login_page() -> Response:
     """The login form for people."""
-    response = Response(await render_template("login.html"), content_type="text/html")
+    page = await render_template("login.html", next=safe_next(request.args.get("next")))
+    response = Response(page, content_type="text/html")
     response.headers["Content-Security-Policy"] = PAGE_POLICY
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -70,8 +82,9 @@ async def login() -> Response | tuple[dict, int]:
     """Log in as a tenant owner and receive the session cookie.
 
     Programs send JSON `{"email", "password"}` and get 200; the login form (with its CSRF
-    field) is redirected to `/dashboard`. Wrong credentials get 401; after 5 failures for an
-    account, or 20 from a client, within 15 minutes: 429 with `Retry-After`.
+    field) is redirected to `/dashboard`, or back to the page that sent it to log in. Wrong
+    credentials get 401; after 5 failures for an account, or 20 from a client, within 15
+    minutes: 429 with `Retry-After`.
     """
     is_form = request.mimetype in FORM_TYPES
     if is_form:
@@ -109,7 +122,7 @@ async def login() -> Response | tuple[dict, int]:
     login_user(AuthUser(session_id), remember=True)
     csrf.rotate()
     if is_form:
-        return redirect("/dashboard", 303)
+        return redirect(safe_next(data.get("next")), 303)
     return {"success": True, "user": {"id": user.id, "email": user.email}}, 200
 
 

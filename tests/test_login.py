@@ -347,3 +347,37 @@ async def test_passwords_are_stored_hashed_and_never_logged(app, client, pool, c
     assert secret not in str(dict(row))
     assert secret not in caplog.text and address not in caplog.text
 
+
+
+# -- where a login leads -------------------------------------------------------------------
+
+
+async def test_a_page_sends_people_to_log_in_and_back(client, owner):
+    response = await client.get("/dashboard")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/login?next=%2Fdashboard"
+    page = await client.get(response.headers["Location"])
+    assert 'name="next" value="/dashboard"' in (await page.get_data()).decode()
+
+
+@pytest.mark.parametrize(
+    ("target", "lands"),
+    [
+        ("/dashboard/7?range=week", "/dashboard/7?range=week"),
+        ("//evil.example/x", "/dashboard"),
+        ("/\\evil.example", "/dashboard"),
+        ("https://evil.example/", "/dashboard"),
+        ("javascript:alert(1)", "/dashboard"),
+        ("/\tevil", "/dashboard"),
+        ("", "/dashboard"),
+    ],
+)
+async def test_form_login_goes_back_only_to_a_page_of_ours(client, owner, target, lands):
+    page = await client.get("/login", query_string={"next": target})
+    html = (await page.get_data()).decode()
+    assert "evil" not in html
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    response = await post_form(client, {"email": owner.email, "password": PASSWORD,
+                                        "csrf_token": token, "next": target})
+    assert response.status_code == 303
+    assert response.headers["Location"] == lands

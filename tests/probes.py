@@ -1,5 +1,5 @@
 """Protected test-only routes: a REST endpoint and a websocket that go through `authorize()`
-exactly as the product's GET endpoints and live socket do.
+exactly as the product's GET endpoints and live socket do, and a page behind `require_owner()`.
 
 `app` is an ASGI app for a real `web` subprocess: the product app plus these routes.
 """
@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from quart import Quart, websocket
 
-from app.auth import authorize
+from app.auth import authorize, require_owner
 
 PROBE = "/api/analytics/<int:tenant_id>/probe"
 PROBE_LIVE = "/api/analytics/<int:tenant_id>/probe/live"
+PROBE_PAGE = "/probe-page"
 
 
 def add_probes(app: Quart) -> Quart:
@@ -25,6 +26,11 @@ def add_probes(app: Quart) -> Quart:
         principal = await authorize(tenant_id)
         await websocket.accept()
         await websocket.send_json({"type": "snapshot", "kind": principal.kind})
+
+    @app.get(PROBE_PAGE)
+    async def probe_page() -> str:
+        principal = await require_owner()
+        return f"<p>owner {principal.subject_id}</p>"
 
     return app
 

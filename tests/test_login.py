@@ -352,12 +352,22 @@ async def test_passwords_are_stored_hashed_and_never_logged(app, client, pool, c
 # -- where a login leads -------------------------------------------------------------------
 
 
-async def test_a_page_sends_people_to_log_in_and_back(client, owner):
-    response = await client.get("/dashboard")
-    assert response.status_code == 303
-    assert response.headers["Location"] == "/login?next=%2Fdashboard"
-    page = await client.get(response.headers["Location"])
-    assert 'name="next" value="/dashboard"' in (await page.get_data()).decode()
+async def test_a_page_sends_people_to_log_in_and_back(settings, database, redis, owner):
+    from tests.probes import PROBE_PAGE, add_probes
+
+    app = add_probes(create_app(settings))
+    async with app.test_app():
+        client = app.test_client()
+        response = await client.get(PROBE_PAGE)
+        assert response.status_code == 303
+        assert response.headers["Location"] == "/login?next=%2Fprobe-page"
+        page = await client.get(response.headers["Location"])
+        assert 'name="next" value="/probe-page"' in (await page.get_data()).decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', (await page.get_data()).decode())
+        response = await post_form(client, {"email": owner.email, "password": PASSWORD,
+                                            "csrf_token": token.group(1), "next": "/probe-page"})
+        assert response.headers["Location"] == "/probe-page"
+        assert (await client.get(PROBE_PAGE)).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -92,6 +92,11 @@ async def create_user(conn: asyncpg.Connection | asyncpg.Pool, email: str, passw
     return User(**row)
 
 
+async def set_password(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, password: str) -> None:
+    password_hash = await asyncio.to_thread(hash_password, password)
+    await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
+
+
 async def get_user_by_email(conn: asyncpg.Connection | asyncpg.Pool, email: str) -> User | None:
     row = await conn.fetchrow(
         "SELECT id, email FROM users WHERE lower(email) = lower($1)", email.strip()

@@ -253,10 +253,12 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> Output:
         raise CommandError(f"demo failed: {type(error).__name__}: {error}") from None
     base = f"http://127.0.0.1:{settings.port}"
     tenant = demo.tenant
-    data = {"tenant_id": tenant.id, "token": demo.token, "events": demo.events,
-            "created": demo.created, "demo_page": f"{base}/demo/{tenant.id}"}
+    data = {"tenant_id": tenant.id, "token": demo.token, "email": demo.email,
+            "password": demo.password, "events": demo.events, "created": demo.created,
+            "login": f"{base}/login", "demo_page": f"{base}/demo/{tenant.id}"}
     seeded = f"seeded a week of traffic ({demo.events} events)" if demo.created else "already seeded"
     text = f"""Demo tenant {tenant.id} {tenant.name!r} ({tenant.timezone}): {seeded}.
+Log in at {base}/login as {demo.email} with password {demo.password}
 API token (shown once): {demo.token}
 
 Send an event:

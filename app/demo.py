@@ -6,13 +6,16 @@ past times, then through a flush, so the demo shows what production would.
 
 from __future__ import annotations
 
+import os
 import random
+import secrets
 import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import orjson
 
+from app.accounts import add_membership, create_user, get_user_by_email, set_password
 from app.config import Settings
 from app.scheduler import Worker
 from app.services import make_ingestor
@@ -23,6 +26,7 @@ from realtime.ingest import Ingestor, Outcome, Sender
 from rollups.locks import Locking
 
 DEMO_NAME = "Demo Café"
+DEMO_EMAIL = "demo@example.com"
 DEMO_TIMEZONE = "Europe/Madrid"
 PRODUCTS = ("cafe-con-leche", "tostada", "zumo")
 BROWSERS = (
@@ -36,6 +40,8 @@ BROWSERS = (
 class Demo:
     tenant: Tenant
     token: str
+    email: str
+    password: str
     events: int
     created: bool
 
@@ -88,11 +94,19 @@ async def seed_demo(settings: Settings) -> Demo:
         created = row is None
         tenant = await create_tenant(worker.pool, DEMO_NAME, DEMO_TIMEZONE) if created else Tenant(**row)
         _, token = await create_token(worker.pool, tenant.id, "demo")
+        # The demo owner's password is new on every run: it is shown here and kept nowhere.
+        password = os.environ.get("ANALYTICS_PASSWORD") or secrets.token_urlsafe(12)
+        user = await get_user_by_email(worker.pool, DEMO_EMAIL)
+        if user is None:
+            user = await create_user(worker.pool, DEMO_EMAIL, password)
+        else:
+            await set_password(worker.pool, user.id, password)
+        await add_membership(worker.pool, user.id, tenant.id)
         events = 0
         if created:
             ingestor = make_ingestor(settings, worker.redis, worker.keys, worker.scripts)
             events = await generate_week(ingestor, tenant, time.time())
             await worker.flush(Locking.WAIT)
-        return Demo(tenant, token, events, created)
+        return Demo(tenant, token, DEMO_EMAIL, password, events, created)
     finally:
         await worker.close()

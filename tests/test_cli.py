@@ -137,3 +137,16 @@ async def test_serve_answers_the_readme_curl(settings, database, tenant):
         web.send_signal(signal.SIGTERM)
         output, _ = web.communicate(timeout=20)
     assert "198.51.100.9" not in output and "127.0.0.1" not in output
+
+
+async def test_demo_seeds_a_week_and_prints_how_to_log_in(settings, database, app, client):
+    first = ok_json(await asyncio.to_thread(run_cli, settings, "demo", "--json"))
+    again = ok_json(await asyncio.to_thread(run_cli, settings, "demo", "--json"))
+    assert again["tenant_id"] == first["tenant_id"] and again["created"] is False
+    login = await client.post("/login", json={"email": again["email"], "password": again["password"]})
+    assert login.status_code == 200, await login.get_data()
+    data = (await (await client.get(f"/api/analytics/{first['tenant_id']}")).get_json())["data"]
+    assert first["events"] > 100
+    assert data["visitors_week"] > 0 and sum(d["visitors"] for d in data["last_7_days"]) > 0
+    bearer = {"Authorization": f"Bearer {again['token']}"}
+    assert (await client.get(f"/api/analytics/{first['tenant_id']}/today", headers=bearer)).status_code == 200

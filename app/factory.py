@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 
-from quart import Quart, Response
+from quart import Quart, Request, Response
+from quart.sessions import SecureCookieSessionInterface
 from quart_auth import QuartAuth
 from quart_schema import QuartSchema
 
@@ -31,6 +32,15 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "strict-origin-when-cross-origin",
     "X-Frame-Options": "DENY",
 }
+
+
+class TrackWithoutSession(SecureCookieSessionInterface):
+    """The ingestion endpoint never reads the session: skip its cookie signing work there."""
+
+    async def open_session(self, app: Quart, request: Request):
+        if request.path == track.TRACK_PATH:
+            return await self.make_null_session(app)
+        return await super().open_session(app, request)
 
 
 def create_app(settings: Settings | None = None) -> Quart:
@@ -66,10 +76,12 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.register_blueprint(login.blueprint)
     app.register_blueprint(dashboard.blueprint)
 
+    app.session_interface = TrackWithoutSession()
+
     @app.after_request
     async def security_headers(response: Response) -> Response:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
+        if "X-Content-Type-Options" not in response.headers:  # one scan, not one per header
+            response.headers.extend(SECURITY_HEADERS)
         return response
 
     @app.while_serving

@@ -30,6 +30,7 @@ CORS = {
     "Access-Control-Max-Age": "86400",
 }
 SUCCESS = b'{"success":true}'
+TRACK_PATH = "/api/analytics/track"
 
 
 @dataclass
@@ -37,19 +38,24 @@ class Success:
     success: bool = True
 
 
+def accepted() -> Response:
+    return Response(SUCCESS, content_type="application/json", headers=CORS)
+
+
 @blueprint.after_request
 async def cors(response: Response) -> Response:
-    response.headers.update(CORS)
+    if "Access-Control-Allow-Origin" not in response.headers:  # errors; `accepted` has them
+        response.headers.extend(CORS)
     return response
 
 
-@blueprint.route("/api/analytics/track", methods=["OPTIONS"], provide_automatic_options=False)
+@blueprint.route(TRACK_PATH, methods=["OPTIONS"], provide_automatic_options=False)
 async def preflight() -> Response:
     """CORS preflight: any origin may send events."""
     return Response(b"", status=204)
 
 
-@blueprint.post("/api/analytics/track")
+@blueprint.post(TRACK_PATH)
 @document_request(TrackRequest)
 @document_response(Success)
 async def track() -> Response:
@@ -69,7 +75,7 @@ async def track() -> Response:
 
     user_agent = request.headers.get("User-Agent", "")
     if is_bot(user_agent):
-        return Response(SUCCESS, content_type="application/json")
+        return accepted()
 
     svc = services()
     try:
@@ -104,4 +110,4 @@ async def track() -> Response:
         )
     if result.outcome is Outcome.BUFFER_FULL:
         raise APIError(503, "the event buffer is full, try again later")
-    return Response(SUCCESS, content_type="application/json")
+    return accepted()

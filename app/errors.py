@@ -32,9 +32,13 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
+def error_body(message: str) -> bytes:
+    return orjson.dumps({"success": False, "error": message})
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    body = orjson.dumps({"success": False, "error": message})
-    return Response(body, status=status, headers=headers, content_type="application/json")
+    return Response(error_body(message), status=status, headers=headers,
+                    content_type="application/json")
 
 
 def register(app: Quart) -> None:

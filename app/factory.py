@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import logging
 
-from quart import Quart, Request, Response
-from quart.sessions import SecureCookieSessionInterface
+from quart import Quart, Response
 from quart_auth import QuartAuth
 from quart_schema import QuartSchema
 
 from app import analytics, csrf, dashboard, errors, health, login, track
 from app.accounts import SESSION_LIFETIME
 from app.clients import make_pool, make_redis
+from app.fastpath import TrackFastPath
 from app.config import Settings
 from app.services import Services, make_ingestor
 from app.tenants import TenantDirectory
@@ -32,15 +32,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "strict-origin-when-cross-origin",
     "X-Frame-Options": "DENY",
 }
-
-
-class TrackWithoutSession(SecureCookieSessionInterface):
-    """The ingestion endpoint never reads the session: skip its cookie signing work there."""
-
-    async def open_session(self, app: Quart, request: Request):
-        if request.path == track.TRACK_PATH:
-            return await self.make_null_session(app)
-        return await super().open_session(app, request)
 
 
 def create_app(settings: Settings | None = None) -> Quart:
@@ -76,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.register_blueprint(login.blueprint)
     app.register_blueprint(dashboard.blueprint)
 
-    app.session_interface = TrackWithoutSession()
+    app.asgi_app = TrackFastPath(app, app.asgi_app, SECURITY_HEADERS)
 
     @app.after_request
     async def security_headers(response: Response) -> Response:

@@ -1,4 +1,10 @@
-"""POST /api/analytics/track: the public ingestion endpoint, and its CORS preflight."""
+"""POST /api/analytics/track: the public ingestion endpoint, and its CORS preflight.
+
+`accept_event` is the whole endpoint. Two thin adapters call it: the Quart view below (which
+also carries the OpenAPI documentation) and `app.fastpath`, which answers the same requests
+straight from ASGI in the running app, because Quart's per-request machinery costs more than
+everything the endpoint itself does.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from quart_schema import document_request, document_response
 from redis.exceptions import RedisError
 
 from app.errors import APIError
-from app.services import services
+from app.services import Services, services
 from app.tenants import DirectoryUnavailable
 from realtime.bots import is_bot
 from realtime.events import InvalidEvent, TrackRequest, parse_event
@@ -21,6 +27,7 @@ from realtime.privacy import client_address
 log = logging.getLogger(__name__)
 blueprint = Blueprint("track", __name__)
 
+TRACK_PATH = "/api/analytics/track"
 ACCEPTED_TYPES = ("application/json", "text/plain")
 REDIS_DEADLINE = 0.9
 CORS = {
@@ -30,7 +37,6 @@ CORS = {
     "Access-Control-Max-Age": "86400",
 }
 SUCCESS = b'{"success":true}'
-TRACK_PATH = "/api/analytics/track"
 
 
 @dataclass
@@ -38,13 +44,63 @@ class Success:
     success: bool = True
 
 
-def accepted() -> Response:
-    return Response(SUCCESS, content_type="application/json", headers=CORS)
+@dataclass(frozen=True)
+class Delivery:
+    """What the endpoint reads from a request, whichever adapter received it."""
+
+    mimetype: str
+    body: bytes
+    user_agent: str
+    referrer: str
+    forwarded_for: str | None
+    remote_addr: str | None
+
+
+async def accept_event(svc: Services, delivery: Delivery) -> None:
+    """Validates and ingests one event; raises APIError with the status to answer."""
+    if delivery.mimetype not in ACCEPTED_TYPES:
+        raise APIError(415, "send the event as application/json or text/plain")
+    try:
+        event, metadata = parse_event(delivery.body)
+    except InvalidEvent as error:
+        raise APIError(error.status, error.message) from None
+    if is_bot(delivery.user_agent):
+        return
+
+    try:
+        timezone = await svc.tenants.timezone(event.tenant_id)
+    except DirectoryUnavailable:
+        raise APIError(503, "the service is starting, try again shortly") from None
+    if timezone is None:
+        raise APIError(404, f"tenant {event.tenant_id} does not exist")
+
+    sender = Sender(
+        address=client_address(delivery.remote_addr, delivery.forwarded_for,
+                               svc.settings.trusted_proxy_hops),
+        user_agent=delivery.user_agent,
+        referrer=delivery.referrer,
+    )
+    try:
+        async with asyncio.timeout(REDIS_DEADLINE):
+            result = await svc.ingestor.ingest(event, metadata, sender, timezone, svc.clock())
+    except (RedisError, OSError, TimeoutError) as error:
+        log.warning("event buffer unreachable: %s", type(error).__name__)
+        raise APIError(503, "the event buffer is unreachable, try again shortly") from None
+
+    if result.outcome is Outcome.RATE_LIMITED:
+        raise APIError(
+            429,
+            f"tenant {event.tenant_id} sent more than {svc.settings.rate_limit_per_minute} "
+            "events in the last minute",
+            headers={"Retry-After": str(result.retry_after)},
+        )
+    if result.outcome is Outcome.BUFFER_FULL:
+        raise APIError(503, "the event buffer is full, try again later")
 
 
 @blueprint.after_request
 async def cors(response: Response) -> Response:
-    if "Access-Control-Allow-Origin" not in response.headers:  # errors; `accepted` has them
+    if "Access-Control-Allow-Origin" not in response.headers:
         response.headers.extend(CORS)
     return response
 
@@ -65,49 +121,12 @@ async def track() -> Response:
     Answers 429 with `Retry-After` past the tenant's rate limit, and 503 when the buffer is
     unreachable or full.
     """
-    if request.mimetype not in ACCEPTED_TYPES:
-        raise APIError(415, "send the event as application/json or text/plain")
-    body = await request.get_data(cache=False)
-    try:
-        event, metadata = parse_event(body)
-    except InvalidEvent as error:
-        raise APIError(error.status, error.message) from None
-
-    user_agent = request.headers.get("User-Agent", "")
-    if is_bot(user_agent):
-        return accepted()
-
-    svc = services()
-    try:
-        timezone = await svc.tenants.timezone(event.tenant_id)
-    except DirectoryUnavailable:
-        raise APIError(503, "the service is starting, try again shortly") from None
-    if timezone is None:
-        raise APIError(404, f"tenant {event.tenant_id} does not exist")
-
-    sender = Sender(
-        address=client_address(
-            request.remote_addr,
-            request.headers.get("X-Forwarded-For"),
-            svc.settings.trusted_proxy_hops,
-        ),
-        user_agent=user_agent,
+    await accept_event(services(), Delivery(
+        mimetype=request.mimetype,
+        body=await request.get_data(cache=False),
+        user_agent=request.headers.get("User-Agent", ""),
         referrer=request.headers.get("Referer", ""),
-    )
-    try:
-        async with asyncio.timeout(REDIS_DEADLINE):
-            result = await svc.ingestor.ingest(event, metadata, sender, timezone, svc.clock())
-    except (RedisError, OSError, TimeoutError) as error:
-        log.warning("event buffer unreachable: %s", type(error).__name__)
-        raise APIError(503, "the event buffer is unreachable, try again shortly") from None
-
-    if result.outcome is Outcome.RATE_LIMITED:
-        raise APIError(
-            429,
-            f"tenant {event.tenant_id} sent more than {svc.settings.rate_limit_per_minute} "
-            "events in the last minute",
-            headers={"Retry-After": str(result.retry_after)},
-        )
-    if result.outcome is Outcome.BUFFER_FULL:
-        raise APIError(503, "the event buffer is full, try again later")
-    return accepted()
+        forwarded_for=request.headers.get("X-Forwarded-For"),
+        remote_addr=request.remote_addr,
+    ))
+    return Response(SUCCESS, content_type="application/json")

@@ -232,3 +232,30 @@ async def test_nul_characters_are_refused_before_they_reach_postgres(client, ten
 async def test_duplicate_keys_take_the_last_value(client, tenant):
     body = f'{{"tenant_id": 999999999, "tenant_id": {tenant.id}, "event_type": "pageview"}}'.encode()
     assert (await track(client, None, body=body)).status_code == 200
+
+
+async def test_quart_view_and_fast_path_answer_alike(app, client, tenant):
+    """Both adapters of the endpoint give the same status, body and CORS header."""
+    cases = [
+        dict(tenant_id=tenant.id),
+        dict(tenant_id=None, body=b"nope"),
+        dict(tenant_id=987_654_321),
+        dict(tenant_id=tenant.id, content_type="text/html"),
+        dict(tenant_id=None, body=b'{"tenant_id": 1, "event_type": "pageview", "m": "' + b"x" * 17000 + b'"}'),
+    ]
+    fast = app.asgi_app
+    answers = {}
+    try:
+        for name, asgi in (("fast", fast), ("quart", fast.inner)):
+            app.asgi_app = asgi
+            answers[name] = []
+            for case in cases:
+                tenant_id = case.pop("tenant_id")
+                response = await track(client, tenant_id, **case)
+                case["tenant_id"] = tenant_id
+                answers[name].append((response.status_code, await response.get_json(),
+                                      response.headers.get("Access-Control-Allow-Origin")))
+    finally:
+        app.asgi_app = fast
+    assert answers["fast"] == answers["quart"]
+    assert [a[0] for a in answers["fast"]] == [200, 400, 404, 415, 413]

@@ -1,0 +1,97 @@
+"""POST /api/analytics/track answered straight from ASGI, ahead of Quart.
+
+The endpoint is `app.track.accept_event`; this adapter only reads the request and writes
+the reply. Quart's request and response objects, context locals, timeouts and hooks cost
+more than the endpoint itself, so the hottest path skips them. Every other request (the
+preflight included) goes to Quart unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from quart import Quart
+
+from app.errors import MESSAGES, APIError, error_body
+from app.track import CORS, SUCCESS, TRACK_PATH, Delivery, accept_event
+from realtime.events import MAX_BODY_BYTES
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
+BODY_TIMEOUT = 10  # a client trickling its body is cut off after this many seconds
+_WANTED = {b"content-type", b"content-length", b"user-agent", b"referer", b"x-forwarded-for"}
+
+
+class ClientGone(Exception):
+    pass
+
+
+async def read_body(receive: Callable, limit: int) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise APIError(413, MESSAGES[413])
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class TrackFastPath:
+    def __init__(self, app: Quart, inner: ASGIApp, headers: dict[str, str]) -> None:
+        self.app = app
+        self.inner = inner
+        fixed = {**CORS, **headers, "Content-Type": "application/json"}
+        self.fixed = [(k.lower().encode(), v.encode()) for k, v in fixed.items()]
+
+    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+        svc = self.app.extensions.get("analytics")
+        if (scope["type"] != "http" or scope["path"] != TRACK_PATH or scope["method"] != "POST"
+                or svc is None):
+            await self.inner(scope, receive, send)
+            return
+        headers = {name: value.decode("latin-1") for name, value in scope["headers"]
+                   if name in _WANTED}
+        status, body, extra = 200, SUCCESS, {}
+        try:
+            if int(headers.get(b"content-length") or 0) > MAX_BODY_BYTES:
+                raise APIError(413, MESSAGES[413])
+            try:
+                async with asyncio.timeout(BODY_TIMEOUT):
+                    payload = await read_body(receive, MAX_BODY_BYTES)
+            except TimeoutError:
+                raise APIError(408, "the request body took too long to arrive") from None
+            client = scope.get("client")
+            await accept_event(svc, Delivery(
+                mimetype=headers.get(b"content-type", "").split(";", 1)[0].strip().lower(),
+                body=payload,
+                user_agent=headers.get(b"user-agent", ""),
+                referrer=headers.get(b"referer", ""),
+                forwarded_for=headers.get(b"x-forwarded-for"),
+                remote_addr=client[0] if client else None,
+            ))
+        except ClientGone:
+            return
+        except APIError as error:
+            status, body, extra = error.status, error_body(error.message), error.headers
+        except ValueError:  # a Content-Length that is not a number
+            status, body = 400, error_body(MESSAGES[400])
+        except Exception:
+            log.exception("unhandled error on %s", TRACK_PATH)
+            status, body = 500, error_body("internal error")
+        await send({
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*self.fixed, (b"content-length", str(len(body)).encode()),
+                        *((k.lower().encode(), v.encode()) for k, v in extra.items())],
+        })
+        await send({"type": "http.response.body", "body": body})

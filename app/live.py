@@ -40,7 +40,6 @@ from app.clients import make_redis
 from app.errors import APIError
 from app.services import Services, services
 from realtime.broadcast import CLOSE_GOING_AWAY, Broadcaster, Closed, Subscription, Unavailable
-from realtime.live import Snapshot
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("live", __name__)
@@ -72,14 +71,13 @@ async def live(tenant_id: int) -> None:
     async with contextlib.AsyncExitStack() as stack:
         try:
             subscription = await stack.enter_async_context(hub.watch(tenant_id, timezone))
-            first = await hub.snapshot(tenant_id, timezone)
         except Unavailable:
             raise APIError(503, "live data is unavailable, try again shortly") from None
         await websocket.accept()
-        await _stream(subscription, first)
+        await _stream(subscription)
 
 
-async def _stream(subscription: Subscription, first: Snapshot) -> None:
+async def _stream(subscription: Subscription) -> None:
     config = current_app.config
     send_timeout = config["LIVE_SEND_TIMEOUT"]
     heartbeat = config["LIVE_HEARTBEAT"]
@@ -91,8 +89,7 @@ async def _stream(subscription: Subscription, first: Snapshot) -> None:
     # Quart queues whatever the client sends without bound; reading it keeps memory flat.
     reader = asyncio.create_task(_discard_incoming())
     try:
-        await send(orjson.dumps({"type": "snapshot", "data": first.as_dict()}))
-        subscription.seen(first)
+        await send(orjson.dumps({"type": "snapshot", "data": subscription.first.as_dict()}))
         while True:
             try:
                 async with asyncio.timeout(heartbeat):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -57,8 +58,12 @@ class Subscription:
 
     def __init__(self, tenant_id: int, max_events: int) -> None:
         self.tenant_id = tenant_id
+        self.first: Snapshot | None = None  # what the socket sends as its snapshot
         self._state: Snapshot | None = None
         self._last: Snapshot | None = None
+        # Computations are numbered as they start: an older one finishing late is ignored,
+        # so the numbers a socket sees never step back to a state it has left.
+        self._seq = -1
         self._events: deque[dict] = deque(maxlen=max_events)
         self._wake = asyncio.Event()
         self._closed: Closed | None = None
@@ -68,12 +73,19 @@ class Subscription:
         """Items waiting to be taken; bounded by 1 + max_events."""
         return (self._state is not None) + len(self._events)
 
-    def seen(self, state: Snapshot) -> None:
-        """The consumer already has `state` (the first snapshot): do not offer it again."""
-        self._last = state
+    def start(self, state: Snapshot, seq: int) -> None:
+        """Sets the first snapshot, which the consumer sends itself, unless a newer is pending."""
+        self.first = state
+        if seq > self._seq:
+            self._seq = seq
+            self._last = state
+            self._state = None
 
-    def offer(self, state: Snapshot) -> None:
-        if state == self._last or self._closed:
+    def offer(self, state: Snapshot, seq: int) -> None:
+        if self._closed or seq <= self._seq:
+            return
+        self._seq = seq
+        if state == self._last:
             return
         # Replaces whatever the consumer has not taken yet: values are absolute.
         self._last = self._state = state
@@ -141,6 +153,7 @@ class Broadcaster:
         self._connected = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
+        self._seq = itertools.count()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -191,15 +204,13 @@ class Broadcaster:
 
     # -- what sockets call --------------------------------------------------------------
 
-    async def snapshot(self, tenant_id: int, timezone: ZoneInfo) -> Snapshot:
-        try:
-            return await snapshot(self.redis, self.keys, tenant_id, timezone, self.clock())
-        except REDIS_ERRORS as error:
-            raise Unavailable(str(error)) from None
-
     @contextlib.asynccontextmanager
     async def watch(self, tenant_id: int, timezone: ZoneInfo) -> AsyncIterator[Subscription]:
-        """A subscription to the tenant's live numbers for as long as the block runs."""
+        """A subscription to the tenant's live numbers for as long as the block runs.
+
+        Its `first` snapshot is read after SUBSCRIBE, so no event falls between the two.
+        Raises Unavailable when Redis does not answer.
+        """
         if self._stopping or not self.connected:
             raise Unavailable("live updates are not connected to Redis")
         subscription = Subscription(tenant_id, self.max_events)
@@ -212,11 +223,11 @@ class Broadcaster:
         try:
             try:
                 await self._sync()
+                seq = next(self._seq)
+                first = await snapshot(self.redis, self.keys, tenant_id, timezone, self.clock())
             except REDIS_ERRORS as error:
                 raise Unavailable(str(error)) from None
-            # An event published between the caller's first snapshot and SUBSCRIBE taking
-            # effect would be missed until the next refresh: recompute on the next tick.
-            self._dirty.add(tenant_id)
+            subscription.start(first, seq)
             yield subscription
         finally:
             topic.subscriptions.discard(subscription)
@@ -364,6 +375,7 @@ class Broadcaster:
         if not tenants:
             return
         zones = [(t, self._topics[t].timezone) for t in tenants]
+        seq = next(self._seq)
         try:
             states = await snapshots(self.redis, self.keys, zones, self.clock())
         except BaseException:
@@ -373,7 +385,7 @@ class Broadcaster:
             topic = self._topics.get(tenant_id)
             if topic is not None:
                 for subscription in topic.subscriptions:
-                    subscription.offer(state)
+                    subscription.offer(state, seq)
 
     def refresh_now(self) -> None:
         """Marks every watched tenant for recomputation on the next tick."""

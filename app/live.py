@@ -71,7 +71,8 @@ async def live(tenant_id: int) -> None:
     async with contextlib.AsyncExitStack() as stack:
         try:
             subscription = await stack.enter_async_context(hub.watch(tenant_id, timezone))
-        except Unavailable:
+        except Unavailable as error:
+            log.warning("live socket refused: %s", error)
             raise APIError(503, "live data is unavailable, try again shortly") from None
         await websocket.accept()
         await _stream(subscription)
@@ -128,7 +129,9 @@ async def serving(app: Quart, svc: Services) -> AsyncIterator[Broadcaster]:
     """Runs the process' broadcaster while the app serves; closes sockets with 1001 on exit."""
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)
-    redis: Redis = make_redis(svc.settings.redis_url, timeout=LIVE_REDIS_TIMEOUT)
+    # Its commands are reads, so one retry is safe; it spares a 503 on the first use of a
+    # pooled connection that died with a Redis restart.
+    redis: Redis = make_redis(svc.settings.redis_url, timeout=LIVE_REDIS_TIMEOUT, retries=1)
     # The lambda reads svc.clock at each call, so tests that pin the clock pin this too.
     hub = Broadcaster(redis, svc.keys, clock=lambda: svc.clock())
     await hub.start()

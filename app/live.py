@@ -8,9 +8,10 @@ Then the server sends JSON text frames:
 
 - `{"type": "snapshot", "data": {...}}` once, first;
 - `{"type": "update", "data": {...}}` when the numbers change, at most every 250 ms;
-- `{"type": "event", "data": {"event_type", "ts", "metadata", "referrer"}}` for recent accepted
-  events, a feed for display only: under load it keeps the newest and skips others, so count
-  with `update`, never with these. `metadata` is what the landing page sent: show it as text;
+- with `?events=1` only, `{"type": "event", "data": {"event_type", "ts", "metadata",
+  "referrer"}}` for recent accepted events: a feed for display, which under load keeps the
+  newest and skips others, so count with `update`, never with these. `metadata` is what the
+  landing page sent: show it as text;
 - `{"type": "ping"}` after 20 s without other frames, so a client can tell a dead link
   (the server also sends protocol-level pings and drops peers that do not answer).
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -40,6 +42,7 @@ from app.clients import make_redis
 from app.errors import APIError
 from app.services import Services, services
 from realtime.broadcast import CLOSE_GOING_AWAY, Broadcaster, Closed, Subscription, Unavailable
+from realtime.live import Snapshot
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("live", __name__)
@@ -53,7 +56,7 @@ DEFAULTS = {
     "LIVE_HEARTBEAT": 20.0,
     "LIVE_SHUTDOWN_GRACE": 2.0,  # time sockets get to say 1001 before the server's own close
 }
-PING = orjson.dumps({"type": "ping"})
+PING = orjson.dumps({"type": "ping"}).decode()
 
 
 def broadcaster() -> Broadcaster:
@@ -68,9 +71,11 @@ async def live(tenant_id: int) -> None:
     if timezone is None:
         raise APIError(404, f"tenant {tenant_id} does not exist")
     hub = broadcaster()
+    feed = websocket.args.get("events", "") in ("1", "true")
     async with contextlib.AsyncExitStack() as stack:
         try:
-            subscription = await stack.enter_async_context(hub.watch(tenant_id, timezone))
+            watching = hub.watch(tenant_id, timezone, events=feed)
+            subscription = await stack.enter_async_context(watching)
         except Unavailable as error:
             log.warning("live socket refused: %s", error)
             raise APIError(503, "live data is unavailable, try again shortly") from None
@@ -78,33 +83,39 @@ async def live(tenant_id: int) -> None:
         await _stream(subscription)
 
 
+@functools.lru_cache(maxsize=1024)
+def _frame(kind: str, state: Snapshot) -> str:
+    # The same state goes to every socket of a tenant: encoded once, not once per socket.
+    return orjson.dumps({"type": kind, "data": state.as_dict()}).decode()
+
+
 async def _stream(subscription: Subscription) -> None:
     config = current_app.config
     send_timeout = config["LIVE_SEND_TIMEOUT"]
     heartbeat = config["LIVE_HEARTBEAT"]
 
-    async def send(frame: bytes) -> None:
+    async def send(frames: list[str]) -> None:
         async with asyncio.timeout(send_timeout):
-            await websocket.send(frame.decode())
+            for frame in frames:
+                await websocket.send(frame)
 
     # Quart queues whatever the client sends without bound; reading it keeps memory flat.
     reader = asyncio.create_task(_discard_incoming())
     try:
-        await send(orjson.dumps({"type": "snapshot", "data": subscription.first.as_dict()}))
+        await send([_frame("snapshot", subscription.first)])
         while True:
             try:
                 async with asyncio.timeout(heartbeat):
                     state, events = await subscription.get()
             except TimeoutError:
-                await send(PING)
+                await send([PING])
                 continue
             except Closed as closed:
                 await websocket.close(closed.code, closed.reason)
                 return
-            if state is not None:
-                await send(orjson.dumps({"type": "update", "data": state.as_dict()}))
-            for event in events:
-                await send(orjson.dumps({"type": "event", "data": event}))
+            frames = [_frame("update", state)] if state is not None else []
+            frames.extend(orjson.dumps({"type": "event", "data": e}).decode() for e in events)
+            await send(frames)
     except TimeoutError:
         # The peer stopped reading. Leaving releases the subscription at once; the server
         # drops the connection itself when its pings go unanswered.

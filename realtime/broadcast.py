@@ -1,9 +1,11 @@
 """Fan-out of live numbers to this process' sockets over ONE Redis pub/sub connection.
 
 After encode/broadcaster: a listener task reads the pub/sub connection and only marks the
-tenant dirty (and keeps a few recent events); a ticker computes ONE snapshot per dirty tenant
-every `tick` seconds and offers it to each of the tenant's local subscriptions. A subscription
-is a mailbox holding the newest state and a bounded list of events, so a socket costs the same
+tenant dirty (and keeps its last few events); a publisher task computes ONE snapshot per dirty
+tenant and offers it to each of the tenant's local subscriptions, at once when the tenant had
+none for `tick` seconds and otherwise when that much time has passed, so a lone event shows
+in milliseconds and a burst becomes at most 1/`tick` updates a second. A subscription is a
+mailbox holding the newest state and a bounded list of events, so a socket costs the same
 memory whether its client reads fast, slowly or never, and no socket ever waits for another.
 Every `refresh` seconds all watched tenants are recomputed, so `active_visitors` falls when
 visitors leave even if no event arrives.
@@ -92,7 +94,7 @@ class Subscription:
         self._wake.set()
 
     def offer_events(self, events: list[dict]) -> None:
-        if events and not self._closed:
+        if events and self._events.maxlen and not self._closed:
             self._events.extend(events)
             self._wake.set()
 
@@ -126,6 +128,7 @@ class _Topic:
     channel: bytes
     subscriptions: set[Subscription] = field(default_factory=set)
     events: deque[dict] = field(default_factory=deque)
+    sent_at: float = float("-inf")  # loop time of the last snapshot computed for it
 
 
 class Broadcaster:
@@ -147,6 +150,7 @@ class Broadcaster:
         self._topics: dict[int, _Topic] = {}
         self._by_channel: dict[bytes, int] = {}
         self._dirty: set[int] = set()
+        self._wake = asyncio.Event()  # set when a tenant becomes dirty
         self._pubsub: PubSub | None = None
         self._subscribed: set[bytes] = set()
         self._lock = asyncio.Lock()
@@ -205,15 +209,17 @@ class Broadcaster:
     # -- what sockets call --------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def watch(self, tenant_id: int, timezone: ZoneInfo) -> AsyncIterator[Subscription]:
-        """A subscription to the tenant's live numbers for as long as the block runs.
+    async def watch(self, tenant_id: int, timezone: ZoneInfo,
+                    events: bool = False) -> AsyncIterator[Subscription]:
+        """A subscription to the tenant's live numbers (and with `events`, the event feed)
+        for as long as the block runs.
 
         Its `first` snapshot is read after SUBSCRIBE, so no event falls between the two.
         Raises Unavailable when Redis does not answer.
         """
         if self._stopping or not self.connected:
             raise Unavailable("live updates are not connected to Redis")
-        subscription = Subscription(tenant_id, self.max_events)
+        subscription = Subscription(tenant_id, self.max_events if events else 0)
         topic = self._topics.get(tenant_id)
         if topic is None:
             channel = self.keys.channel(tenant_id).encode()
@@ -295,6 +301,7 @@ class Broadcaster:
         await self._sync()
         # Whatever happened while disconnected, every watched tenant is stale.
         self._dirty.update(self._topics)
+        self._wake.set()
         self._connected.set()
         log.info("live pub/sub connected")
 
@@ -326,6 +333,7 @@ class Broadcaster:
         if topic is None:
             return  # an UNSUBSCRIBE still in flight
         self._dirty.add(tenant_id)
+        self._wake.set()
         try:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -345,41 +353,55 @@ class Broadcaster:
     # -- the ticker ---------------------------------------------------------------------
 
     async def _ticker(self) -> None:
+        """Publishes dirty tenants: at once when a tenant was last published over `tick` ago
+        (a lone event shows in milliseconds), else when that much time has passed (a burst
+        becomes one update per `tick`)."""
         loop = asyncio.get_running_loop()
         refreshed = loop.time()
         while True:
-            await asyncio.sleep(self.tick)
-            if loop.time() - refreshed >= self.refresh:
-                refreshed = loop.time()
+            now = loop.time()
+            if now - refreshed >= self.refresh:
+                refreshed = now
                 self._dirty.update(self._topics)
-            try:
-                await self.publish_dirty()
-            except asyncio.CancelledError:
-                raise
-            except REDIS_ERRORS as error:
-                log.warning("live snapshot failed: %s", type(error).__name__)
-            except Exception:
-                log.exception("live ticker")
+            self._dirty.intersection_update(self._topics)
+            due = [t for t in self._dirty if self._topics[t].sent_at + self.tick <= now]
+            if due:
+                try:
+                    await self.publish(due)
+                except asyncio.CancelledError:
+                    raise
+                except REDIS_ERRORS as error:
+                    log.warning("live snapshot failed: %s", type(error).__name__)
+                except Exception:
+                    log.exception("live ticker")
+                continue
+            deadline = min([refreshed + self.refresh,
+                            *(self._topics[t].sent_at + self.tick for t in self._dirty)])
+            # No await since `due` was computed, so no message can slip between it and this.
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, deadline - now)):
+                    await self._wake.wait()
 
-    async def publish_dirty(self) -> None:
-        """Computes one snapshot per dirty watched tenant and offers it to its subscriptions."""
-        tenants = [t for t in self._dirty if t in self._topics]
-        self._dirty.clear()
+    async def publish(self, tenants: list[int]) -> None:
+        """Computes one snapshot per tenant and offers it to the tenant's subscriptions."""
+        loop = asyncio.get_running_loop()
+        self._dirty.difference_update(tenants)
         for tenant_id in tenants:
             topic = self._topics[tenant_id]
+            # Set before the round trip: a failing Redis is retried at most once a tick.
+            topic.sent_at = loop.time()
             if topic.events:
                 events = list(topic.events)
                 topic.events.clear()
                 for subscription in topic.subscriptions:
                     subscription.offer_events(events)
-        if not tenants:
-            return
         zones = [(t, self._topics[t].timezone) for t in tenants]
         seq = next(self._seq)
         try:
             states = await snapshots(self.redis, self.keys, zones, self.clock())
         except BaseException:
-            self._dirty.update(tenants)  # try again on the next tick
+            self._dirty.update(tenants)
             raise
         for tenant_id, state in zip(tenants, states, strict=True):
             topic = self._topics.get(tenant_id)
@@ -388,8 +410,9 @@ class Broadcaster:
                     subscription.offer(state, seq)
 
     def refresh_now(self) -> None:
-        """Marks every watched tenant for recomputation on the next tick."""
+        """Marks every watched tenant for recomputation now."""
         self._dirty.update(self._topics)
+        self._wake.set()
 
     # -- helpers ------------------------------------------------------------------------
 

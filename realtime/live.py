@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
@@ -31,7 +31,8 @@ class Snapshot:
     active_visitors: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        # Not dataclasses.asdict: it deep-copies, and this runs for every update.
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 def local_day(now: float, timezone: ZoneInfo) -> dt.date:

@@ -64,8 +64,9 @@ async def test_snapshot_then_absolute_updates(client, tenant, token):
         assert first == {"type": "snapshot", "data": ZERO}
 
         assert (await track(client, tenant.id, "pageview")).status_code == 200
-        data = await next_update(ws)
-        assert data == {**ZERO, "visitors_today": 1, "pageviews_today": 1, "active_visitors": 1}
+        # Without ?events=1 the contract's frames only: the next frame is the update.
+        assert await receive(ws) == {"type": "update", "data": {
+            **ZERO, "visitors_today": 1, "pageviews_today": 1, "active_visitors": 1}}
 
         for event_type in ["click_whatsapp", "click_whatsapp", "click_call", "qr_scan",
                            "product_click", "click_toggle_currency"]:
@@ -76,6 +77,36 @@ async def test_snapshot_then_absolute_updates(client, tenant, token):
             "visitors_today": 1, "pageviews_today": 1, "whatsapp_clicks": 2, "call_clicks": 1,
             "currency_toggles": 1, "qr_scans": 1, "products_viewed": 1, "active_visitors": 1,
         }
+
+
+async def test_a_burst_becomes_a_few_updates_a_second(client, tenant, token):
+    loop = asyncio.get_running_loop()
+    burst = 50
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer(token)) as ws:
+        await receive(ws)
+        started = loop.time()
+        for _ in range(burst):  # 50 events over about a second
+            assert (await track(client, tenant.id, "click_call")).status_code == 200
+            await asyncio.sleep(0.02)
+        seen = []
+        while not seen or seen[-1] < burst:
+            seen.append((await next_update(ws))["call_clicks"])
+        elapsed = loop.time() - started
+    assert seen == sorted(seen)  # never backwards
+    # "At most a few times a second": the first at once, then no more than 5 a second.
+    assert len(seen) <= elapsed * 5 + 2, (len(seen), elapsed)
+    assert len(seen) < burst
+
+
+async def test_a_lone_event_is_not_held_back_by_the_tick(client, tenant, token, hub):
+    loop = asyncio.get_running_loop()
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer(token)) as ws:
+        await receive(ws)
+        await asyncio.sleep(hub.tick)  # the tenant's last snapshot is older than a tick
+        sent = loop.time()
+        await track(client, tenant.id)
+        await next_update(ws)
+    assert loop.time() - sent < hub.tick / 2
 
 
 async def test_a_late_socket_starts_from_the_totals(client, tenant, token):
@@ -90,7 +121,8 @@ async def test_a_late_socket_starts_from_the_totals(client, tenant, token):
 
 
 async def test_event_feed_carries_the_published_event(client, tenant, token):
-    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer(token)) as ws:
+    path = f"/api/analytics/{tenant.id}/live?events=1"
+    async with client.websocket(path, headers=bearer(token)) as ws:
         await receive(ws)
         await track(client, tenant.id, "click_whatsapp", {"button_location": "hero"},
                     headers={"Referer": "https://cafe.example/"})

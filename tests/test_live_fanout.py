@@ -35,7 +35,7 @@ async def test_500_sockets_and_50_tenants_each_get_only_their_own(app, client, p
     async with contextlib.AsyncExitStack() as stack:
         async def open_socket(tenant_id: int):
             ws = await stack.enter_async_context(client.websocket(
-                f"/api/analytics/{tenant_id}/live",
+                f"/api/analytics/{tenant_id}/live?events=1",
                 headers={"Authorization": f"Bearer {tokens[tenant_id]}"}))
             first = orjson.loads(await asyncio.wait_for(ws.receive(), 10))
             assert first["type"] == "snapshot"
@@ -126,7 +126,7 @@ async def test_a_client_that_never_reads_is_bounded_and_dropped(settings, databa
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
     port = listener.getsockname()[1]
-    url = f"ws://127.0.0.1:{port}/api/analytics/{tenant.id}/live"
+    url = f"ws://127.0.0.1:{port}/api/analytics/{tenant.id}/live?events=1"
     headers = {"Authorization": f"Bearer {token}"}
 
     async with in_process_server(served, listener):
@@ -142,7 +142,7 @@ async def test_a_client_that_never_reads_is_bounded_and_dropped(settings, databa
         reader, writer = await asyncio.open_connection(sock=raw, limit=1024)
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write(
-            f"GET /api/analytics/{tenant.id}/live HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"GET /api/analytics/{tenant.id}/live?events=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
             f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
         assert (await reader.readline()).startswith(b"HTTP/1.1 101")

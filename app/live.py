@@ -7,7 +7,8 @@ unreachable 503, each with the usual JSON error body; no websocket frame is ever
 Then the server sends JSON text frames:
 
 - `{"type": "snapshot", "data": {...}}` once, first;
-- `{"type": "update", "data": {...}}` when the numbers change, at most every 250 ms;
+- `{"type": "update", "data": {...}}` when the numbers change: at once, then at most one per
+  250 ms while events keep coming;
 - with `?events=1` only, `{"type": "event", "data": {"event_type", "ts", "metadata",
   "referrer"}}` for recent accepted events: a feed for display, which under load keeps the
   newest and skips others, so count with `update`, never with these. `metadata` is what the
@@ -21,7 +22,8 @@ client that missed a frame is right again after the next. Frames from the client
 
 Close codes: 1001 the server is shutting down, 1012 it is restarting, 1013 live data is
 unavailable (Redis was lost): reconnect after a short, growing delay. 1008 the client did not
-read for `LIVE_SEND_TIMEOUT` seconds.
+read for `LIVE_SEND_TIMEOUT` seconds. 4401 / 4403 the credentials stopped being valid / no
+longer cover the tenant (checked every `LIVE_REAUTH_INTERVAL` seconds): log in again.
 """
 
 from __future__ import annotations
@@ -48,12 +50,14 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("live", __name__)
 
 CLOSE_TOO_SLOW = 1008
+CLOSE_UNAUTHORIZED = 4401  # 4403 when the credentials no longer cover the tenant
 # Slower than the ingestion path's 0.4 s: a late snapshot only delays a frame, while a
 # timeout on the pub/sub connection closes every socket of the process.
 LIVE_REDIS_TIMEOUT = 2.0
 DEFAULTS = {
     "LIVE_SEND_TIMEOUT": 10.0,  # a client that takes longer to accept one frame is dropped
     "LIVE_HEARTBEAT": 20.0,
+    "LIVE_REAUTH_INTERVAL": 30.0,  # how soon a revoked token or ended session loses its sockets
     "LIVE_SHUTDOWN_GRACE": 2.0,  # time sockets get to say 1001 before the server's own close
 }
 PING = orjson.dumps({"type": "ping"}).decode()
@@ -80,7 +84,7 @@ async def live(tenant_id: int) -> None:
             log.warning("live socket refused: %s", error)
             raise APIError(503, "live data is unavailable, try again shortly") from None
         await websocket.accept()
-        await _stream(subscription)
+        await _stream(tenant_id, subscription)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -89,7 +93,7 @@ def _frame(kind: str, state: Snapshot) -> str:
     return orjson.dumps({"type": kind, "data": state.as_dict()}).decode()
 
 
-async def _stream(subscription: Subscription) -> None:
+async def _stream(tenant_id: int, subscription: Subscription) -> None:
     config = current_app.config
     send_timeout = config["LIVE_SEND_TIMEOUT"]
     heartbeat = config["LIVE_HEARTBEAT"]
@@ -101,6 +105,7 @@ async def _stream(subscription: Subscription) -> None:
 
     # Quart queues whatever the client sends without bound; reading it keeps memory flat.
     reader = asyncio.create_task(_discard_incoming())
+    checker = asyncio.create_task(_recheck(tenant_id, subscription, config["LIVE_REAUTH_INTERVAL"]))
     try:
         await send([_frame("snapshot", subscription.first)])
         while True:
@@ -111,7 +116,8 @@ async def _stream(subscription: Subscription) -> None:
                 await send([PING])
                 continue
             except Closed as closed:
-                await websocket.close(closed.code, closed.reason)
+                async with asyncio.timeout(send_timeout):
+                    await websocket.close(closed.code, closed.reason)
                 return
             frames = [_frame("update", state)] if state is not None else []
             frames.extend(orjson.dumps({"type": "event", "data": e}).decode() for e in events)
@@ -125,11 +131,26 @@ async def _stream(subscription: Subscription) -> None:
                 await websocket.close(CLOSE_TOO_SLOW, "client too slow")
     finally:
         reader.cancel()
+        checker.cancel()
 
 
 async def _discard_incoming() -> None:
     while True:
         await websocket.receive()
+
+
+async def _recheck(tenant_id: int, subscription: Subscription, interval: float) -> None:
+    """Ends the socket once its credentials stop covering the tenant (a revoked token, an
+    expired session): a socket outlives any single request's check."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await authorize(tenant_id)
+        except APIError as error:
+            subscription.close(CLOSE_UNAUTHORIZED + error.status - 401, error.message)
+            return
+        except Exception as error:  # Postgres away: not the client's fault, try later
+            log.warning("live credentials not rechecked: %s", type(error).__name__)
 
 
 # -- lifecycle --------------------------------------------------------------------------
@@ -169,7 +190,7 @@ def _close_sockets_on_signals(hub: Broadcaster, grace: float):
     installed: dict[int, object] = {}
 
     async def close_then(previous, signum, frame) -> None:
-        hub.close_all(CLOSE_GOING_AWAY, "server shutting down")
+        hub.drain(CLOSE_GOING_AWAY, "server shutting down")
         deadline = loop.time() + grace
         while hub.watchers() and loop.time() < deadline:
             await asyncio.sleep(0.02)

@@ -2,8 +2,10 @@
 
 Starts a `web` process (uvicorn, as `analytics serve` runs it) on a scratch database and Redis
 key prefix, connects SOCKETS dashboards to one tenant, then sends EVENTS pageviews one at a
-time: each after a random pause of up to one ticker period (so events land at every phase of
-the 250 ms coalescing tick), the next once every socket has the previous one. Prints JSON.
+time: each once every socket has the previous one, after a further random pause of 0 to 250 ms
+(one throttle period), so some events find the tenant free to publish at once and others wait
+for the throttle's trailing edge. The clock starts when the `/track` response is read and
+stops when a socket reads the update showing the event. Prints JSON.
 
     .venv/bin/python bench/live_latency.py [--events 1000] [--sockets 500]
 

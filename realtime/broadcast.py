@@ -166,14 +166,18 @@ class Broadcaster:
             self._spawn(work)
 
     async def stop(self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down") -> None:
-        self._stopping = True
-        self.close_all(code, reason)
+        self.drain(code, reason)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self._drop_connection()
+
+    def drain(self, code: int, reason: str) -> None:
+        """Closes every subscription and refuses new ones: the process is going away."""
+        self._stopping = True
+        self.close_all(code, reason)
 
     def close_all(self, code: int, reason: str) -> None:
         for topic in self._topics.values():

@@ -15,7 +15,7 @@ from tests.conftest import track
 ZERO = Snapshot().as_dict()
 
 
-def bearer(token: str) -> dict[str, str]:
+def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -59,7 +59,7 @@ def browser(n: int) -> dict[str, str]:
 
 
 async def test_snapshot_then_absolute_updates(client, tenant, token):
-    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer(token)) as ws:
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth(token)) as ws:
         first = await receive(ws)
         assert first == {"type": "snapshot", "data": ZERO}
 
@@ -82,7 +82,7 @@ async def test_snapshot_then_absolute_updates(client, tenant, token):
 async def test_a_burst_becomes_a_few_updates_a_second(client, tenant, token):
     loop = asyncio.get_running_loop()
     burst = 50
-    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer(token)) as ws:
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth(token)) as ws:
         await receive(ws)
         started = loop.time()
         for _ in range(burst):  # 50 events over about a second
@@ -100,7 +100,7 @@ async def test_a_burst_becomes_a_few_updates_a_second(client, tenant, token):
 
 async def test_a_lone_event_is_not_held_back_by_the_tick(client, tenant, token, hub):
     loop = asyncio.get_running_loop()
-    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer(token)) as ws:
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth(token)) as ws:
         await receive(ws)
         await asyncio.sleep(hub.tick)  # the tenant's last snapshot is older than a tick
         sent = loop.time()
@@ -112,7 +112,7 @@ async def test_a_lone_event_is_not_held_back_by_the_tick(client, tenant, token, 
 async def test_a_late_socket_starts_from_the_totals(client, tenant, token):
     for n in range(3):
         assert (await track(client, tenant.id, "pageview", headers=browser(n))).status_code == 200
-    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer(token)) as ws:
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth(token)) as ws:
         first = await receive(ws)
     assert first["type"] == "snapshot"
     assert first["data"]["pageviews_today"] == 3
@@ -122,7 +122,7 @@ async def test_a_late_socket_starts_from_the_totals(client, tenant, token):
 
 async def test_event_feed_carries_the_published_event(client, tenant, token):
     path = f"/api/analytics/{tenant.id}/live?events=1"
-    async with client.websocket(path, headers=bearer(token)) as ws:
+    async with client.websocket(path, headers=auth(token)) as ws:
         await receive(ws)
         await track(client, tenant.id, "click_whatsapp", {"button_location": "hero"},
                     headers={"Referer": "https://cafe.example/"})
@@ -149,7 +149,7 @@ async def test_refused_before_any_frame(client, pool, tenant, headers, status):
         from app.tenants import create_tenant
 
         other = await create_tenant(pool, "Someone else", "UTC")
-        headers = bearer((await create_token(pool, other.id))[1])
+        headers = auth((await create_token(pool, other.id))[1])
     async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=headers) as ws:
         with pytest.raises(WebsocketResponseError) as refused:
             await receive(ws)
@@ -165,7 +165,7 @@ async def test_revoked_token_is_refused(client, pool, tenant):
 
     record, plaintext = await create_token(pool, tenant.id)
     await revoke_token(pool, record.id)
-    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer(plaintext)) as ws:
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth(plaintext)) as ws:
         with pytest.raises(WebsocketResponseError) as refused:
             await receive(ws)
     assert refused.value.response.status_code == 401
@@ -174,9 +174,9 @@ async def test_revoked_token_is_refused(client, pool, tenant):
 async def test_last_socket_out_unsubscribes(client, tenant, token, hub, keys):
     channel = keys.channel(tenant.id).encode()
     path = f"/api/analytics/{tenant.id}/live"
-    async with client.websocket(path, headers=bearer(token)) as one:
+    async with client.websocket(path, headers=auth(token)) as one:
         await receive(one)
-        async with client.websocket(path, headers=bearer(token)) as two:
+        async with client.websocket(path, headers=auth(token)) as two:
             await receive(two)
             assert hub.watchers(tenant.id) == 2
             assert channel in hub.channels
@@ -222,7 +222,7 @@ async def test_active_visitors_fall_on_the_socket_with_no_event(client, tenant, 
     original = hub.refresh
     hub.refresh = 0.3  # the periodic refresh, not an event, must bring the fall
     try:
-        async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer(token)) as ws:
+        async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth(token)) as ws:
             assert (await receive(ws))["data"]["active_visitors"] == 0
             for n in (1, 2):
                 await track(client, tenant.id, headers=browser(n))
@@ -235,3 +235,23 @@ async def test_active_visitors_fall_on_the_socket_with_no_event(client, tenant, 
             assert data["pageviews_today"] == 2
     finally:
         hub.refresh = original
+
+
+async def test_revoking_the_token_ends_its_open_sockets(app, client, pool, tenant):
+    from quart.testing.connections import WebsocketDisconnectError
+
+    from app.tokens import revoke_token
+
+    record, plaintext = await create_token(pool, tenant.id)
+    original = app.config["LIVE_REAUTH_INTERVAL"]
+    app.config["LIVE_REAUTH_INTERVAL"] = 0.2
+    try:
+        async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth(plaintext)) as ws:
+            assert (await receive(ws))["type"] == "snapshot"
+            await asyncio.sleep(0.5)  # rechecked, still valid: the socket stays
+            await revoke_token(pool, record.id)
+            with pytest.raises(WebsocketDisconnectError) as closed:
+                await receive(ws, timeout=3)
+    finally:
+        app.config["LIVE_REAUTH_INTERVAL"] = original
+    assert closed.value.args[0] == 4401

@@ -10,19 +10,13 @@ from quart.testing import WebsocketResponseError
 
 from app.tokens import create_token
 from realtime.live import Snapshot, snapshot
-from tests.conftest import track
+from tests.conftest import track, visitor
 
 ZERO = Snapshot().as_dict()
 
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
-async def token(pool, tenant) -> str:
-    _, plaintext = await create_token(pool, tenant.id)
-    return plaintext
 
 
 @pytest.fixture
@@ -54,12 +48,8 @@ async def update_where(ws, predicate, timeout: float = 3.0) -> dict:
                 return data
 
 
-def browser(n: int) -> dict[str, str]:
-    return {"User-Agent": f"Mozilla/5.0 (X11; Linux x86_64) Firefox/{100 + n}.0"}
-
-
-async def test_snapshot_then_absolute_updates(client, tenant, token):
-    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth(token)) as ws:
+async def test_snapshot_then_absolute_updates(client, tenant, bearer):
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer) as ws:
         first = await receive(ws)
         assert first == {"type": "snapshot", "data": ZERO}
 
@@ -79,10 +69,10 @@ async def test_snapshot_then_absolute_updates(client, tenant, token):
         }
 
 
-async def test_a_burst_becomes_a_few_updates_a_second(client, tenant, token):
+async def test_a_burst_becomes_a_few_updates_a_second(client, tenant, bearer):
     loop = asyncio.get_running_loop()
     burst = 50
-    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth(token)) as ws:
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer) as ws:
         await receive(ws)
         started = loop.time()
         for _ in range(burst):  # 50 events over about a second
@@ -98,9 +88,9 @@ async def test_a_burst_becomes_a_few_updates_a_second(client, tenant, token):
     assert len(seen) < burst
 
 
-async def test_a_lone_event_is_not_held_back_by_the_tick(client, tenant, token, hub):
+async def test_a_lone_event_is_not_held_back_by_the_tick(client, tenant, bearer, hub):
     loop = asyncio.get_running_loop()
-    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth(token)) as ws:
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer) as ws:
         await receive(ws)
         await asyncio.sleep(hub.tick)  # the tenant's last snapshot is older than a tick
         sent = loop.time()
@@ -109,10 +99,10 @@ async def test_a_lone_event_is_not_held_back_by_the_tick(client, tenant, token, 
     assert loop.time() - sent < hub.tick / 2
 
 
-async def test_a_late_socket_starts_from_the_totals(client, tenant, token):
+async def test_a_late_socket_starts_from_the_totals(client, tenant, bearer):
     for n in range(3):
-        assert (await track(client, tenant.id, "pageview", headers=browser(n))).status_code == 200
-    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth(token)) as ws:
+        assert (await track(client, tenant.id, "pageview", headers=visitor(n))).status_code == 200
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer) as ws:
         first = await receive(ws)
     assert first["type"] == "snapshot"
     assert first["data"]["pageviews_today"] == 3
@@ -120,9 +110,9 @@ async def test_a_late_socket_starts_from_the_totals(client, tenant, token):
     assert first["data"]["active_visitors"] == 3
 
 
-async def test_event_feed_carries_the_published_event(client, tenant, token):
+async def test_event_feed_carries_the_published_event(client, tenant, bearer):
     path = f"/api/analytics/{tenant.id}/live?events=1"
-    async with client.websocket(path, headers=auth(token)) as ws:
+    async with client.websocket(path, headers=bearer) as ws:
         await receive(ws)
         await track(client, tenant.id, "click_whatsapp", {"button_location": "hero"},
                     headers={"Referer": "https://cafe.example/"})
@@ -171,12 +161,12 @@ async def test_revoked_token_is_refused(client, pool, tenant):
     assert refused.value.response.status_code == 401
 
 
-async def test_last_socket_out_unsubscribes(client, tenant, token, hub, keys):
+async def test_last_socket_out_unsubscribes(client, tenant, bearer, hub, keys):
     channel = keys.channel(tenant.id).encode()
     path = f"/api/analytics/{tenant.id}/live"
-    async with client.websocket(path, headers=auth(token)) as one:
+    async with client.websocket(path, headers=bearer) as one:
         await receive(one)
-        async with client.websocket(path, headers=auth(token)) as two:
+        async with client.websocket(path, headers=bearer) as two:
             await receive(two)
             assert hub.watchers(tenant.id) == 2
             assert channel in hub.channels
@@ -206,26 +196,26 @@ async def test_active_visitors_rise_and_fall_in_the_snapshot(client, tenant, clo
     start = clock.now - clock.now % 60  # the start of a minute
     clock.now = start
     for n in (1, 2):
-        assert (await track(client, tenant.id, headers=browser(n))).status_code == 200
+        assert (await track(client, tenant.id, headers=visitor(n))).status_code == 200
     utc = ZoneInfo("UTC")
     assert (await snapshot(redis, keys, tenant.id, utc, start)).active_visitors == 2
     clock.now = start + 4 * 60 + 30
-    assert (await track(client, tenant.id, headers=browser(3))).status_code == 200
+    assert (await track(client, tenant.id, headers=visitor(3))).status_code == 200
     at = {m: await snapshot(redis, keys, tenant.id, utc, start + m * 60 + 59) for m in range(7)}
     assert [at[m].active_visitors for m in range(7)] == [2, 2, 2, 2, 3, 1, 1]
     assert {at[m].visitors_today for m in range(7)} == {3}
 
 
-async def test_active_visitors_fall_on_the_socket_with_no_event(client, tenant, token, clock, hub):
+async def test_active_visitors_fall_on_the_socket_with_no_event(client, tenant, bearer, clock, hub):
     start = clock.now - clock.now % 60
     clock.now = start
     original = hub.refresh
     hub.refresh = 0.3  # the periodic refresh, not an event, must bring the fall
     try:
-        async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth(token)) as ws:
+        async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer) as ws:
             assert (await receive(ws))["data"]["active_visitors"] == 0
             for n in (1, 2):
-                await track(client, tenant.id, headers=browser(n))
+                await track(client, tenant.id, headers=visitor(n))
             data = await update_where(ws, lambda d: d["active_visitors"] == 2)
             assert data["visitors_today"] == 2
             clock.now = start + 5 * 60  # minute 0 has left the 5-minute window

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import shutil
-import subprocess
-import tempfile
 
 import orjson
 import pytest
@@ -17,27 +14,12 @@ from quart.testing.connections import WebsocketDisconnectError
 from app.factory import create_app
 from app.tokens import create_token
 from tests.conftest import track
-from tests.servers import free_port
+from tests.servers import RedisServer
 
 pytestmark = [
     pytest.mark.faults,
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
 ]
-
-
-@contextlib.contextmanager
-def redis_server(port: int):
-    with tempfile.TemporaryDirectory() as workdir:
-        process = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", workdir],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            yield process
-        finally:
-            process.terminate()
-            process.wait(10)
 
 
 async def wait_for(condition, timeout: float) -> None:
@@ -47,14 +29,12 @@ async def wait_for(condition, timeout: float) -> None:
 
 
 async def test_redis_outage_closes_sockets_with_1013_and_recovers(settings, database, pool, tenant):
-    port = free_port()
-    app = create_app(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{port}/0"))
+    redis_server = RedisServer().start()
+    app = create_app(dataclasses.replace(settings, redis_url=redis_server.url))
     _, token = await create_token(pool, tenant.id)
     path = f"/api/analytics/{tenant.id}/live"
     headers = {"Authorization": f"Bearer {token}"}
-
-    with redis_server(port) as first_redis:
-        await asyncio.sleep(0.3)
+    try:
         async with app.test_app():
             hub = app.extensions["live"]
             hub.reconnect_delays = (0.1, 0.5)
@@ -63,7 +43,7 @@ async def test_redis_outage_closes_sockets_with_1013_and_recovers(settings, data
             async with client.websocket(path, headers=headers) as ws:
                 assert orjson.loads(await ws.receive())["type"] == "snapshot"
 
-                first_redis.kill()
+                redis_server.stop()
                 with pytest.raises(WebsocketDisconnectError) as closed:
                     async with asyncio.timeout(10):
                         while True:
@@ -76,18 +56,20 @@ async def test_redis_outage_closes_sockets_with_1013_and_recovers(settings, data
                     await asyncio.wait_for(ws.receive(), 5)
             assert refused.value.response.status_code == 503
 
-            with redis_server(port):
-                await wait_for(lambda: hub.connected, 10)
-                async with client.websocket(path, headers=headers) as ws:
-                    first = orjson.loads(await ws.receive())
-                    assert first["type"] == "snapshot"
-                    # The ingestion client never retries (a script must not run twice), so
-                    # its first call on a connection that died with the old Redis is a 503.
-                    statuses = [(await track(client, tenant.id, "click_call")).status_code]
-                    if statuses[0] == 503:
-                        statuses.append((await track(client, tenant.id, "click_call")).status_code)
-                    assert statuses[-1] == 200
-                    async with asyncio.timeout(5):
-                        while (frame := orjson.loads(await ws.receive()))["type"] != "update":
-                            pass
-                    assert frame["data"]["call_clicks"] == 1
+            redis_server.start()
+            await wait_for(lambda: hub.connected, 10)
+            async with client.websocket(path, headers=headers) as ws:
+                first = orjson.loads(await ws.receive())
+                assert first["type"] == "snapshot"
+                # The ingestion client never retries (a script must not run twice), so its
+                # first call on a connection that died with the old Redis may be a 503.
+                statuses = [(await track(client, tenant.id, "click_call")).status_code]
+                if statuses[0] == 503:
+                    statuses.append((await track(client, tenant.id, "click_call")).status_code)
+                assert statuses[-1] == 200
+                async with asyncio.timeout(5):
+                    while (frame := orjson.loads(await ws.receive()))["type"] != "update":
+                        pass
+                assert frame["data"]["call_clicks"] == 1
+    finally:
+        redis_server.close()

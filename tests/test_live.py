@@ -245,3 +245,15 @@ async def test_revoking_the_token_ends_its_open_sockets(app, client, pool, tenan
     finally:
         app.config["LIVE_REAUTH_INTERVAL"] = original
     assert closed.value.args[0] == 4401
+
+
+async def test_a_quiet_socket_gets_heartbeats(app, client, tenant, bearer):
+    original = app.config["LIVE_HEARTBEAT"]
+    app.config["LIVE_HEARTBEAT"] = 0.2
+    try:
+        async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer) as ws:
+            assert (await receive(ws))["type"] == "snapshot"
+            assert await receive(ws, timeout=1) == {"type": "ping"}
+            assert await receive(ws, timeout=1) == {"type": "ping"}
+    finally:
+        app.config["LIVE_HEARTBEAT"] = original

@@ -89,14 +89,20 @@ async def test_a_burst_becomes_a_few_updates_a_second(client, tenant, bearer):
 
 
 async def test_a_lone_event_is_not_held_back_by_the_tick(client, tenant, bearer, hub):
+    import statistics
+
     loop = asyncio.get_running_loop()
+    delays = []
     async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer) as ws:
         await receive(ws)
-        await asyncio.sleep(hub.tick)  # the tenant's last snapshot is older than a tick
-        sent = loop.time()
-        await track(client, tenant.id)
-        await next_update(ws)
-    assert loop.time() - sent < hub.tick / 2
+        for _ in range(5):
+            await asyncio.sleep(hub.tick * 1.2)  # the tenant's last snapshot is over a tick old
+            sent = loop.time()
+            await track(client, tenant.id)
+            await next_update(ws)
+            delays.append(loop.time() - sent)
+    # A fixed ticker would make these uniform over [0, tick): their median near tick / 2.
+    assert statistics.median(delays) < hub.tick / 4, delays
 
 
 async def test_a_late_socket_starts_from_the_totals(client, tenant, bearer):

@@ -41,7 +41,10 @@ async def test_500_sockets_and_50_tenants_each_get_only_their_own(app, client, p
             assert first["type"] == "snapshot"
             return ws
 
-        sockets = await asyncio.gather(*[open_socket(t) for t in watched])
+        # A TaskGroup, not gather: one failure cancels the rest instead of leaving them open.
+        async with asyncio.TaskGroup() as opening:
+            opened = [opening.create_task(open_socket(t)) for t in watched]
+        sockets = [task.result() for task in opened]
         assert app.extensions["live"].watchers(big.id) == BIG_TENANT_SOCKETS
 
         received: list[list[dict]] = [[] for _ in sockets]

@@ -28,11 +28,13 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from realtime.keys import Keys
 from realtime.live import Snapshot, snapshot, snapshots
+from realtime.scripts import source
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +136,12 @@ class _Topic:
 class Broadcaster:
     """Per-process live fan-out; `start()` it once, `stop()` it on shutdown."""
 
-    def __init__(self, redis: Redis, keys: Keys, clock: Callable[[], float], *,
+    def __init__(self, redis: Redis | RedisCluster, keys: Keys, clock: Callable[[], float], *,
                  tick: float = 0.25, refresh: float = 10.0, max_events: int = 10,
                  ping_interval: float = 5.0, ping_timeout: float = 3.0,
                  reconnect_delays: tuple[float, float] = (0.25, 5.0)) -> None:
         self.redis = redis
+        self.script = redis.register_script(source("live_snapshot"))
         self.keys = keys
         self.clock = clock
         self.tick = tick
@@ -234,7 +237,8 @@ class Broadcaster:
             try:
                 await self._sync()
                 seq = next(self._seq)
-                first = await snapshot(self.redis, self.keys, tenant_id, timezone, self.clock())
+                first = await snapshot(self.redis, self.script, self.keys, tenant_id, timezone,
+                                       self.clock())
             except REDIS_ERRORS as error:
                 raise Unavailable(str(error)) from None
             subscription.start(first, seq)
@@ -292,6 +296,10 @@ class Broadcaster:
                 failures += 1
 
     async def _connect(self) -> None:
+        # A cluster client learns its nodes here; its pub/sub needs them to pick one (a
+        # PUBLISH reaches every node, so any one will do).
+        async with asyncio.timeout(self.ping_timeout):
+            await self.redis.initialize()
         pubsub = self.redis.pubsub()
         async with self._lock:
             self._pubsub = pubsub
@@ -403,7 +411,7 @@ class Broadcaster:
         zones = [(t, self._topics[t].timezone) for t in tenants]
         seq = next(self._seq)
         try:
-            states = await snapshots(self.redis, self.keys, zones, self.clock())
+            states = await snapshots(self.redis, self.script, self.keys, zones, self.clock())
         except BaseException:
             self._dirty.update(tenants)
             raise

@@ -196,7 +196,7 @@ async def _eventually(condition, timeout: float = 3.0) -> None:
 #   window [1..5] at minute 5:       C = 1      (A and B fell out with no event)
 
 
-async def test_active_visitors_rise_and_fall_in_the_snapshot(client, tenant, clock, redis, keys):
+async def test_active_visitors_rise_and_fall_in_the_snapshot(app, client, tenant, clock, redis, keys):
     from zoneinfo import ZoneInfo
 
     start = clock.now - clock.now % 60  # the start of a minute
@@ -204,10 +204,11 @@ async def test_active_visitors_rise_and_fall_in_the_snapshot(client, tenant, clo
     for n in (1, 2):
         assert (await track(client, tenant.id, headers=visitor(n))).status_code == 200
     utc = ZoneInfo("UTC")
-    assert (await snapshot(redis, keys, tenant.id, utc, start)).active_visitors == 2
+    script = app.extensions["analytics"].scripts.live_snapshot
+    assert (await snapshot(redis, script, keys, tenant.id, utc, start)).active_visitors == 2
     clock.now = start + 4 * 60 + 30
     assert (await track(client, tenant.id, headers=visitor(3))).status_code == 200
-    at = {m: await snapshot(redis, keys, tenant.id, utc, start + m * 60 + 59) for m in range(7)}
+    at = {m: await snapshot(redis, script, keys, tenant.id, utc, start + m * 60 + 59) for m in range(7)}
     assert [at[m].active_visitors for m in range(7)] == [2, 2, 2, 2, 3, 1, 1]
     assert {at[m].visitors_today for m in range(7)} == {3}
 

@@ -347,6 +347,10 @@ def serve(settings: Settings) -> None:
         loop="uvloop",
         http="httptools",
         ws="websockets-sansio",
+        # Protocol pings find dead dashboards; clients only ever send small frames.
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+        ws_max_size=64 * 1024,
         proxy_headers=False,  # TRUSTED_PROXY_HOPS decides what X-Forwarded-For is worth
         server_header=False,
         log_config=LOGGING,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry  # the sync Retry never retries an async call
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 # The web process must answer 503 within a second when Redis is gone, so nothing waits long
 # and nothing is retried: retrying a script whose reply was lost could apply it twice.
@@ -23,8 +23,11 @@ def is_cluster(url: str) -> bool:
 
 
 def make_redis(url: str, timeout: float = WEB_REDIS_TIMEOUT,
-               max_connections: int = REDIS_CONNECTIONS) -> Redis | RedisCluster:
-    """A client for REDIS_URL; `redis+cluster://host:port` names a Redis Cluster node."""
+               max_connections: int = REDIS_CONNECTIONS, retries: int = 0) -> Redis | RedisCluster:
+    """A client for REDIS_URL; `redis+cluster://host:port` names a Redis Cluster node.
+
+    `retries` only for clients whose every command is safe to repeat (reads).
+    """
     if is_cluster(url):
         return RedisCluster.from_url(
             "redis://" + url.removeprefix(CLUSTER_SCHEME),
@@ -33,7 +36,7 @@ def make_redis(url: str, timeout: float = WEB_REDIS_TIMEOUT,
             # The cluster client's pools do not wait for a free connection: size them for
             # the concurrency a process may reach.
             max_connections=max(max_connections, CLUSTER_CONNECTIONS_PER_NODE),
-            retry=Retry(NoBackoff(), 0),
+            retry=Retry(NoBackoff(), retries),
         )
     # A blocking pool: a burst beyond max_connections waits (up to `timeout`) for a
     # connection instead of failing at once.
@@ -43,7 +46,7 @@ def make_redis(url: str, timeout: float = WEB_REDIS_TIMEOUT,
         timeout=timeout,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
+        retry=Retry(NoBackoff(), retries),
         health_check_interval=30,
     )
     return Redis.from_pool(pool)

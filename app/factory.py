@@ -10,7 +10,7 @@ from quart import Quart, Response
 from quart_auth import QuartAuth
 from quart_schema import QuartSchema
 
-from app import analytics, csrf, dashboard, errors, health, login, track
+from app import analytics, csrf, dashboard, errors, health, live, login, track
 from app.accounts import SESSION_LIFETIME
 from app.clients import make_pool, make_redis
 from app.fastpath import TrackFastPath
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.register_blueprint(analytics.blueprint)
     app.register_blueprint(login.blueprint)
     app.register_blueprint(dashboard.blueprint)
+    app.register_blueprint(live.blueprint)
 
     app.asgi_app = TrackFastPath(app, app.asgi_app, SECURITY_HEADERS)
 
@@ -81,7 +82,8 @@ def create_app(settings: Settings | None = None) -> Quart:
         app.extensions["analytics"] = svc
         refresher = asyncio.create_task(background(svc))
         try:
-            yield
+            async with live.serving(app, svc):
+                yield
         finally:
             # redis-py can swallow a cancellation that lands inside a pipeline (redis/redis-py
             # #2028, #2551), which left shutdown waiting on the refresher's next sleep.

@@ -1,7 +1,9 @@
-"""Real processes for tests: throwaway redis-servers and the product's own commands."""
+"""Real processes for tests: throwaway redis-servers, the product's own commands and `web`
+servers (uvicorn subprocesses on loopback ports, or one in the test's event loop)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -10,7 +12,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYTICS = str(Path(sys.executable).with_name("analytics"))
@@ -84,3 +90,80 @@ def run_cli(settings, *args: str, input: str | None = None, **extra) -> subproce
 def start_process(settings, *args: str, **extra) -> subprocess.Popen:
     return subprocess.Popen([ANALYTICS, *args], env=env_for(settings, **extra), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@dataclass
+class WebServer:
+    process: subprocess.Popen
+    port: int
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
+async def wait_ready(url: str, process: subprocess.Popen | None = None, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as http:
+        while True:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(f"{url}/readyz", timeout=1)).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} not ready after {timeout} s")
+            await asyncio.sleep(0.1)
+
+
+def uvicorn_command(port: int) -> list[str]:
+    # The options of `analytics serve`, on loopback.
+    return [
+        sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1",
+        "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+        "--ws", "websockets-sansio", "--log-level", "warning", "--no-server-header",
+    ]
+
+
+@contextlib.asynccontextmanager
+async def web_server(settings, **extra) -> AsyncIterator[WebServer]:
+    """A `web` process of this run's settings on a free loopback port, stopped on exit."""
+    port = free_port()
+    process = subprocess.Popen(uvicorn_command(port), cwd=ROOT,
+                               env=env_for(settings, WEB_CONCURRENCY=1, **extra))
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}", process)
+        yield WebServer(process, port)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                await asyncio.to_thread(process.wait, 15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextlib.asynccontextmanager
+async def in_process_server(app, sock: socket.socket) -> AsyncIterator[None]:
+    """Serves `app` with uvicorn in this event loop, so a test can look inside the app."""
+    import uvicorn
+
+    config = uvicorn.Config(app, ws="websockets-sansio", http="httptools", lifespan="on",
+                            log_config=None, log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(20):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.05)
+        yield
+    finally:
+        server.should_exit = True
+        await task

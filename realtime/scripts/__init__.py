@@ -27,6 +27,7 @@ class Scripts:
     merge_sketch: AsyncScript
     reseed_totals: AsyncScript
     union_count: AsyncScript
+    live_snapshot: AsyncScript
 
     @classmethod
     def load(cls, redis: Redis) -> Scripts:

@@ -1,0 +1,223 @@
+"""WS /api/analytics/<tenant_id>/live: a tenant's numbers, pushed to dashboards as they change.
+
+Credentials are checked before the handshake completes: without valid ones the upgrade is
+answered with HTTP 401, for another tenant 403, for an unknown tenant 404 and while Redis is
+unreachable 503, each with the usual JSON error body; no websocket frame is ever sent.
+
+Then the server sends JSON text frames:
+
+- `{"type": "snapshot", "data": {...}}` once, first;
+- `{"type": "update", "data": {...}}` when the numbers change: at once, then at most one per
+  250 ms while events keep coming;
+- with `?events=1` only, `{"type": "event", "data": {"event_type", "ts", "metadata",
+  "referrer"}}` for recent accepted events: a feed for display, which under load keeps the
+  newest and skips others, so count with `update`, never with these. `metadata` is what the
+  landing page sent: show it as text;
+- `{"type": "ping"}` after 20 s without other frames, so a client can tell a dead link
+  (the server also sends protocol-level pings and drops peers that do not answer).
+
+`data` holds absolute values (`visitors_today`, `pageviews_today`, `whatsapp_clicks`,
+`call_clicks`, `currency_toggles`, `qr_scans`, `products_viewed`, `active_visitors`), so a
+client that missed a frame is right again after the next. Frames from the client are ignored.
+
+Close codes: 1001 the server is shutting down, 1012 it is restarting, 1013 live data is
+unavailable (Redis was lost): reconnect after a short, growing delay. 1008 the client did not
+read for `LIVE_SEND_TIMEOUT` seconds. 4401 / 4403 the credentials stopped being valid / no
+longer cover the tenant (checked every `LIVE_REAUTH_INTERVAL` seconds): log in again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+import orjson
+from quart import Blueprint, Quart, current_app, websocket
+from redis.asyncio import Redis
+
+from app.auth import authorize
+from app.clients import make_redis
+from app.errors import APIError
+from app.services import Services, services
+from app.tenants import get_tenant, zone
+from realtime.broadcast import CLOSE_GOING_AWAY, Broadcaster, Closed, Subscription, Unavailable
+from realtime.live import Snapshot
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("live", __name__)
+
+CLOSE_TOO_SLOW = 1008
+CLOSE_UNAUTHORIZED = 4401  # 4403 when the credentials no longer cover the tenant
+# Slower than the ingestion path's 0.4 s: a late snapshot only delays a frame, while a
+# timeout on the pub/sub connection closes every socket of the process.
+LIVE_REDIS_TIMEOUT = 2.0
+DEFAULTS = {
+    "LIVE_SEND_TIMEOUT": 10.0,  # a client that takes longer to accept one frame is dropped
+    "LIVE_HEARTBEAT": 20.0,
+    "LIVE_REAUTH_INTERVAL": 30.0,  # how soon a revoked token or ended session loses its sockets
+    "LIVE_SHUTDOWN_GRACE": 2.0,  # time sockets get to say 1001 before the server's own close
+}
+PING = orjson.dumps({"type": "ping"}).decode()
+
+
+def broadcaster() -> Broadcaster:
+    return current_app.extensions["live"]
+
+
+@blueprint.websocket("/api/analytics/<int:tenant_id>/live")
+async def live(tenant_id: int) -> None:
+    """Live numbers of a tenant; see the module docstring for the messages."""
+    await authorize(tenant_id)
+    svc = services()
+    timezone = await svc.tenants.timezone(tenant_id)
+    if timezone is None:
+        # The directory throttles look-ups of ids it does not know (they guard the public
+        # /track); this caller is authenticated, so one indexed read is fine.
+        tenant = await get_tenant(svc.pool, tenant_id)
+        if tenant is None:
+            raise APIError(404, f"tenant {tenant_id} does not exist")
+        timezone = zone(tenant.timezone)
+    hub = broadcaster()
+    feed = websocket.args.get("events", "") in ("1", "true")
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            watching = hub.watch(tenant_id, timezone, events=feed)
+            subscription = await stack.enter_async_context(watching)
+        except Unavailable as error:
+            log.warning("live socket refused: %s", error)
+            raise APIError(503, "live data is unavailable, try again shortly") from None
+        await websocket.accept()
+        await _stream(tenant_id, subscription)
+
+
+@functools.lru_cache(maxsize=1024)
+def _frame(kind: str, state: Snapshot) -> str:
+    # The same state goes to every socket of a tenant: encoded once, not once per socket.
+    return orjson.dumps({"type": kind, "data": state.as_dict()}).decode()
+
+
+async def _stream(tenant_id: int, subscription: Subscription) -> None:
+    config = current_app.config
+    send_timeout = config["LIVE_SEND_TIMEOUT"]
+    heartbeat = config["LIVE_HEARTBEAT"]
+
+    async def send(frames: list[str]) -> None:
+        async with asyncio.timeout(send_timeout):
+            for frame in frames:
+                await websocket.send(frame)
+
+    # Quart queues whatever the client sends without bound; reading it keeps memory flat.
+    reader = asyncio.create_task(_discard_incoming())
+    checker = asyncio.create_task(_recheck(tenant_id, subscription, config["LIVE_REAUTH_INTERVAL"]))
+    try:
+        await send([_frame("snapshot", subscription.first)])
+        while True:
+            try:
+                async with asyncio.timeout(heartbeat):
+                    state, events = await subscription.get()
+            except TimeoutError:
+                await send([PING])
+                continue
+            except Closed as closed:
+                async with asyncio.timeout(send_timeout):
+                    await websocket.close(closed.code, closed.reason)
+                return
+            frames = [_frame("update", state)] if state is not None else []
+            frames.extend(orjson.dumps({"type": "event", "data": e}).decode() for e in events)
+            await send(frames)
+    except TimeoutError:
+        # The peer stopped reading. Leaving releases the subscription at once; the server
+        # drops the connection itself when its pings go unanswered.
+        log.info("live socket dropped: client too slow")
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(0.1):
+                await websocket.close(CLOSE_TOO_SLOW, "client too slow")
+    finally:
+        reader.cancel()
+        checker.cancel()
+
+
+async def _discard_incoming() -> None:
+    while True:
+        await websocket.receive()
+
+
+async def _recheck(tenant_id: int, subscription: Subscription, interval: float) -> None:
+    """Ends the socket once its credentials stop covering the tenant (a revoked token, an
+    expired session): a socket outlives any single request's check."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await authorize(tenant_id)
+        except APIError as error:
+            subscription.close(CLOSE_UNAUTHORIZED + error.status - 401, error.message)
+            return
+        except Exception as error:  # Postgres away: not the client's fault, try later
+            log.warning("live credentials not rechecked: %s", type(error).__name__)
+
+
+# -- lifecycle --------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Quart, svc: Services) -> AsyncIterator[Broadcaster]:
+    """Runs the process' broadcaster while the app serves; closes sockets with 1001 on exit."""
+    for name, value in DEFAULTS.items():
+        app.config.setdefault(name, value)
+    # Its commands are reads, so one retry is safe; it spares a 503 on the first use of a
+    # pooled connection that died with a Redis restart.
+    redis: Redis = make_redis(svc.settings.redis_url, timeout=LIVE_REDIS_TIMEOUT, retries=1)
+    # The lambda reads svc.clock at each call, so tests that pin the clock pin this too.
+    hub = Broadcaster(redis, svc.keys, clock=lambda: svc.clock())
+    await hub.start()
+    await hub.wait_connected(timeout=1.0)  # serve anyway: the listener keeps trying
+    app.extensions["live"] = hub
+    restore = _close_sockets_on_signals(hub, app.config["LIVE_SHUTDOWN_GRACE"])
+    try:
+        yield hub
+    finally:
+        restore()
+        await hub.stop(CLOSE_GOING_AWAY, "server shutting down")
+        await redis.aclose()
+
+
+def _close_sockets_on_signals(hub: Broadcaster, grace: float):
+    """Says 1001 to every socket when the server is told to stop, then lets it stop.
+
+    ASGI servers close open websockets themselves on SIGTERM (uvicorn with 1012) before the
+    lifespan ends, so the broadcaster would be too late; this runs first and hands the signal
+    on to the server's handler once the sockets are closed or `grace` has passed. It only
+    chains a Python-level handler a server installed; elsewhere (tests) it does nothing.
+    """
+    loop = asyncio.get_running_loop()
+    installed: dict[int, object] = {}
+
+    async def close_then(previous, signum, frame) -> None:
+        hub.drain(CLOSE_GOING_AWAY, "server shutting down")
+        deadline = loop.time() + grace
+        while hub.watchers() and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        previous(signum, frame)
+
+    def handler_for(previous):
+        def handle(signum, frame) -> None:
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(close_then(previous, signum, frame)))
+        return handle
+
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(signum)
+            if callable(previous) and previous is not signal.default_int_handler:
+                signal.signal(signum, handler_for(previous))
+                installed[signum] = previous
+
+    def restore() -> None:
+        with contextlib.suppress(ValueError):
+            for signum, previous in installed.items():
+                signal.signal(signum, previous)
+
+    return restore

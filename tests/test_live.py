@@ -1,0 +1,266 @@
+"""WS /api/analytics/{tenantId}/live in process: the contract's messages, auth and active visitors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from quart.testing import WebsocketResponseError
+
+from app.tokens import create_token
+from realtime.live import Snapshot, snapshot
+from tests.conftest import track, visitor
+
+ZERO = Snapshot().as_dict()
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def hub(app):
+    return app.extensions["live"]
+
+
+async def receive(ws, timeout: float = 3.0) -> dict:
+    async with asyncio.timeout(timeout):
+        return orjson.loads(await ws.receive())
+
+
+async def next_update(ws, timeout: float = 3.0) -> dict:
+    """The next `update` frame's data, skipping the event feed."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await receive(ws, timeout)
+            if frame["type"] == "update":
+                return frame["data"]
+            assert frame["type"] in ("event", "ping"), frame
+
+
+async def update_where(ws, predicate, timeout: float = 3.0) -> dict:
+    """Updates until one satisfies `predicate` (the coalescer may merge several events)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            data = await next_update(ws, timeout)
+            if predicate(data):
+                return data
+
+
+async def test_snapshot_then_absolute_updates(client, tenant, bearer):
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer) as ws:
+        first = await receive(ws)
+        assert first == {"type": "snapshot", "data": ZERO}
+
+        assert (await track(client, tenant.id, "pageview")).status_code == 200
+        # Without ?events=1 the contract's frames only: the next frame is the update.
+        assert await receive(ws) == {"type": "update", "data": {
+            **ZERO, "visitors_today": 1, "pageviews_today": 1, "active_visitors": 1}}
+
+        for event_type in ["click_whatsapp", "click_whatsapp", "click_call", "qr_scan",
+                           "product_click", "click_toggle_currency"]:
+            assert (await track(client, tenant.id, event_type)).status_code == 200
+        # Absolute values: whatever got merged, the last update holds every count so far.
+        data = await update_where(ws, lambda d: d["currency_toggles"] == 1)
+        assert data == {
+            "visitors_today": 1, "pageviews_today": 1, "whatsapp_clicks": 2, "call_clicks": 1,
+            "currency_toggles": 1, "qr_scans": 1, "products_viewed": 1, "active_visitors": 1,
+        }
+
+
+async def test_a_burst_becomes_a_few_updates_a_second(client, tenant, bearer):
+    loop = asyncio.get_running_loop()
+    burst = 50
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer) as ws:
+        await receive(ws)
+        started = loop.time()
+        for _ in range(burst):  # 50 events over about a second
+            assert (await track(client, tenant.id, "click_call")).status_code == 200
+            await asyncio.sleep(0.02)
+        seen = []
+        while not seen or seen[-1] < burst:
+            seen.append((await next_update(ws))["call_clicks"])
+        elapsed = loop.time() - started
+    assert seen == sorted(seen)  # never backwards
+    # "At most a few times a second": the first at once, then no more than 5 a second.
+    assert len(seen) <= elapsed * 5 + 2, (len(seen), elapsed)
+    assert len(seen) < burst
+
+
+async def test_a_lone_event_is_not_held_back_by_the_tick(client, tenant, bearer, hub):
+    import statistics
+
+    loop = asyncio.get_running_loop()
+    delays = []
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer) as ws:
+        await receive(ws)
+        for _ in range(5):
+            await asyncio.sleep(hub.tick * 1.2)  # the tenant's last snapshot is over a tick old
+            sent = loop.time()
+            await track(client, tenant.id)
+            await next_update(ws)
+            delays.append(loop.time() - sent)
+    # A fixed ticker would make these uniform over [0, tick): their median near tick / 2.
+    assert statistics.median(delays) < hub.tick / 4, delays
+
+
+async def test_a_late_socket_starts_from_the_totals(client, tenant, bearer):
+    for n in range(3):
+        assert (await track(client, tenant.id, "pageview", headers=visitor(n))).status_code == 200
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer) as ws:
+        first = await receive(ws)
+    assert first["type"] == "snapshot"
+    assert first["data"]["pageviews_today"] == 3
+    assert first["data"]["visitors_today"] == 3
+    assert first["data"]["active_visitors"] == 3
+
+
+async def test_event_feed_carries_the_published_event(client, tenant, bearer):
+    path = f"/api/analytics/{tenant.id}/live?events=1"
+    async with client.websocket(path, headers=bearer) as ws:
+        await receive(ws)
+        await track(client, tenant.id, "click_whatsapp", {"button_location": "hero"},
+                    headers={"Referer": "https://cafe.example/"})
+        async with asyncio.timeout(3):
+            while (frame := await receive(ws))["type"] != "event":
+                pass
+    assert frame["data"]["event_type"] == "click_whatsapp"
+    assert frame["data"]["metadata"] == {"button_location": "hero"}
+    assert frame["data"]["referrer"] == "https://cafe.example/"
+    assert isinstance(frame["data"]["ts"], int)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer lat_forged"}, 401),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, 401),
+        ("other tenant", 403),
+    ],
+)
+async def test_refused_before_any_frame(client, pool, tenant, headers, status):
+    if headers == "other tenant":
+        from app.tenants import create_tenant
+
+        other = await create_tenant(pool, "Someone else", "UTC")
+        headers = auth((await create_token(pool, other.id))[1])
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=headers) as ws:
+        with pytest.raises(WebsocketResponseError) as refused:
+            await receive(ws)
+        assert not ws.accepted
+    response = refused.value.response
+    assert response.status_code == status
+    document = await response.get_json()
+    assert document["success"] is False and document["error"]
+
+
+async def test_revoked_token_is_refused(client, pool, tenant):
+    from app.tokens import revoke_token
+
+    record, plaintext = await create_token(pool, tenant.id)
+    await revoke_token(pool, record.id)
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth(plaintext)) as ws:
+        with pytest.raises(WebsocketResponseError) as refused:
+            await receive(ws)
+    assert refused.value.response.status_code == 401
+
+
+async def test_last_socket_out_unsubscribes(client, tenant, bearer, hub, keys):
+    channel = keys.channel(tenant.id).encode()
+    path = f"/api/analytics/{tenant.id}/live"
+    async with client.websocket(path, headers=bearer) as one:
+        await receive(one)
+        async with client.websocket(path, headers=bearer) as two:
+            await receive(two)
+            assert hub.watchers(tenant.id) == 2
+            assert channel in hub.channels
+        await _eventually(lambda: hub.watchers(tenant.id) == 1)
+        assert channel in hub.channels
+    await _eventually(lambda: hub.watchers(tenant.id) == 0 and channel not in hub.channels)
+
+
+async def _eventually(condition, timeout: float = 3.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+# -- active visitors: distinct visitors in the last 5 minutes, time as a parameter ------------
+#
+#   minute   0    1    2    3    4    5    6
+#   A, B     x
+#   C                            x
+#   window [0..4] at minute 4: A B C   = 3
+#   window [1..5] at minute 5:       C = 1      (A and B fell out with no event)
+
+
+async def test_active_visitors_rise_and_fall_in_the_snapshot(app, client, tenant, clock, redis, keys):
+    from zoneinfo import ZoneInfo
+
+    start = clock.now - clock.now % 60  # the start of a minute
+    clock.now = start
+    for n in (1, 2):
+        assert (await track(client, tenant.id, headers=visitor(n))).status_code == 200
+    utc = ZoneInfo("UTC")
+    script = app.extensions["analytics"].scripts.live_snapshot
+    assert (await snapshot(redis, script, keys, tenant.id, utc, start)).active_visitors == 2
+    clock.now = start + 4 * 60 + 30
+    assert (await track(client, tenant.id, headers=visitor(3))).status_code == 200
+    at = {m: await snapshot(redis, script, keys, tenant.id, utc, start + m * 60 + 59) for m in range(7)}
+    assert [at[m].active_visitors for m in range(7)] == [2, 2, 2, 2, 3, 1, 1]
+    assert {at[m].visitors_today for m in range(7)} == {3}
+
+
+async def test_active_visitors_fall_on_the_socket_with_no_event(client, tenant, bearer, clock, hub):
+    start = clock.now - clock.now % 60
+    clock.now = start
+    original = hub.refresh
+    hub.refresh = 0.3  # the periodic refresh, not an event, must bring the fall
+    try:
+        async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer) as ws:
+            assert (await receive(ws))["data"]["active_visitors"] == 0
+            for n in (1, 2):
+                await track(client, tenant.id, headers=visitor(n))
+            data = await update_where(ws, lambda d: d["active_visitors"] == 2)
+            assert data["visitors_today"] == 2
+            clock.now = start + 5 * 60  # minute 0 has left the 5-minute window
+            data = await next_update(ws)
+            assert data["active_visitors"] == 0
+            assert data["visitors_today"] == 2
+            assert data["pageviews_today"] == 2
+    finally:
+        hub.refresh = original
+
+
+async def test_revoking_the_token_ends_its_open_sockets(app, client, pool, tenant):
+    from quart.testing.connections import WebsocketDisconnectError
+
+    from app.tokens import revoke_token
+
+    record, plaintext = await create_token(pool, tenant.id)
+    original = app.config["LIVE_REAUTH_INTERVAL"]
+    app.config["LIVE_REAUTH_INTERVAL"] = 0.2
+    try:
+        async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth(plaintext)) as ws:
+            assert (await receive(ws))["type"] == "snapshot"
+            await asyncio.sleep(0.5)  # rechecked, still valid: the socket stays
+            await revoke_token(pool, record.id)
+            with pytest.raises(WebsocketDisconnectError) as closed:
+                await receive(ws, timeout=3)
+    finally:
+        app.config["LIVE_REAUTH_INTERVAL"] = original
+    assert closed.value.args[0] == 4401
+
+
+async def test_a_quiet_socket_gets_heartbeats(app, client, tenant, bearer):
+    original = app.config["LIVE_HEARTBEAT"]
+    app.config["LIVE_HEARTBEAT"] = 0.2
+    try:
+        async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer) as ws:
+            assert (await receive(ws))["type"] == "snapshot"
+            assert await receive(ws, timeout=1) == {"type": "ping"}
+            assert await receive(ws, timeout=1) == {"type": "ping"}
+    finally:
+        app.config["LIVE_HEARTBEAT"] = original

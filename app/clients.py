@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.asyncio.retry import Retry  # the sync Retry never retries an async call
 from redis.backoff import NoBackoff
 
@@ -16,6 +17,12 @@ WEB_REDIS_TIMEOUT = 0.4
 REDIS_CONNECTIONS = 64
 CLUSTER_SCHEME = "redis+cluster://"
 CLUSTER_CONNECTIONS_PER_NODE = 512
+
+
+# With maintenance notifications on ("auto", redis-py's default) the pool skips its check
+# that a pooled connection is still alive, so the first command after a Redis restart
+# fails. We use neither RESP3 nor a managed service that sends them.
+NO_MAINT_NOTIFICATIONS = MaintNotificationsConfig(enabled=False)
 
 
 def is_cluster(url: str) -> bool:
@@ -37,6 +44,7 @@ def make_redis(url: str, timeout: float = WEB_REDIS_TIMEOUT,
             # the concurrency a process may reach.
             max_connections=max(max_connections, CLUSTER_CONNECTIONS_PER_NODE),
             retry=Retry(NoBackoff(), retries),
+            maint_notifications_config=NO_MAINT_NOTIFICATIONS,
         )
     # A blocking pool: a burst beyond max_connections waits (up to `timeout`) for a
     # connection instead of failing at once.
@@ -48,6 +56,7 @@ def make_redis(url: str, timeout: float = WEB_REDIS_TIMEOUT,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), retries),
         health_check_interval=30,
+        maint_notifications_config=NO_MAINT_NOTIFICATIONS,
     )
     return Redis.from_pool(pool)
 

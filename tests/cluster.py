@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import random
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 
-from tests.servers import free_port, wait_for_port
+from tests.servers import wait_for_port
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is a valid port too."""
+    while True:
+        port = random.randint(20_000, 50_000)
+        with socket.socket() as a, socket.socket() as b:
+            try:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10_000))
+            except OSError:
+                continue
+            return port
 
 
 class LocalCluster:
     def __init__(self, masters: int = 3) -> None:
-        self.ports = [free_port() for _ in range(masters)]
+        self.ports = [cluster_port() for _ in range(masters)]
         self.dir = tempfile.mkdtemp(prefix="analytics-cluster-")
         self.processes: list[subprocess.Popen] = []
 
@@ -28,7 +43,7 @@ class LocalCluster:
                 # A port taken between choosing it and binding it: try fresh ones.
                 self.stop()
                 self.dir = tempfile.mkdtemp(prefix="analytics-cluster-")
-                self.ports = [free_port() for _ in self.ports]
+                self.ports = [cluster_port() for _ in self.ports]
                 self.processes = []
                 if attempt == attempts - 1:
                     raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -50,3 +51,16 @@ async def test_postgres_down_at_start_is_503_then_recovers(tenant, redis):
         response = await track(client, tenant.id)
         assert response.status_code == 503
         assert (await client.get("/readyz")).status_code == 503
+
+
+async def test_first_event_after_a_restart_is_accepted(database, tenant, own_redis):
+    app = create_app(make_settings(redis_url=own_redis.url))
+    async with app.test_app():
+        client = app.test_client()
+        assert (await track(client, tenant.id)).status_code == 200
+        # Redis restarts while nobody sends anything: the pooled connection is now dead.
+        own_redis.stop()
+        own_redis.start()
+        await asyncio.sleep(0.2)  # the loop sees the old connection close, as it would in life
+        response = await track(client, tenant.id)
+        assert response.status_code == 200, await response.get_data()

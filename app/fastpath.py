@@ -32,9 +32,21 @@ class ClientGone(Exception):
 
 
 async def read_body(receive: Callable, limit: int) -> bytes:
+    first = await receive()  # a beacon's body nearly always comes whole, in one message
+    if first["type"] == "http.request" and not first.get("more_body", False):
+        if len(first.get("body", b"")) > limit:
+            raise APIError(413, MESSAGES[413])
+        return first.get("body", b"")
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            return await _read_rest(receive, limit, first)
+    except TimeoutError:
+        raise APIError(408, "the request body took too long to arrive") from None
+
+
+async def _read_rest(receive: Callable, limit: int, message: dict) -> bytes:
     chunks, size = [], 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone
         chunk = message.get("body", b"")
@@ -44,6 +56,7 @@ async def read_body(receive: Callable, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+        message = await receive()
 
 
 class TrackFastPath:
@@ -65,11 +78,7 @@ class TrackFastPath:
         try:
             if int(headers.get(b"content-length") or 0) > MAX_BODY_BYTES:
                 raise APIError(413, MESSAGES[413])
-            try:
-                async with asyncio.timeout(BODY_TIMEOUT):
-                    payload = await read_body(receive, MAX_BODY_BYTES)
-            except TimeoutError:
-                raise APIError(408, "the request body took too long to arrive") from None
+            payload = await read_body(receive, MAX_BODY_BYTES)
             client = scope.get("client")
             await accept_event(svc, Delivery(
                 mimetype=headers.get(b"content-type", "").split(";", 1)[0].strip().lower(),

@@ -50,6 +50,11 @@ class Ingestor:
     stream_bound: int
     script: AsyncScript
 
+    @property
+    def limits(self) -> str:
+        return (f"{self.rate_limit} {k.RATE_WINDOW_MS} {self.stream_bound} "
+                f"{k.DAY_TTL_SECONDS} {k.TOTALS_TTL_SECONDS} {k.MINUTE_TTL_SECONDS}")
+
     async def ingest(self, event: TrackRequest, metadata: bytes, sender: Sender,
                      timezone: ZoneInfo, now: float) -> Result:
         tenant = event.tenant_id
@@ -83,10 +88,8 @@ class Ingestor:
                 self.keys.dirty(shard),
             ],
             args=[
-                now_ms, self.rate_limit, k.RATE_WINDOW_MS, self.stream_bound,
-                COUNTER_OF[event.event_type], time_ms, visitor, k.dirty_member(tenant, day),
-                k.DAY_TTL_SECONDS, k.TOTALS_TTL_SECONDS, k.MINUTE_TTL_SECONDS,
-                self.keys.channel(tenant), live, raw,
+                now_ms, self.limits, COUNTER_OF[event.event_type], time_ms, visitor,
+                k.dirty_member(tenant, day), self.keys.channel(tenant), live, raw,
             ],
         )
         if reply[0] == 1:

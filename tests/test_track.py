@@ -259,3 +259,39 @@ async def test_quart_view_and_fast_path_answer_alike(app, client, tenant):
         app.asgi_app = fast
     assert answers["fast"] == answers["quart"]
     assert [a[0] for a in answers["fast"]] == [200, 400, 404, 415, 413]
+
+
+async def _asgi_post(app, messages):
+    """POST /track through the app's ASGI entry with the given body messages."""
+    sent = []
+    queue = list(messages)
+
+    async def receive():
+        if queue:
+            return queue.pop(0)
+        await asyncio.sleep(3600)  # a client that never sends the rest
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/api/analytics/track", "raw_path": b"/api/analytics/track",
+             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5000),
+             "server": ("127.0.0.1", 80),
+             "headers": [(b"content-type", b"application/json"), (b"user-agent", b"Mozilla/5.0")]}
+    await app.asgi_app(scope, receive, send)
+    return sent[0]["status"], orjson.loads(sent[1]["body"])
+
+
+async def test_a_trickled_body_is_cut_off(app, tenant, monkeypatch):
+    import app.fastpath as fastpath
+
+    monkeypatch.setattr(fastpath, "BODY_TIMEOUT", 0.3)
+    half = {"type": "http.request", "body": b'{"tenant_id": ', "more_body": True}
+    status, body = await _asgi_post(app, [half])
+    assert status == 408 and body["success"] is False
+    whole = [half, {"type": "http.request", "body": b'%d, "event_type": "pageview"}' % tenant.id,
+                    "more_body": False}]
+    assert (await _asgi_post(app, whole))[0] == 200
+    big = [{"type": "http.request", "body": b"x" * 10_000, "more_body": True}] * 2
+    assert (await _asgi_post(app, big))[0] == 413

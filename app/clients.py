@@ -61,6 +61,16 @@ def make_redis(url: str, timeout: float = WEB_REDIS_TIMEOUT,
     return Redis.from_pool(pool)
 
 
-async def make_pool(dsn: str, max_size: int = 10) -> asyncpg.Pool:
-    # min_size=0: the process starts even while Postgres is down, and connects when it returns.
-    return await asyncpg.create_pool(dsn, min_size=0, max_size=max_size, command_timeout=30)
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's session reset (an open transaction is still rolled back)."""
+
+
+async def make_pool(dsn: str, max_size: int = 10, reset_sessions: bool = True) -> asyncpg.Pool:
+    """A Postgres pool; min_size=0, so a process starts while Postgres is down.
+
+    `reset_sessions=False` saves the round trip asyncpg spends resetting a connection at
+    every release; only for pools whose users leave no session state (no advisory locks,
+    LISTEN or SET), as the web process's queries do.
+    """
+    return await asyncpg.create_pool(dsn, min_size=0, max_size=max_size, command_timeout=30,
+                                     reset=None if reset_sessions else _keep_session)

@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None) -> Quart:
 async def start_services(settings: Settings) -> Services:
     keys = Keys(settings.key_prefix)
     redis = make_redis(settings.redis_url)
-    pool = await make_pool(settings.database_url)
+    pool = await make_pool(settings.database_url, reset_sessions=False)
     scripts = Scripts.load(redis)
     ingestor = make_ingestor(settings, redis, keys, scripts)
     warm_up()

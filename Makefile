@@ -34,7 +34,9 @@ test-faults: install services
 	$(BIN)/python -m pytest -q -m faults
 
 bench: install services
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 from quart import Blueprint, Response
 from quart_schema import hide
 
 from app.errors import error_response
 from app.services import services
+from realtime.ingest import buffered_events
 
 blueprint = Blueprint("health", __name__)
 
@@ -24,11 +26,17 @@ async def healthz() -> Response:
 async def readyz() -> Response:
     svc = services()
     problems = []
+    depths = []
     try:
         async with asyncio.timeout(1):
             await svc.redis.ping()
+            depths = await buffered_events(svc.redis, svc.keys)
     except Exception:
         problems.append("redis does not answer")
+    bound = svc.settings.stream_max_events
+    if depths and max(depths) >= bound:
+        problems.append(f"the event buffer is full ({max(depths)} of {bound} events in a shard): "
+                        "the scheduler cannot store events, is Postgres down?")
     try:
         async with asyncio.timeout(1):
             await svc.pool.fetchval("SELECT 1")
@@ -36,4 +44,6 @@ async def readyz() -> Response:
         problems.append("postgres does not answer")
     if problems:
         return error_response(503, "; ".join(problems))
-    return Response(b'{"success":true}', content_type="application/json")
+    return Response(orjson.dumps({"success": True, "buffered_events": sum(depths),
+                                  "buffer_bound_per_shard": bound}),
+                    content_type="application/json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 from decimal import Decimal
@@ -97,3 +98,8 @@ class Ingestor:
         if reply[0] == 0:
             return Result(Outcome.RATE_LIMITED, retry_after=max(1, math.ceil(reply[1] / 1000)))
         return Result(Outcome.BUFFER_FULL)
+
+
+async def buffered_events(redis, keys: k.Keys) -> list[int]:
+    """Raw events waiting in each shard's stream for the scheduler to store them."""
+    return list(await asyncio.gather(*(redis.xlen(keys.events(s)) for s in range(k.SHARDS))))

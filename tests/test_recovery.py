@@ -64,3 +64,19 @@ async def test_first_event_after_a_restart_is_accepted(database, tenant, own_red
         await asyncio.sleep(0.2)  # the loop sees the old connection close, as it would in life
         response = await track(client, tenant.id)
         assert response.status_code == 200, await response.get_data()
+
+
+async def test_a_full_buffer_refuses_events_and_says_so(database, pool, own_redis):
+    from app.tenants import create_tenant
+
+    tenant = await create_tenant(pool, "Full", "UTC")
+    app = create_app(make_settings(redis_url=own_redis.url, stream_max_events=3))
+    async with app.test_app():
+        client = app.test_client()
+        ready = await (await client.get("/readyz")).get_json()
+        assert ready["success"] is True and ready["buffered_events"] == 0
+        statuses = [(await track(client, tenant.id)).status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 503]
+        readyz = await client.get("/readyz")
+        assert readyz.status_code == 503
+        assert "event buffer is full" in (await readyz.get_json())["error"]

@@ -19,7 +19,7 @@ from tests.probes import add_probes
 # The whole public surface. Everything else needs a token or a session.
 PUBLIC = frozenset({
     "/healthz",                 # liveness probe
-    "/readyz",                  # readiness probe: says only whether Redis and Postgres answer
+    "/readyz",                  # readiness probe: whether Redis and Postgres answer, events waiting
     "/openapi.json",            # API description and its viewers
     "/docs",
     "/redocs",

@@ -10,7 +10,7 @@ from quart import Quart, Response
 from quart_auth import QuartAuth
 from quart_schema import QuartSchema
 
-from app import analytics, csrf, dashboard, errors, health, live, login, track
+from app import analytics, csrf, errors, health, live, login, pages, track
 from app.accounts import SESSION_LIFETIME
 from app.clients import make_pool, make_redis
 from app.fastpath import TrackFastPath
@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.register_blueprint(track.blueprint)
     app.register_blueprint(analytics.blueprint)
     app.register_blueprint(login.blueprint)
-    app.register_blueprint(dashboard.blueprint)
+    app.register_blueprint(pages.blueprint)
     app.register_blueprint(live.blueprint)
 
     app.asgi_app = TrackFastPath(app, app.asgi_app, SECURITY_HEADERS)

@@ -123,3 +123,11 @@ class TenantDirectory:
             return None
         self._zones[tenant_id] = zone(name)
         return self._zones[tenant_id]
+
+
+async def tenants_by_ids(conn: asyncpg.Connection | asyncpg.Pool, ids: list[int]) -> list[Tenant]:
+    rows = await conn.fetch(
+        "SELECT id, name, timezone FROM tenants WHERE id = ANY($1::bigint[]) ORDER BY name, id",
+        ids,
+    )
+    return [Tenant(**row) for row in rows]

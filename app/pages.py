@@ -1,0 +1,161 @@
+"""What people see: the tracker script, the demo landing page and the owners' dashboard."""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import urlencode
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import segno
+from quart import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from quart_auth import Unauthorized, login_required
+from quart_schema import document_response, hide
+
+from app.auth import authenticate, authorize
+from app.errors import APIError, error_response
+from app.services import services
+from app.tenants import get_tenant, tenants_by_ids
+from realtime.recent import recent_events
+
+blueprint = Blueprint("pages", __name__)
+
+# No inline scripts or styles anywhere: every script and stylesheet is a file under /static.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+TRACKER_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+    # Short, because the URL customers paste never changes; stale copies serve while refreshing.
+    "Cache-Control": "public, max-age=3600, stale-while-revalidate=86400",
+}
+QR_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
+RECENT_LIMIT = 20
+
+
+@blueprint.after_request
+async def content_security_policy(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    return response
+
+
+@blueprint.errorhandler(Unauthorized)
+async def log_in_first(error: Unauthorized) -> Response:
+    # People are sent to the login page; programs get the JSON error every endpoint gives.
+    if request.accept_mimetypes.accept_html:
+        return redirect("/login?" + urlencode({"next": request.path}))
+    return error_response(401, "authentication required: log in or send Authorization: Bearer <token>")
+
+
+@blueprint.get("/t.js")
+@hide
+async def tracker() -> Response:
+    response = await current_app.send_static_file("t.js")
+    response.mimetype = "application/javascript"
+    response.headers.update(TRACKER_HEADERS)
+    return response
+
+
+@blueprint.get("/demo/<int:tenant_id>")
+@hide
+async def demo(tenant_id: int) -> str:
+    tenant = await get_tenant(services().pool, tenant_id)
+    if tenant is None:
+        raise APIError(404, f"tenant {tenant_id} does not exist")
+    return await render_template("demo.html", tenant=tenant)
+
+
+@blueprint.get("/dashboard")
+@hide
+@login_required
+async def dashboard() -> str:
+    principal = await authenticate()
+    if principal is None:
+        raise Unauthorized()
+    tenants = await tenants_by_ids(services().pool, sorted(principal.tenant_ids))
+    return await render_template("tenants.html", tenants=tenants)
+
+
+@blueprint.get("/dashboard/<int:tenant_id>")
+@hide
+@login_required
+async def tenant_dashboard(tenant_id: int) -> str:
+    await authorize(tenant_id)
+    tenant = await get_tenant(services().pool, tenant_id)
+    if tenant is None:
+        raise APIError(404, f"tenant {tenant_id} does not exist")
+    return await render_template(
+        "dashboard.html",
+        tenant=tenant,
+        snippet=snippet(tenant_id),
+        landing_url=landing_url(tenant_id),
+    )
+
+
+@blueprint.get("/dashboard/<int:tenant_id>/qr.<kind>")
+@hide
+async def qr_code(tenant_id: int, kind: str) -> Response:
+    """The QR code of the tenant's landing page, marked `?src=qr`; `?download=1` saves it."""
+    if kind not in QR_TYPES:
+        raise APIError(404, "the QR code comes as qr.svg or qr.png")
+    await authorize(tenant_id)
+    body = render_qr(landing_url(tenant_id), kind)
+    headers = {"Cache-Control": "private, max-age=300"}
+    if request.args.get("download"):
+        headers["Content-Disposition"] = f'attachment; filename="qr-tenant-{tenant_id}.{kind}"'
+    return Response(body, content_type=QR_TYPES[kind], headers=headers)
+
+
+@dataclass
+class RecentEventOut:
+    event_type: str
+    ts: int
+    metadata: dict[str, Any]
+    page: str
+    user_agent: str
+
+
+@dataclass
+class RecentEvents:
+    success: bool
+    events: list[RecentEventOut]
+
+
+@blueprint.get("/api/analytics/<int:tenant_id>/events")
+@document_response(RecentEvents)
+async def recent(tenant_id: int) -> dict:
+    """The tenant's latest events not yet moved to storage, newest first (the dashboard's feed).
+
+    Every field except `ts` came from a visitor: render it as text.
+    """
+    await authorize(tenant_id)
+    svc = services()
+    events = await recent_events(svc.redis, svc.keys, tenant_id, RECENT_LIMIT)
+    return {
+        "success": True,
+        "events": [
+            {k: v for k, v in asdict(event).items() if k != "id"} for event in events
+        ],
+    }
+
+
+def landing_url(tenant_id: int) -> str:
+    return url_for("pages.demo", tenant_id=tenant_id, _external=True) + "?src=qr"
+
+
+def snippet(tenant_id: int) -> str:
+    src = url_for("pages.tracker", _external=True)
+    return f'<script defer src="{src}" data-tenant="{tenant_id}"></script>'
+
+
+def render_qr(url: str, kind: str) -> bytes:
+    buffer = io.BytesIO()
+    code = segno.make(url, error="m")
+    if kind == "svg":
+        code.save(buffer, kind="svg", scale=8, border=4, dark="#000", light="#fff",
+                  title="QR code: " + url)
+    else:
+        code.save(buffer, kind="png", scale=10, border=4, dark="#000", light="#fff")
+    return buffer.getvalue()

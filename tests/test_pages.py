@@ -1,0 +1,129 @@
+"""The tracker script, the demo page and the dashboard's files, over HTTP (no browser)."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import pytest
+
+from app.pages import render_qr
+from app.tokens import create_token
+
+TRACKER = Path(__file__).parents[1] / "web" / "static" / "t.js"
+GZIP_BUDGET = 1536  # 1.5 KB
+
+
+async def test_tracker_is_served_as_cacheable_cross_origin_javascript(client):
+    response = await client.get("/t.js", headers={"Origin": "https://shop.example"})
+    assert response.status_code == 200
+    assert response.mimetype == "application/javascript"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+    assert "max-age=" in response.headers["Cache-Control"]
+    assert "public" in response.headers["Cache-Control"]
+    assert response.headers.get("ETag") or response.headers.get("Last-Modified")
+    assert await response.get_data() == TRACKER.read_bytes()
+
+
+async def test_tracker_answers_conditional_requests(client):
+    first = await client.get("/t.js")
+    etag = first.headers["ETag"]
+    again = await client.get("/t.js", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+
+
+def test_tracker_is_small_and_self_contained():
+    source = TRACKER.read_bytes()
+    assert len(gzip.compress(source, compresslevel=9)) < GZIP_BUDGET
+    text = source.decode()
+    assert "import " not in text and "require(" not in text
+    # It posts where it was loaded from, never to a fixed host.
+    assert "currentScript" in text and "http://" not in text and "https://" not in text
+
+
+async def test_demo_page_embeds_the_tracker_and_the_tracked_elements(client, tenant):
+    response = await client.get(f"/demo/{tenant.id}")
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    html = (await response.get_data()).decode()
+    assert re.search(rf'<script defer src="/t\.js" data-tenant="{tenant.id}"></script>', html)
+    assert 'href="https://wa.me/' in html
+    assert 'href="tel:' in html
+    assert 'data-analytics="click_toggle_currency"' in html
+    assert len(re.findall(r'data-analytics="product_click" data-analytics-product="[a-z-]+"', html)) == 3
+    assert tenant.name in html
+
+
+async def test_demo_page_of_unknown_tenant_is_404(client):
+    response = await client.get("/demo/987654321")
+    assert response.status_code == 404
+    assert (await response.get_json())["success"] is False
+
+
+@pytest.mark.parametrize("path", ["/demo/{id}", "/t.js"])
+async def test_pages_have_a_strict_content_security_policy(client, tenant, path):
+    response = await client.get(path.format(id=tenant.id))
+    policy = response.headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["script-src"] == "'self'"
+    assert directives["style-src"] == "'self'"
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert directives["frame-ancestors"] == "'none'"
+
+
+async def test_served_html_has_no_inline_script_or_style(client, tenant):
+    html = (await (await client.get(f"/demo/{tenant.id}")).get_data()).decode()
+    assert not re.search(r"<script(?![^>]*\ssrc=)[^>]*>", html), "inline <script>"
+    assert "<style" not in html
+    assert not re.search(r"\sstyle=", html)
+    assert not re.search(r"\son[a-z]+=", html), "inline event handler"
+
+
+@pytest.mark.parametrize("name", ["app.css", "dashboard.js", "demo.js"])
+async def test_static_files_are_served(client, name):
+    response = await client.get(f"/static/{name}")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(("kind", "mimetype", "magic"), [
+    ("svg", "image/svg+xml", b"<?xml"),
+    ("png", "image/png", b"\x89PNG\r\n\x1a\n"),
+])
+async def test_qr_code_needs_credentials_for_its_tenant(client, pool, tenant, kind, mimetype, magic):
+    from app.tenants import create_tenant
+
+    path = f"/dashboard/{tenant.id}/qr.{kind}"
+    anonymous = await client.get(path)
+    assert anonymous.status_code == 401
+    assert (await anonymous.get_json())["success"] is False
+
+    other = await create_tenant(pool, "Someone else")
+    _, foreign = await create_token(pool, other.id)
+    refused = await client.get(path, headers={"Authorization": f"Bearer {foreign}"})
+    assert refused.status_code == 403
+
+    _, token = await create_token(pool, tenant.id)
+    response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert response.mimetype == mimetype
+    body = await response.get_data()
+    assert body.startswith(magic)
+    # The code is the demo landing page marked as a QR visit.
+    expected = f"http://localhost/demo/{tenant.id}?src=qr"
+    assert body == render_qr(expected, kind)
+    assert "Content-Disposition" not in response.headers
+
+    download = await client.get(path + "?download=1", headers={"Authorization": f"Bearer {token}"})
+    assert download.headers["Content-Disposition"] == (
+        f'attachment; filename="qr-tenant-{tenant.id}.{kind}"'
+    )
+
+
+async def test_qr_code_of_another_kind_is_404(client, pool, tenant):
+    _, token = await create_token(pool, tenant.id)
+    response = await client.get(f"/dashboard/{tenant.id}/qr.gif",
+                                headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 404

@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-faults bench cluster services install clean
+.PHONY: run test test-faults bench cluster services browser install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,13 +17,16 @@ install: $(STAMP)
 services:
 	bash scripts/services.sh
 
+browser:
+	bash scripts/browser.sh
+
 run: install services
 	$(BIN)/analytics migrate
 	$(BIN)/analytics demo
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
 
 # The suite twice: on the single Redis, then on a 3-master Redis Cluster it starts itself.
-test: install services
+test: install services browser
 	$(BIN)/python -m pytest -q
 	TEST_REDIS=cluster $(BIN)/python -m pytest -q
 

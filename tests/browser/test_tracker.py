@@ -1,0 +1,175 @@
+"""The tracker in a real browser: what a landing page sends, as the server stores it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.browser.conftest import stored_events, types, wait_for_events
+
+
+def landing(server, tenant_attr: str, body: str = "") -> str:
+    """A customer's page on another origin, embedding the snippet the dashboard shows."""
+    return f"""<!doctype html><html><head><title>Shop</title>
+<script defer src="{server.base}/t.js" {tenant_attr}></script></head>
+<body><h1>Shop</h1>{body}</body></html>"""
+
+
+def watch_track_requests(page) -> list:
+    sent = []
+    page.on("request", lambda r: "/api/analytics/track" in r.url and sent.append(r))
+    return sent
+
+
+async def test_demo_page_sends_pageview_and_clicks(server, context, tenant, redis, keys):
+    page = await context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(e))
+    await page.goto(f"{server.base}/demo/{tenant.id}", referer="https://search.example/?q=coffee")
+
+    events = await wait_for_events(redis, keys, tenant.id, lambda e: "pageview" in types(e))
+    view = events[0]
+    assert view.type == "pageview"
+    assert view.metadata == {"path": f"/demo/{tenant.id}", "referrer": "https://search.example/?q=coffee"}
+    assert view.page == f"{server.base}/demo/{tenant.id}"
+    assert "Chrome" in view.user_agent
+
+    await page.get_by_role("link", name="Order on WhatsApp").click()
+    await page.get_by_role("button", name="View Ethiopia Guji").click()
+    await page.get_by_role("button", name="Show prices in EUR").click()
+    await page.get_by_role("button", name="Show prices in USD").click()
+    events = await wait_for_events(redis, keys, tenant.id, lambda e: len(e) >= 5)
+    by_type = {e.type: e for e in events}
+    assert by_type["click_whatsapp"].metadata["href"].startswith("https://wa.me/")
+    assert by_type["product_click"].metadata == {"product": "ethiopia-guji"}
+    toggles = [e.metadata for e in events if e.type == "click_toggle_currency"]
+    assert toggles == [{"currency": "EUR"}, {"currency": "USD"}]
+    assert await page.locator(".price").first.text_content() == "$ 14.00"
+    assert errors == []
+
+
+async def test_cross_origin_page_sends_spa_qr_call_and_custom_events(server, shop, context, tenant,
+                                                                     redis, keys):
+    body = """<a id="call" href="tel:+15550100">Call</a>
+<a id="wa" href="whatsapp://send?phone=15550100">WhatsApp app</a>
+<button data-analytics="product_click" data-analytics-product="mug" data-analytics-color="red"><span>Mug</span></button>"""
+    url = shop.serve(f"/t{tenant.id}/landing", landing(server, f'data-tenant="{tenant.id}"', body))
+    page = await context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(e))
+    await page.goto(url + "?src=qr&utm_source=flyer")
+
+    await wait_for_events(redis, keys, tenant.id, lambda e: {"pageview", "qr_scan"} <= set(types(e)))
+    # The QR marker leaves the address bar; other parameters stay.
+    assert page.url == url + "?utm_source=flyer"
+
+    # Links that would leave the page are held back here; the tracker listens before them.
+    await page.evaluate("""document.querySelectorAll('a').forEach(
+        a => a.addEventListener('click', e => e.preventDefault()))""")
+
+    async def step(action: str, *sent: str) -> list:
+        # Beacons may overtake each other, so each step waits for its own events.
+        before = len(await stored_events(redis, keys, tenant.id))
+        await page.evaluate(action) if "(" in action else await page.click(action)
+        events = await wait_for_events(redis, keys, tenant.id, lambda e: len(e) >= before + len(sent))
+        assert sorted(types(events[before:])) == sorted(sent)
+        return events[before:]
+
+    [call] = await step("#call", "click_call")
+    [wa] = await step("#wa", "click_whatsapp")
+    [product] = await step("button span", "product_click")
+    await asyncio.sleep(0.3)
+    leave, menu = sorted(await step("history.pushState({}, '', 'menu')", "time_on_page", "pageview"),
+                         key=lambda e: e.type)[::-1]
+    await step("history.replaceState({n: 1}, '', 'menu')")  # the same page: no pageview
+    [custom] = await step("window.analytics.track('click_toggle_currency', {currency: 'ARS'})",
+                          "click_toggle_currency")
+    await asyncio.sleep(0.3)
+    back = await step("history.back()", "time_on_page", "pageview")
+    await asyncio.sleep(0.5)
+    assert len(await stored_events(redis, keys, tenant.id)) == 2 + 3 + 2 + 1 + 2  # nothing more
+
+    landing_path = f"/t{tenant.id}/landing"
+    first = (await stored_events(redis, keys, tenant.id))[0]
+    assert first.metadata == {"path": landing_path, "referrer": ""}
+    # The Referer header of a cross-origin request is only the sending site's origin.
+    assert first.page == shop.origin + "/"
+    assert call.metadata == {"href": "tel:+15550100"}
+    assert wa.metadata == {"href": "whatsapp://send?phone=15550100"}
+    assert product.metadata == {"product": "mug", "color": "red"}
+    assert leave.type == "time_on_page" and leave.metadata["path"] == landing_path + "?utm_source=flyer"
+    assert 0.3 <= leave.metadata["seconds"] < 10
+    assert menu.type == "pageview" and menu.metadata["path"] == f"/t{tenant.id}/menu"
+    assert custom.metadata == {"currency": "ARS"}
+    assert {e.metadata["path"] for e in back} == {f"/t{tenant.id}/menu", landing_path}
+    assert errors == []
+
+
+HIDE = """state => {
+    Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => state});
+    Object.defineProperty(document, 'hidden', {configurable: true, get: () => state === 'hidden'});
+    document.dispatchEvent(new Event('visibilitychange'));
+}"""
+
+
+async def test_time_on_page_counts_visible_time_when_hidden_and_when_left(server, context, tenant, redis, keys):
+    page = await context.new_page()
+    requests = watch_track_requests(page)
+    await page.goto(f"{server.base}/demo/{tenant.id}")
+    await wait_for_events(redis, keys, tenant.id, lambda e: "pageview" in types(e))
+
+    # Playwright keeps its pages visible, so the tab switch is played to the page: the
+    # visibility state flips and the browser's event fires.
+    await asyncio.sleep(1.2)
+    await page.evaluate(HIDE, "hidden")
+    events = await wait_for_events(redis, keys, tenant.id, lambda e: "time_on_page" in types(e))
+    first = [e for e in events if e.type == "time_on_page"][0].metadata
+    assert 1.0 <= first["seconds"] < 5
+    beacon = [r for r in requests if b"time_on_page" in (r.post_data_buffer or b"")][0]
+    assert beacon.headers["content-type"].startswith("text/plain")
+
+    await asyncio.sleep(1.5)  # hidden time is not counted
+    await page.evaluate(HIDE, "visible")
+    await asyncio.sleep(0.5)
+    await page.goto("about:blank")  # leaving the page sends the rest
+    events = await wait_for_events(
+        redis, keys, tenant.id, lambda e: types(e).count("time_on_page") == 2)
+    second = [e for e in events if e.type == "time_on_page"][1].metadata
+    assert 0.3 <= second["seconds"] < 1.5
+
+
+async def test_fetch_keepalive_when_send_beacon_is_unavailable(server, context, tenant, redis, keys):
+    page = await context.new_page()
+    await page.add_init_script("navigator.sendBeacon = undefined")
+    requests = watch_track_requests(page)
+    await page.goto(f"{server.base}/demo/{tenant.id}")
+    await wait_for_events(redis, keys, tenant.id, lambda e: "pageview" in types(e))
+    assert requests[0].method == "POST"
+    assert requests[0].headers["content-type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize("attr", ["", 'data-tenant=""', 'data-tenant="abc"', 'data-tenant="0"',
+                                  'data-tenant="-4"', 'data-tenant="1.5"'])
+async def test_misconfigured_snippet_sends_nothing_and_breaks_nothing(server, shop, context, attr):
+    body = """<a href="https://wa.me/15550100" id="wa">WhatsApp</a>
+<button data-analytics="product_click" data-analytics-product="x">X</button>"""
+    url = shop.serve(f"/broken/{len(shop.pages)}", landing(server, attr, body))
+    page = await context.new_page()
+    errors, warnings = [], []
+    page.on("pageerror", lambda e: errors.append(e))
+    page.on("console", lambda m: m.type == "warning" and warnings.append(m.text))
+    requests = watch_track_requests(page)
+    await page.goto(url + "?src=qr")
+    await page.wait_for_load_state("load")
+    await page.evaluate("document.querySelector('#wa').addEventListener('click', e => e.preventDefault())")
+    await page.click("#wa")
+    await page.click("button")
+    # The page's own calls to the API must not throw either.
+    assert await page.evaluate("window.analytics.track('pageview', {}) === undefined")
+    await page.evaluate("history.pushState({}, '', 'other')")
+    await page.goto("about:blank")
+    await asyncio.sleep(0.3)
+    assert requests == []
+    assert errors == []
+    assert any("data-tenant" in w for w in warnings)

@@ -16,9 +16,9 @@ def landing(server, tenant_attr: str, body: str = "") -> str:
 <body><h1>Shop</h1>{body}</body></html>"""
 
 
-def watch_track_requests(page) -> list:
+def watch_track_requests(page_or_context) -> list:
     sent = []
-    page.on("request", lambda r: "/api/analytics/track" in r.url and sent.append(r))
+    page_or_context.on("request", lambda r: "/api/analytics/track" in r.url and sent.append(r))
     return sent
 
 
@@ -115,19 +115,18 @@ HIDE = """state => {
 
 async def test_time_on_page_counts_visible_time_when_hidden_and_when_left(server, context, tenant, redis, keys):
     page = await context.new_page()
-    requests = watch_track_requests(page)
     await page.goto(f"{server.base}/demo/{tenant.id}")
     await wait_for_events(redis, keys, tenant.id, lambda e: "pageview" in types(e))
 
     # Playwright keeps its pages visible, so the tab switch is played to the page: the
     # visibility state flips and the browser's event fires.
     await asyncio.sleep(1.2)
-    await page.evaluate(HIDE, "hidden")
+    async with page.expect_request(lambda r: b"time_on_page" in (r.post_data_buffer or b"")) as sent:
+        await page.evaluate(HIDE, "hidden")
+    assert (await sent.value).headers["content-type"].startswith("text/plain")
     events = await wait_for_events(redis, keys, tenant.id, lambda e: "time_on_page" in types(e))
     first = [e for e in events if e.type == "time_on_page"][0].metadata
     assert 1.0 <= first["seconds"] < 5
-    beacon = [r for r in requests if b"time_on_page" in (r.post_data_buffer or b"")][0]
-    assert beacon.headers["content-type"].startswith("text/plain")
 
     await asyncio.sleep(1.5)  # hidden time is not counted
     await page.evaluate(HIDE, "visible")
@@ -142,11 +141,13 @@ async def test_time_on_page_counts_visible_time_when_hidden_and_when_left(server
 async def test_fetch_keepalive_when_send_beacon_is_unavailable(server, context, tenant, redis, keys):
     page = await context.new_page()
     await page.add_init_script("navigator.sendBeacon = undefined")
-    requests = watch_track_requests(page)
-    await page.goto(f"{server.base}/demo/{tenant.id}")
+    async with page.expect_request(lambda r: "/api/analytics/track" in r.url) as sent:
+        await page.goto(f"{server.base}/demo/{tenant.id}")
+    request = await sent.value
+    assert request.method == "POST"
+    assert request.headers["content-type"].startswith("text/plain")
+    assert request.resource_type == "fetch"
     await wait_for_events(redis, keys, tenant.id, lambda e: "pageview" in types(e))
-    assert requests[0].method == "POST"
-    assert requests[0].headers["content-type"].startswith("text/plain")
 
 
 @pytest.mark.parametrize("attr", ["", 'data-tenant=""', 'data-tenant="abc"', 'data-tenant="0"',
@@ -159,7 +160,7 @@ async def test_misconfigured_snippet_sends_nothing_and_breaks_nothing(server, sh
     errors, warnings = [], []
     page.on("pageerror", lambda e: errors.append(e))
     page.on("console", lambda m: m.type == "warning" and warnings.append(m.text))
-    requests = watch_track_requests(page)
+    requests = watch_track_requests(context)  # the context also sees beacons of unloading pages
     await page.goto(url + "?src=qr")
     await page.wait_for_load_state("load")
     await page.evaluate("document.querySelector('#wa').addEventListener('click', e => e.preventDefault())")
@@ -169,7 +170,7 @@ async def test_misconfigured_snippet_sends_nothing_and_breaks_nothing(server, sh
     assert await page.evaluate("window.analytics.track('pageview', {}) === undefined")
     await page.evaluate("history.pushState({}, '', 'other')")
     await page.goto("about:blank")
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.5)
     assert requests == []
     assert errors == []
     assert any("data-tenant" in w for w in warnings)

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from urllib.parse import urlencode
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import asyncpg
 import segno
 from quart import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from quart_auth import Unauthorized, login_required
 from quart_schema import document_response, hide
+from redis.exceptions import RedisError
 
 from app.auth import authenticate, authorize
 from app.errors import APIError, error_response
 from app.services import services
 from app.tenants import get_tenant, tenants_by_ids
-from realtime.recent import recent_events
+from rollups.recent import recent_events
 
 blueprint = Blueprint("pages", __name__)
 
@@ -33,6 +36,7 @@ TRACKER_HEADERS = {
 }
 QR_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
 RECENT_LIMIT = 20
+READ_DEADLINE = 5
 
 
 @blueprint.after_request
@@ -132,7 +136,11 @@ async def recent(tenant_id: int) -> dict:
     """
     await authorize(tenant_id)
     svc = services()
-    events = await recent_events(svc.redis, svc.keys, tenant_id, RECENT_LIMIT)
+    try:
+        async with asyncio.timeout(READ_DEADLINE):
+            events = await recent_events(svc.pool, svc.redis, svc.keys, tenant_id, RECENT_LIMIT)
+    except (OSError, asyncpg.PostgresError, RedisError, TimeoutError):
+        raise APIError(503, "the event store is unreachable, try again shortly") from None
     return {
         "success": True,
         "events": [

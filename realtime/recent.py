@@ -1,4 +1,4 @@
-"""The last few events of a tenant still in its shard's stream, for the dashboard's feed."""
+"""The last few events of a tenant still buffered in its shard's stream (not yet drained)."""
 
 from __future__ import annotations
 
@@ -28,12 +28,13 @@ def _text(value: bytes | None) -> str:
     return (value or b"").decode("utf-8", "replace")
 
 
-async def recent_events(redis: Redis, keys: Keys, tenant_id: int, limit: int = 20,
-                        depth: int = SCAN_DEPTH) -> list[RecentEvent]:
-    """Newest first; only what the stream still holds (the drain may have taken older ones)."""
+async def buffered_events(redis: Redis, keys: Keys, tenant_id: int, limit: int = 20,
+                          depth: int = SCAN_DEPTH) -> list[RecentEvent]:
+    """Newest first; only what the stream still holds (the drain deletes what it stored)."""
     tenant = str(tenant_id).encode()
+    shard = keys.shard_of(tenant_id)
     found: list[RecentEvent] = []
-    entries = await redis.xrevrange(keys.events(keys.shard_of(tenant_id)), count=depth)
+    entries = await redis.xrevrange(keys.events(shard), count=depth)
     for entry_id, fields in entries:
         if fields.get(b"tenant") != tenant:
             continue
@@ -42,7 +43,7 @@ async def recent_events(redis: Redis, keys: Keys, tenant_id: int, limit: int = 2
         except orjson.JSONDecodeError:
             metadata = {}
         found.append(RecentEvent(
-            id=_text(entry_id),
+            id=f"{shard}:{_text(entry_id)}",  # the id the drain stores it under
             event_type=_text(fields.get(b"type")),
             ts=int(fields.get(b"ts") or 0),
             metadata=metadata if isinstance(metadata, dict) else {},

@@ -10,6 +10,7 @@ import pytest
 
 from app.pages import render_qr
 from app.tokens import create_token
+from tests.conftest import track
 
 TRACKER = Path(__file__).parents[1] / "web" / "static" / "t.js"
 GZIP_BUDGET = 1536  # 1.5 KB
@@ -127,3 +128,36 @@ async def test_qr_code_of_another_kind_is_404(client, pool, tenant):
     response = await client.get(f"/dashboard/{tenant.id}/qr.gif",
                                 headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 404
+
+
+async def test_recent_events_newest_first_buffered_or_drained(app, client, tenant, bearer):
+    from tests.conftest import flush
+
+    hostile = "<script>alert(1)</script>"
+    assert (await track(client, tenant.id, "pageview", {"referrer": hostile},
+                        headers={"Referer": "https://cafe.example/menu"})).status_code == 200
+    await flush(app)  # the first now lives in Postgres only
+    assert (await track(client, tenant.id, "product_click", {"product": "tostada"})).status_code == 200
+
+    response = await client.get(f"/api/analytics/{tenant.id}/events", headers=bearer)
+    assert response.status_code == 200
+    document = await response.get_json()
+    assert document["success"] is True
+    events = document["events"]
+    assert [e["event_type"] for e in events] == ["product_click", "pageview"]
+    # Served as data, unchanged: escaping is the page's job when it renders them as text.
+    assert events[1]["metadata"] == {"referrer": hostile}
+    assert events[1]["page"] == "https://cafe.example/menu"
+    assert events[0]["user_agent"].startswith("Mozilla/5.0")
+    assert events[0]["ts"] >= events[1]["ts"] > 0
+
+
+async def test_recent_events_need_credentials_for_the_tenant(client, pool, tenant):
+    from app.tenants import create_tenant
+
+    assert (await client.get(f"/api/analytics/{tenant.id}/events")).status_code == 401
+    other = await create_tenant(pool, "Elsewhere")
+    _, token = await create_token(pool, other.id)
+    refused = await client.get(f"/api/analytics/{tenant.id}/events",
+                               headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 403

@@ -4,25 +4,22 @@ Playwright (no browser is ever downloaded). They skip only when Chromium cannot 
 from __future__ import annotations
 
 import asyncio
-import http.server
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 from redis.asyncio import Redis
 
 from app.config import Settings
-from realtime.keys import Keys
+from tests.browser.helpers import Shop
+from tests.servers import env_for, free_port
 
 ROOT = Path(__file__).parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -37,45 +34,27 @@ CHROMIUM_ARGS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_env(settings: Settings, port: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "ANALYTICS_KEY_PREFIX": settings.key_prefix,
-        "SECRET_KEY": settings.secret_key,
-        "ANALYTICS_ENV": "development",
-        "PORT": str(port),
-    })
-    return env
-
-
 @dataclass(frozen=True)
 class Server:
-    base: str  # http://127.0.0.1:PORT
+    base: str  # http://localhost:PORT
     port: int
     env: dict[str, str]
-
 
 
 @pytest.fixture(scope="session")
 async def server(settings: Settings, database: str, redis: Redis) -> AsyncIterator[Server]:
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
-    env = server_env(settings, port)
+    env = env_for(settings, ANALYTICS_ENV="development", PORT=port)
     log = (ARTIFACTS / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1",
          "--port", str(port), "--no-server-header"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
-    base = f"http://127.0.0.1:{port}"
+    # Pages name the host "localhost": other suites check that no stored event holds the
+    # client address 127.0.0.1, and a Referer of http://127.0.0.1:... would look like one.
+    base = f"http://localhost:{port}"
     try:
         deadline = time.monotonic() + 20
         async with httpx.AsyncClient() as http:
@@ -99,35 +78,6 @@ async def server(settings: Settings, database: str, redis: Redis) -> AsyncIterat
             process.kill()
             process.wait()
         log.close()
-
-
-class Shop:
-    """A customer's site on another origin (another loopback port) that embeds t.js."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, str] = {}
-        pages = self.pages
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-                html = pages.get(self.path.split("?")[0])
-                body = (html or "not found").encode()
-                self.send_response(200 if html else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def serve(self, path: str, html: str) -> str:
-        self.pages[path] = html
-        return self.origin + path
 
 
 @pytest.fixture(scope="session")
@@ -178,35 +128,3 @@ async def context(browser):
     await context.close()
 
 
-@dataclass
-class Stored:
-    type: str
-    metadata: dict
-    page: str
-    user_agent: str
-
-
-async def stored_events(redis: Redis, keys: Keys, tenant_id: int) -> list[Stored]:
-    """What the server accepted for this tenant, oldest first, read from the event stream."""
-    entries = await redis.xrange(keys.events(keys.shard_of(tenant_id)))
-    return [
-        Stored(f[b"type"].decode(), orjson.loads(f[b"meta"]), f[b"ref"].decode(), f[b"ua"].decode())
-        for _, f in entries
-        if f[b"tenant"] == str(tenant_id).encode()
-    ]
-
-
-async def wait_for_events(redis: Redis, keys: Keys, tenant_id: int,
-                          done: Callable[[list[Stored]], bool], timeout: float = 10) -> list[Stored]:
-    deadline = time.monotonic() + timeout
-    while True:
-        events = await stored_events(redis, keys, tenant_id)
-        if done(events):
-            return events
-        if time.monotonic() > deadline:
-            raise AssertionError(f"events never matched; stored: {events}")
-        await asyncio.sleep(0.1)
-
-
-def types(events: list[Stored]) -> list[str]:
-    return [e.type for e in events]

@@ -1,0 +1,78 @@
+"""Helpers of the browser tests: a customer's site on another origin, and what the server stored."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio import Redis
+
+from realtime.keys import Keys
+
+
+class Shop:
+    """A customer's site on another origin (another loopback port) that embeds t.js."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, str] = {}
+        pages = self.pages
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+                html = pages.get(self.path.split("?")[0])
+                body = (html or "not found").encode()
+                self.send_response(200 if html else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://localhost:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def serve(self, path: str, html: str) -> str:
+        self.pages[path] = html
+        return self.origin + path
+
+
+@dataclass
+class Stored:
+    type: str
+    metadata: dict
+    page: str
+    user_agent: str
+
+
+async def stored_events(redis: Redis, keys: Keys, tenant_id: int) -> list[Stored]:
+    """What the server accepted for this tenant, oldest first, read from the event stream."""
+    entries = await redis.xrange(keys.events(keys.shard_of(tenant_id)))
+    return [
+        Stored(f[b"type"].decode(), orjson.loads(f[b"meta"]), f[b"ref"].decode(), f[b"ua"].decode())
+        for _, f in entries
+        if f[b"tenant"] == str(tenant_id).encode()
+    ]
+
+
+async def wait_for_events(redis: Redis, keys: Keys, tenant_id: int,
+                          done: Callable[[list[Stored]], bool], timeout: float = 10) -> list[Stored]:
+    deadline = time.monotonic() + timeout
+    while True:
+        events = await stored_events(redis, keys, tenant_id)
+        if done(events):
+            return events
+        if time.monotonic() > deadline:
+            raise AssertionError(f"events never matched; stored: {events}")
+        await asyncio.sleep(0.1)
+
+
+def types(events: list[Stored]) -> list[str]:
+    return [e.type for e in events]

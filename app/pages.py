@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import io
-from urllib.parse import urlencode
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import asyncpg
 import segno
 from quart import Blueprint, Response, current_app, redirect, render_template, request, url_for
-from quart_auth import Unauthorized, login_required
 from quart_schema import document_response, hide
 from redis.exceptions import RedisError
 
-from app.auth import authenticate, authorize
-from app.errors import APIError, error_response
+from app.auth import Principal, authenticate, authorize
+from app.errors import APIError
 from app.services import services
 from app.tenants import get_tenant, tenants_by_ids
 from rollups.recent import recent_events
@@ -45,12 +43,23 @@ async def content_security_policy(response: Response) -> Response:
     return response
 
 
-@blueprint.errorhandler(Unauthorized)
-async def log_in_first(error: Unauthorized) -> Response:
-    # People are sent to the login page; programs get the JSON error every endpoint gives.
-    if request.accept_mimetypes.accept_html:
-        return redirect("/login?" + urlencode({"next": request.path}))
-    return error_response(401, "authentication required: log in or send Authorization: Bearer <token>")
+class NotLoggedIn(Exception):
+    pass
+
+
+@blueprint.errorhandler(NotLoggedIn)
+async def log_in_first(_: NotLoggedIn) -> Response:
+    return redirect("/login", 303)
+
+
+async def owner_of(tenant_id: int | None = None) -> Principal:
+    """Pages are for people: a logged-in owner (of `tenant_id`, when given), else to /login."""
+    principal = await authenticate()
+    if principal is None or principal.kind != "user":
+        raise NotLoggedIn()
+    if tenant_id is not None and tenant_id not in principal.tenant_ids:
+        raise APIError(403, f"your account does not cover tenant {tenant_id}")
+    return principal
 
 
 @blueprint.get("/t.js")
@@ -73,20 +82,16 @@ async def demo(tenant_id: int) -> str:
 
 @blueprint.get("/dashboard")
 @hide
-@login_required
 async def dashboard() -> str:
-    principal = await authenticate()
-    if principal is None:
-        raise Unauthorized()
+    principal = await owner_of()
     tenants = await tenants_by_ids(services().pool, sorted(principal.tenant_ids))
     return await render_template("tenants.html", tenants=tenants)
 
 
 @blueprint.get("/dashboard/<int:tenant_id>")
 @hide
-@login_required
 async def tenant_dashboard(tenant_id: int) -> str:
-    await authorize(tenant_id)
+    await owner_of(tenant_id)
     tenant = await get_tenant(services().pool, tenant_id)
     if tenant is None:
         raise APIError(404, f"tenant {tenant_id} does not exist")
@@ -98,13 +103,12 @@ async def tenant_dashboard(tenant_id: int) -> str:
     )
 
 
-@blueprint.get("/dashboard/<int:tenant_id>/qr.<kind>")
+@blueprint.get("/dashboard/<int:tenant_id>/qr.svg", defaults={"kind": "svg"})
+@blueprint.get("/dashboard/<int:tenant_id>/qr.png", defaults={"kind": "png"})
 @hide
 async def qr_code(tenant_id: int, kind: str) -> Response:
     """The QR code of the tenant's landing page, marked `?src=qr`; `?download=1` saves it."""
-    if kind not in QR_TYPES:
-        raise APIError(404, "the QR code comes as qr.svg or qr.png")
-    await authorize(tenant_id)
+    await owner_of(tenant_id)
     body = render_qr(landing_url(tenant_id), kind)
     headers = {"Cache-Control": "private, max-age=300"}
     if request.args.get("download"):

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from app.pages import render_qr
 from app.tokens import create_token
 from tests.conftest import track
 
 TRACKER = Path(__file__).parents[1] / "web" / "static" / "t.js"
 GZIP_BUDGET = 1536  # 1.5 KB
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\ssrc=)[^>]*>")
 
 
 async def test_tracker_is_served_as_cacheable_cross_origin_javascript(client):
@@ -77,7 +77,7 @@ async def test_pages_have_a_strict_content_security_policy(client, tenant, path)
 
 async def test_served_html_has_no_inline_script_or_style(client, tenant):
     html = (await (await client.get(f"/demo/{tenant.id}")).get_data()).decode()
-    assert not re.search(r"<script(?![^>]*\ssrc=)[^>]*>", html), "inline <script>"
+    assert not INLINE_SCRIPT.search(html), "inline <script>"
     assert "<style" not in html
     assert not re.search(r"\sstyle=", html)
     assert not re.search(r"\son[a-z]+=", html), "inline event handler"
@@ -89,45 +89,14 @@ async def test_static_files_are_served(client, name):
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize(("kind", "mimetype", "magic"), [
-    ("svg", "image/svg+xml", b"<?xml"),
-    ("png", "image/png", b"\x89PNG\r\n\x1a\n"),
-])
-async def test_qr_code_needs_credentials_for_its_tenant(client, pool, tenant, kind, mimetype, magic):
-    from app.tenants import create_tenant
-
-    path = f"/dashboard/{tenant.id}/qr.{kind}"
-    anonymous = await client.get(path)
-    assert anonymous.status_code == 401
-    assert (await anonymous.get_json())["success"] is False
-
-    other = await create_tenant(pool, "Someone else")
-    _, foreign = await create_token(pool, other.id)
-    refused = await client.get(path, headers={"Authorization": f"Bearer {foreign}"})
-    assert refused.status_code == 403
-
-    _, token = await create_token(pool, tenant.id)
-    response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 200
-    assert response.mimetype == mimetype
-    body = await response.get_data()
-    assert body.startswith(magic)
-    # The code is the demo landing page marked as a QR visit.
-    expected = f"http://localhost/demo/{tenant.id}?src=qr"
-    assert body == render_qr(expected, kind)
-    assert "Content-Disposition" not in response.headers
-
-    download = await client.get(path + "?download=1", headers={"Authorization": f"Bearer {token}"})
-    assert download.headers["Content-Disposition"] == (
-        f'attachment; filename="qr-tenant-{tenant.id}.{kind}"'
-    )
-
-
-async def test_qr_code_of_another_kind_is_404(client, pool, tenant):
-    _, token = await create_token(pool, tenant.id)
-    response = await client.get(f"/dashboard/{tenant.id}/qr.gif",
-                                headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 404
+@pytest.mark.parametrize("path", ["/dashboard", "/dashboard/{id}", "/dashboard/{id}/qr.svg",
+                                  "/dashboard/{id}/qr.png"])
+async def test_dashboard_pages_send_people_without_a_session_to_login(client, tenant, bearer, path):
+    # A token is for programs: the pages and QR downloads are for logged-in owners.
+    for headers in [{}, bearer]:
+        response = await client.get(path.format(id=tenant.id), headers=headers)
+        assert response.status_code == 303
+        assert response.headers["Location"] == "/login"
 
 
 async def test_recent_events_newest_first_buffered_or_drained(app, client, tenant, bearer):

@@ -50,8 +50,14 @@
   }
 
   // --- live numbers ---------------------------------------------------------------------
+  var days = null, liveVisitors = null;
+
   function showToday(data) {
     show("[data-stat]", data, function (_, v) { return formatNumber(v); });
+    if (typeof data.visitors_today === "number" && data.visitors_today !== liveVisitors) {
+      liveVisitors = data.visitors_today;
+      if (days) drawChart(days);
+    }
   }
 
   var attempt = 0, socket = null, retryTimer = null;
@@ -120,7 +126,8 @@
         show("[data-week]", body.data, function (name, v) {
           return name === "avg_time_on_page" ? formatDuration(v) : formatNumber(v);
         });
-        drawChart(body.data.last_7_days || []);
+        days = body.data.last_7_days || [];
+        drawChart(days);
       })
       .catch(function (error) {
         note.textContent = "The weekly summary could not be loaded (" + error.message + "); retrying.";
@@ -135,7 +142,12 @@
     return el;
   }
 
-  function drawChart(days) {
+  function drawChart(source) {
+    // Today's bar follows the live count between two loads of the summary.
+    var days = source.map(function (d, i) {
+      var live = i === source.length - 1 && liveVisitors !== null && liveVisitors > d.visitors;
+      return live ? { date: d.date, visitors: liveVisitors } : d;
+    });
     var box = document.getElementById("chart");
     var W = 320, H = 160, top = 20, bottom = 24, gap = 8;
     var max = Math.max(1, Math.max.apply(null, days.map(function (d) { return d.visitors || 0; })));

@@ -122,11 +122,11 @@ async def test_dashboard_reconnects_with_backoff_and_says_so(server, browser, ow
     await page.goto(f"{server.base}/dashboard/{tenant.id}")
     status = page.locator("#status")
     await page.locator("#status[data-state=live]").wait_for()
-    assert await status.inner_text() == "Live"
+    assert await status.text_content() == "Live"
 
     await sockets[0].close(code=1012, reason="restarting")
     await page.locator("#status[data-state=reconnecting]").wait_for()
-    assert re.fullmatch(r"Reconnecting in \d+ s…", await status.inner_text())
+    assert re.fullmatch(r"Reconnecting in \d+ s…", await status.text_content())
     await page.locator("#status[data-state=live]").wait_for(timeout=10_000)
     assert len(sockets) == 2
     await context.close()
@@ -158,21 +158,53 @@ async def test_snippet_copy_and_qr_downloads(server, dashboard, tenant):
 
 
 @pytest.mark.parametrize(("name", "width", "height"), [("phone", 360, 740), ("desktop", 1280, 900)])
-async def test_dashboard_screenshots_and_no_sideways_scroll(server, dashboard, tenant, name, width, height):
+async def test_dashboard_screenshots_and_no_sideways_scroll(app, server, dashboard, tenant, name,
+                                                           width, height):
+    from tests.conftest import flush
+
     page = dashboard
     async with httpx.AsyncClient() as http:
         for event_type, metadata in [("pageview", {"referrer": "https://www.google.com/"}),
                                      ("click_whatsapp", {"href": "https://wa.me/5491100000000"}),
                                      ("product_click", {"product": "ethiopia-guji"}),
+                                     ("time_on_page", {"seconds": 74.2, "path": "/"}),
                                      ("qr_scan", {"path": f"/demo/{tenant.id}"})]:
             await http.post(f"{server.base}/api/analytics/track",
                             json={"tenant_id": tenant.id, "event_type": event_type,
                                   "metadata": metadata},
                             headers={"User-Agent": "Mozilla/5.0 (iPhone) Safari/604.1"})
     await until_stat(page, "qr_scans", "1")
+    await flush(app)  # what the scheduler does every few seconds: the week's numbers follow
     await page.set_viewport_size({"width": width, "height": height})
+    await page.reload()
+    await page.locator("#status[data-state=live]").wait_for()
+    await page.locator('[data-week="avg_time_on_page"]', has_text="1 min 14 s").wait_for()
     await page.locator("#chart svg").wait_for()
     await asyncio.sleep(1.3)  # let the highlight of changed numbers fade
     assert await page.evaluate("document.documentElement.scrollWidth") <= width
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=ARTIFACTS / f"dashboard-{name}.png", full_page=True)
+
+
+async def test_dashboard_says_signed_out_instead_of_retrying_forever(server, browser, owner, tenant):
+    context = await browser.new_context()
+    await context.request.post(f"{server.base}/login",
+                               data={"email": owner.email, "password": PASSWORD})
+    sockets = []
+
+    def proxy(ws):
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    page = await context.new_page()
+    await page.route_web_socket(re.compile(r".*/live$"), proxy)
+    await page.goto(f"{server.base}/dashboard/{tenant.id}")
+    await page.locator("#status[data-state=live]").wait_for()
+
+    logout = await context.request.post(f"{server.base}/logout", data={})
+    assert logout.ok, await logout.text()
+    await sockets[0].close(code=1012, reason="restarting")
+    await page.locator("#status[data-state=offline]").wait_for(timeout=10_000)
+    assert await page.locator("#status").text_content() == "Signed out · log in again"
+    assert await page.get_by_role("link", name="log in again").get_attribute("href") == "/login"
+    await context.close()

@@ -15,14 +15,17 @@
   };
   var statusBox = document.getElementById("status");
   var statusText = document.getElementById("status-text");
+  var statusDetail = document.getElementById("status-detail");
   var feed = document.getElementById("feed");
   var feedEmpty = document.getElementById("feed-empty");
   var seen = {};
   var eventsFromSocket = false;
 
-  function setStatus(state, text) {
+  // The text is announced to screen readers when it changes; the countdown beside it is not.
+  function setStatus(state, text, detail) {
     statusBox.dataset.state = state;
-    statusText.textContent = text;
+    if (statusText.textContent !== text) statusText.textContent = text;
+    statusDetail.textContent = detail || "";
   }
 
   function formatNumber(value) {
@@ -60,10 +63,18 @@
     }
   }
 
-  var attempt = 0, socket = null, retryTimer = null;
+  // The server sends at least a ping every 20 s: silence for longer means a dead link.
+  var SILENCE_MS = 45000;
+  var attempt = 0, socket = null, retryTimer = null, watchdog = null, signedOut = false;
+
+  function heard() {
+    clearTimeout(watchdog);
+    watchdog = setTimeout(function () { if (socket) socket.close(); }, SILENCE_MS);
+  }
 
   function connect() {
     clearTimeout(retryTimer);
+    if (signedOut) return;
     setStatus("connecting", "Connecting…");
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     try {
@@ -71,7 +82,10 @@
     } catch (e) {
       return retry();
     }
+    var opened = false;
+    socket.onopen = function () { opened = true; heard(); };
     socket.onmessage = function (message) {
+      heard();
       var msg;
       try { msg = JSON.parse(message.data); } catch (e) { return; }
       if (!msg || typeof msg !== "object") return;
@@ -89,20 +103,42 @@
       }
       // Other message types are for newer dashboards: ignored.
     };
-    socket.onclose = function () { socket = null; retry(); };
+    socket.onclose = function () {
+      clearTimeout(watchdog);
+      socket = null;
+      // A refused handshake says nothing about why: the summary's answer tells a lost
+      // session (401, stop) from a server that is away (retry).
+      if (!opened) loadSummary();
+      retry();
+    };
     socket.onerror = function () { /* onclose follows */ };
   }
 
   function retry() {
+    if (signedOut) return;
     // Exponential backoff with jitter, capped at 30 s, so a restarted server is not stampeded.
     var delay = Math.min(30000, 1000 * Math.pow(2, attempt)) * (0.5 + Math.random() / 2);
     attempt = Math.min(attempt + 1, 10);
     var until = Date.now() + delay;
     (function countdown() {
       var left = Math.ceil((until - Date.now()) / 1000);
-      setStatus("reconnecting", "Reconnecting in " + Math.max(left, 1) + " s…");
+      setStatus("reconnecting", "Reconnecting", " in " + Math.max(left, 1) + " s…");
       retryTimer = left > 1 ? setTimeout(countdown, 1000) : setTimeout(connect, Math.max(until - Date.now(), 0));
     })();
+  }
+
+  function signOut() {
+    // The session ended (logout elsewhere, expiry): retrying cannot help, logging in can.
+    signedOut = true;
+    clearTimeout(retryTimer);
+    if (socket) socket.close();
+    setStatus("offline", "Signed out");
+    var link = document.createElement("a");
+    link.href = "/login";
+    link.textContent = " · log in again";
+    statusDetail.textContent = "";
+    statusDetail.appendChild(link);
+    statusDetail.removeAttribute("aria-hidden");
   }
 
   // --- the week -------------------------------------------------------------------------
@@ -118,7 +154,10 @@
     lastSummary = Date.now();
     var note = document.getElementById("week-error");
     fetch(main.dataset.summary, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { return r.json().then(function (body) { return [r.ok, body]; }); })
+      .then(function (r) {
+        if (r.status === 401) signOut();
+        return r.json().then(function (body) { return [r.ok, body]; });
+      })
       .then(function (result) {
         var body = result[1];
         if (!result[0] || !body.success) throw new Error(body.error || "the summary is unavailable");

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import segno
 from quart import Blueprint, Response, current_app, redirect, render_template, request, url_for
-from quart_schema import document_response, hide
+from quart_schema import document_response, hide, security_scheme
 from redis.exceptions import RedisError
 
 from app.auth import Principal, authenticate, authorize
@@ -132,11 +132,13 @@ class RecentEvents:
 
 
 @blueprint.get("/api/analytics/<int:tenant_id>/events")
+@security_scheme([{"bearer": []}])
 @document_response(RecentEvents)
 async def recent(tenant_id: int) -> dict:
-    """The tenant's latest events not yet moved to storage, newest first (the dashboard's feed).
+    """The tenant's latest 20 events, newest first: the dashboard's feed.
 
-    Every field except `ts` came from a visitor: render it as text.
+    `page` is the Referer of the request that sent the event. Every field except `ts` came
+    from a visitor: render it as text.
     """
     await authorize(tenant_id)
     svc = services()
@@ -153,13 +155,19 @@ async def recent(tenant_id: int) -> dict:
     }
 
 
+def _external(endpoint: str, **values) -> str:
+    # Production sits behind TLS that may end at a proxy: an http:// snippet would be blocked
+    # as mixed content on the owner's https page.
+    scheme = "https" if services().settings.production else request.scheme
+    return url_for(endpoint, _external=True, _scheme=scheme, **values)
+
+
 def landing_url(tenant_id: int) -> str:
-    return url_for("pages.demo", tenant_id=tenant_id, _external=True) + "?src=qr"
+    return _external("pages.demo", tenant_id=tenant_id) + "?src=qr"
 
 
 def snippet(tenant_id: int) -> str:
-    src = url_for("pages.tracker", _external=True)
-    return f'<script defer src="{src}" data-tenant="{tenant_id}"></script>'
+    return f'<script defer src="{_external("pages.tracker")}" data-tenant="{tenant_id}"></script>'
 
 
 def render_qr(url: str, kind: str) -> bytes:

@@ -130,3 +130,21 @@ async def test_recent_events_need_credentials_for_the_tenant(client, pool, tenan
     refused = await client.get(f"/api/analytics/{tenant.id}/events",
                                headers={"Authorization": f"Bearer {token}"})
     assert refused.status_code == 403
+
+
+async def test_snippet_and_qr_url_are_https_in_production(app):
+    import dataclasses
+
+    from app.pages import landing_url, snippet
+
+    svc = app.extensions["analytics"]
+    original = svc.settings
+    try:
+        async with app.test_request_context("/dashboard/7", headers={"Host": "stats.example"}):
+            assert snippet(7) == '<script defer src="http://stats.example/t.js" data-tenant="7"></script>'
+            svc.settings = dataclasses.replace(original, env="production")
+            # TLS may end at a proxy: the page owners paste this into https pages.
+            assert snippet(7) == '<script defer src="https://stats.example/t.js" data-tenant="7"></script>'
+            assert landing_url(7) == "https://stats.example/demo/7?src=qr"
+    finally:
+        svc.settings = original

@@ -69,7 +69,15 @@
 
   function heard() {
     clearTimeout(watchdog);
-    watchdog = setTimeout(function () { if (socket) socket.close(); }, SILENCE_MS);
+    watchdog = setTimeout(function () {
+      // A dead link may take long to report its close: give up on it now.
+      var dead = socket;
+      if (!dead) return;
+      dead.onclose = null;
+      dead.close();
+      socket = null;
+      retry();
+    }, SILENCE_MS);
   }
 
   function connect() {

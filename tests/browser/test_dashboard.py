@@ -118,10 +118,20 @@ async def test_dashboard_reconnects_with_backoff_and_says_so(server, browser, ow
         sockets.append(ws)
 
     page = await context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(e))
     await page.route_web_socket(re.compile(r".*/live$"), proxy)
     await page.goto(f"{server.base}/dashboard/{tenant.id}")
     status = page.locator("#status")
     await page.locator("#status[data-state=live]").wait_for()
+    assert await status.text_content() == "Live"
+
+    # Frames this dashboard does not know are ignored, and it stays live.
+    sockets[0].send("not json")
+    sockets[0].send('{"type": "something-new", "data": {"visitors_today": "<b>x</b>"}}')
+    sockets[0].send('{"type": "ping"}')
+    sockets[0].send('{"type": "update", "data": {"visitors_today": 5}}')
+    await until_stat(page, "visitors_today", "5")  # the frames after them still count
     assert await status.text_content() == "Live"
 
     await sockets[0].close(code=1012, reason="restarting")
@@ -129,6 +139,7 @@ async def test_dashboard_reconnects_with_backoff_and_says_so(server, browser, ow
     assert re.fullmatch(r"Reconnecting in \d+ s…", await status.text_content())
     await page.locator("#status[data-state=live]").wait_for(timeout=10_000)
     assert len(sockets) == 2
+    assert errors == []
     await context.close()
 
 

@@ -174,3 +174,26 @@ async def test_misconfigured_snippet_sends_nothing_and_breaks_nothing(server, sh
     assert requests == []
     assert errors == []
     assert any("data-tenant" in w for w in warnings)
+
+
+async def test_a_named_element_wins_over_the_link_it_is(server, shop, context, tenant, redis, keys):
+    body = """<a id="named" href="https://wa.me/15550100" data-analytics="click_whatsapp"
+  data-analytics-button_location="footer">WhatsApp</a>
+<a id="plain" href="https://api.whatsapp.com/send?phone=15550100"><b>Chat</b></a>
+<a id="lookalike" href="https://wa.me.example.com/x">Not WhatsApp</a>"""
+    url = shop.serve(f"/named/{tenant.id}", landing(server, f'data-tenant="{tenant.id}"', body))
+    page = await context.new_page()
+    await page.goto(url)
+    await wait_for_events(redis, keys, tenant.id, lambda e: "pageview" in types(e))
+    await page.evaluate("""document.querySelectorAll('a').forEach(
+        a => a.addEventListener('click', e => e.preventDefault()))""")
+    await page.click("#named")
+    await wait_for_events(redis, keys, tenant.id, lambda e: len(e) == 2)
+    await page.click("#plain b")  # the click lands on an element inside the link
+    await wait_for_events(redis, keys, tenant.id, lambda e: len(e) == 3)
+    await page.click("#lookalike")
+    await asyncio.sleep(0.5)
+    events = await stored_events(redis, keys, tenant.id)
+    assert types(events) == ["pageview", "click_whatsapp", "click_whatsapp"]
+    assert events[1].metadata == {"button_location": "footer"}
+    assert events[2].metadata == {"href": "https://api.whatsapp.com/send?phone=15550100"}

@@ -24,32 +24,32 @@ class RecentEvent:
     user_agent: str
 
 
-def _text(value: bytes | None) -> str:
-    return (value or b"").decode("utf-8", "replace")
+def _parse(shard: int, entry_id: bytes, fields: dict[bytes, bytes]) -> tuple[int, RecentEvent] | None:
+    try:
+        event = orjson.loads(fields[b"e"])  # one JSON field per entry (see realtime.ingest)
+        metadata = event.get("meta")
+        return event["tenant"], RecentEvent(
+            id=f"{shard}:{entry_id.decode()}",  # the id the drain stores it under
+            event_type=str(event["type"]),
+            ts=int(event["ts"]),
+            metadata=metadata if isinstance(metadata, dict) else {},
+            page=str(event.get("ref", "")),
+            user_agent=str(event.get("ua", "")),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError, orjson.JSONDecodeError):
+        return None  # an entry the drain will deal with; the feed just skips it
 
 
 async def buffered_events(redis: Redis, keys: Keys, tenant_id: int, limit: int = 20,
                           depth: int = SCAN_DEPTH) -> list[RecentEvent]:
     """Newest first; only what the stream still holds (the drain deletes what it stored)."""
-    tenant = str(tenant_id).encode()
     shard = keys.shard_of(tenant_id)
     found: list[RecentEvent] = []
-    entries = await redis.xrevrange(keys.events(shard), count=depth)
-    for entry_id, fields in entries:
-        if fields.get(b"tenant") != tenant:
+    for entry_id, fields in await redis.xrevrange(keys.events(shard), count=depth):
+        parsed = _parse(shard, entry_id, fields) if fields else None
+        if parsed is None or parsed[0] != tenant_id:
             continue
-        try:
-            metadata = orjson.loads(fields.get(b"meta") or b"{}")
-        except orjson.JSONDecodeError:
-            metadata = {}
-        found.append(RecentEvent(
-            id=f"{shard}:{_text(entry_id)}",  # the id the drain stores it under
-            event_type=_text(fields.get(b"type")),
-            ts=int(fields.get(b"ts") or 0),
-            metadata=metadata if isinstance(metadata, dict) else {},
-            page=_text(fields.get(b"ref")),
-            user_agent=_text(fields.get(b"ua")),
-        ))
+        found.append(parsed[1])
         if len(found) >= limit:
             break
     return found

@@ -55,11 +55,9 @@ class Stored:
 async def stored_events(redis: Redis, keys: Keys, tenant_id: int) -> list[Stored]:
     """What the server accepted for this tenant, oldest first, read from the event stream."""
     entries = await redis.xrange(keys.events(keys.shard_of(tenant_id)))
-    return [
-        Stored(f[b"type"].decode(), orjson.loads(f[b"meta"]), f[b"ref"].decode(), f[b"ua"].decode())
-        for _, f in entries
-        if f[b"tenant"] == str(tenant_id).encode()
-    ]
+    events = (orjson.loads(fields[b"e"]) for _, fields in entries if fields)
+    return [Stored(e["type"], e["meta"], e["ref"], e["ua"]) for e in events
+            if e["tenant"] == tenant_id]
 
 
 async def wait_for_events(redis: Redis, keys: Keys, tenant_id: int,

@@ -13,7 +13,7 @@ from app.tokens import create_token
 from tests.conftest import track
 
 TRACKER = Path(__file__).parents[1] / "web" / "static" / "t.js"
-GZIP_BUDGET = 1536  # 1.5 KB
+GZIP_BUDGET = 1500  # "1.5 KB", read strictly
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\ssrc=)[^>]*>")
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import asyncpg
 import segno
-from quart import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from quart import Blueprint, Response, current_app, render_template, request, url_for
 from quart_schema import document_response, hide, security_scheme
 from redis.exceptions import RedisError
 
-from app.auth import Principal, authenticate, authorize
+from app.auth import Principal, authorize, require_owner
 from app.errors import APIError
 from app.services import services
 from app.tenants import get_tenant, tenants_by_ids
@@ -43,21 +43,10 @@ async def content_security_policy(response: Response) -> Response:
     return response
 
 
-class NotLoggedIn(Exception):
-    pass
-
-
-@blueprint.errorhandler(NotLoggedIn)
-async def log_in_first(_: NotLoggedIn) -> Response:
-    return redirect("/login", 303)
-
-
-async def owner_of(tenant_id: int | None = None) -> Principal:
-    """Pages are for people: a logged-in owner (of `tenant_id`, when given), else to /login."""
-    principal = await authenticate()
-    if principal is None or principal.kind != "user":
-        raise NotLoggedIn()
-    if tenant_id is not None and tenant_id not in principal.tenant_ids:
+async def owner_of(tenant_id: int) -> Principal:
+    """Pages are for people: the logged-in owner of `tenant_id` (to /login otherwise)."""
+    principal = await require_owner()
+    if tenant_id not in principal.tenant_ids:
         raise APIError(403, f"your account does not cover tenant {tenant_id}")
     return principal
 
@@ -83,7 +72,7 @@ async def demo(tenant_id: int) -> str:
 @blueprint.get("/dashboard")
 @hide
 async def dashboard() -> str:
-    principal = await owner_of()
+    principal = await require_owner()
     tenants = await tenants_by_ids(services().pool, sorted(principal.tenant_ids))
     return await render_template("tenants.html", tenants=tenants)
 

@@ -7,11 +7,8 @@ import re
 import pytest
 
 from app.pages import render_qr
+from tests.conftest import login
 from tests.test_pages import INLINE_SCRIPT
-
-pytest.importorskip("app.accounts", reason="logging in arrives with the auth branch")
-
-from tests.conftest import login  # noqa: E402
 
 
 @pytest.fixture

@@ -9,21 +9,12 @@ import httpx
 import pytest
 
 from tests.browser.conftest import ARTIFACTS
+from tests.conftest import PASSWORD
 
-pytest.importorskip("app.accounts", reason="logging in arrives with the auth branch")
+pytest.importorskip("app.live", reason="the live websocket arrives with the live branch")
 
-PASSWORD = "correct horse battery staple"
 HOSTILE_REFERRER = '<script>window.__pwned = 1</script><img src="x" onerror="window.__pwned = 2">'
 HOSTILE_AGENT = "Mozilla/5.0 <b id=agent-bold>bold</b> Chrome/156.0"
-
-
-@pytest.fixture
-async def owner(pool, tenant):
-    from app.accounts import add_membership, create_user
-
-    user = await create_user(pool, f"owner-{tenant.id}@example.com", PASSWORD)
-    await add_membership(pool, user.id, tenant.id)
-    return user
 
 
 @pytest.fixture

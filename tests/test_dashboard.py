@@ -43,7 +43,7 @@ async def test_tenant_page_has_snippet_qr_and_the_dashboard_script(session, tena
     assert snippet in html
     assert f'src="/dashboard/{tenant.id}/qr.svg"' in html
     assert f'href="/dashboard/{tenant.id}/qr.png?download=1"' in html
-    assert f'data-live="/api/analytics/{tenant.id}/live"' in html
+    assert f'data-live="/api/analytics/{tenant.id}/live?events=1"' in html
     assert '<script defer src="/static/dashboard.js"></script>' in html
     assert not INLINE_SCRIPT.search(html) and "<style" not in html and not re.search(r"\sstyle=", html)
     policy = response.headers["Content-Security-Policy"]

@@ -24,7 +24,8 @@ class RecentEvent:
     user_agent: str
 
 
-def _parse(shard: int, entry_id: bytes, fields: dict[bytes, bytes]) -> tuple[int, RecentEvent] | None:
+def _parse(shard: int, entry_id: bytes,
+           fields: dict[bytes, bytes]) -> tuple[int, RecentEvent] | None:
     try:
         event = orjson.loads(fields[b"e"])  # one JSON field per entry (see realtime.ingest)
         metadata = event.get("meta")

@@ -39,13 +39,15 @@ async def test_tenant_page_has_snippet_qr_and_the_dashboard_script(session, tena
     response = await session.get(f"/dashboard/{tenant.id}")
     assert response.status_code == 200
     html = (await response.get_data()).decode()
-    snippet = f'&lt;script defer src=&#34;http://localhost/t.js&#34; data-tenant=&#34;{tenant.id}&#34;&gt;&lt;/script&gt;'
+    snippet = (f'&lt;script defer src=&#34;http://localhost/t.js&#34; '
+               f'data-tenant=&#34;{tenant.id}&#34;&gt;&lt;/script&gt;')
     assert snippet in html
     assert f'src="/dashboard/{tenant.id}/qr.svg"' in html
     assert f'href="/dashboard/{tenant.id}/qr.png?download=1"' in html
     assert f'data-live="/api/analytics/{tenant.id}/live?events=1"' in html
     assert '<script defer src="/static/dashboard.js"></script>' in html
-    assert not INLINE_SCRIPT.search(html) and "<style" not in html and not re.search(r"\sstyle=", html)
+    assert not INLINE_SCRIPT.search(html)
+    assert "<style" not in html and not re.search(r"\sstyle=", html)
     policy = response.headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
 

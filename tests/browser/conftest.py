@@ -108,7 +108,8 @@ async def browser():
     playwright = await async_playwright().start()
     try:
         browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + [f"--user-agent={DESKTOP_UA}"]
+            executable_path=CHROMIUM, headless=True,
+            args=[*CHROMIUM_ARGS, f"--user-agent={DESKTOP_UA}"],
         )
     except Exception as error:
         await playwright.stop()

@@ -61,7 +61,8 @@ async def stored_events(redis: Redis, keys: Keys, tenant_id: int) -> list[Stored
 
 
 async def wait_for_events(redis: Redis, keys: Keys, tenant_id: int,
-                          done: Callable[[list[Stored]], bool], timeout: float = 10) -> list[Stored]:
+                          done: Callable[[list[Stored]], bool],
+                          timeout: float = 10) -> list[Stored]:
     deadline = time.monotonic() + timeout
     while True:
         events = await stored_events(redis, keys, tenant_id)

@@ -191,7 +191,8 @@ async def test_dashboard_screenshots_and_no_sideways_scroll(app, server, dashboa
     await page.screenshot(path=ARTIFACTS / f"dashboard-{name}.png", full_page=True)
 
 
-async def test_dashboard_says_signed_out_instead_of_retrying_forever(server, browser, owner, tenant):
+async def test_dashboard_says_signed_out_instead_of_retrying_forever(server, browser, owner,
+                                                                   tenant):
     context = await browser.new_context()
     await context.request.post(f"{server.base}/login",
                                data={"email": owner.email, "password": PASSWORD})

@@ -31,7 +31,8 @@ async def test_demo_page_sends_pageview_and_clicks(server, context, tenant, redi
     events = await wait_for_events(redis, keys, tenant.id, lambda e: "pageview" in types(e))
     view = events[0]
     assert view.type == "pageview"
-    assert view.metadata == {"path": f"/demo/{tenant.id}", "referrer": "https://search.example/?q=coffee"}
+    assert view.metadata == {"path": f"/demo/{tenant.id}",
+                             "referrer": "https://search.example/?q=coffee"}
     assert view.page == f"{server.base}/demo/{tenant.id}"
     assert "Chrome" in view.user_agent
 
@@ -53,14 +54,16 @@ async def test_cross_origin_page_sends_spa_qr_call_and_custom_events(server, sho
                                                                      redis, keys):
     body = """<a id="call" href="tel:+15550100">Call</a>
 <a id="wa" href="whatsapp://send?phone=15550100">WhatsApp app</a>
-<button data-analytics="product_click" data-analytics-product="mug" data-analytics-color="red"><span>Mug</span></button>"""
+<button data-analytics="product_click" data-analytics-product="mug" data-analytics-color="red">
+  <span>Mug</span></button>"""
     url = shop.serve(f"/t{tenant.id}/landing", landing(server, f'data-tenant="{tenant.id}"', body))
     page = await context.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(e))
     await page.goto(url + "?src=qr&utm_source=flyer")
 
-    await wait_for_events(redis, keys, tenant.id, lambda e: {"pageview", "qr_scan"} <= set(types(e)))
+    await wait_for_events(redis, keys, tenant.id,
+                          lambda e: {"pageview", "qr_scan"} <= set(types(e)))
     # The QR marker leaves the address bar; other parameters stay.
     assert page.url == url + "?utm_source=flyer"
 
@@ -72,7 +75,8 @@ async def test_cross_origin_page_sends_spa_qr_call_and_custom_events(server, sho
         # Beacons may overtake each other, so each step waits for its own events.
         before = len(await stored_events(redis, keys, tenant.id))
         await page.evaluate(action) if "(" in action else await page.click(action)
-        events = await wait_for_events(redis, keys, tenant.id, lambda e: len(e) >= before + len(sent))
+        events = await wait_for_events(redis, keys, tenant.id,
+                                       lambda e: len(e) >= before + len(sent))
         assert sorted(types(events[before:])) == sorted(sent)
         return events[before:]
 
@@ -80,8 +84,8 @@ async def test_cross_origin_page_sends_spa_qr_call_and_custom_events(server, sho
     [wa] = await step("#wa", "click_whatsapp")
     [product] = await step("button span", "product_click")
     await asyncio.sleep(0.3)
-    leave, menu = sorted(await step("history.pushState({}, '', 'menu')", "time_on_page", "pageview"),
-                         key=lambda e: e.type)[::-1]
+    navigated = await step("history.pushState({}, '', 'menu')", "time_on_page", "pageview")
+    leave, menu = sorted(navigated, key=lambda e: e.type)[::-1]
     await step("history.replaceState({n: 1}, '', 'menu')")  # the same page: no pageview
     [custom] = await step("window.analytics.track('click_toggle_currency', {currency: 'ARS'})",
                           "click_toggle_currency")
@@ -98,7 +102,8 @@ async def test_cross_origin_page_sends_spa_qr_call_and_custom_events(server, sho
     assert call.metadata == {"href": "tel:+15550100"}
     assert wa.metadata == {"href": "whatsapp://send?phone=15550100"}
     assert product.metadata == {"product": "mug", "color": "red"}
-    assert leave.type == "time_on_page" and leave.metadata["path"] == landing_path + "?utm_source=flyer"
+    assert leave.type == "time_on_page"
+    assert leave.metadata["path"] == landing_path + "?utm_source=flyer"
     assert 0.3 <= leave.metadata["seconds"] < 10
     assert menu.type == "pageview" and menu.metadata["path"] == f"/t{tenant.id}/menu"
     assert custom.metadata == {"currency": "ARS"}
@@ -113,7 +118,8 @@ HIDE = """state => {
 }"""
 
 
-async def test_time_on_page_counts_visible_time_when_hidden_and_when_left(server, context, tenant, redis, keys):
+async def test_time_on_page_counts_visible_time_when_hidden_and_when_left(server, context, tenant,
+                                                                          redis, keys):
     page = await context.new_page()
     await page.goto(f"{server.base}/demo/{tenant.id}")
     await wait_for_events(redis, keys, tenant.id, lambda e: "pageview" in types(e))
@@ -121,7 +127,10 @@ async def test_time_on_page_counts_visible_time_when_hidden_and_when_left(server
     # Playwright keeps its pages visible, so the tab switch is played to the page: the
     # visibility state flips and the browser's event fires.
     await asyncio.sleep(1.2)
-    async with page.expect_request(lambda r: b"time_on_page" in (r.post_data_buffer or b"")) as sent:
+    def is_time_on_page(request) -> bool:
+        return b"time_on_page" in (request.post_data_buffer or b"")
+
+    async with page.expect_request(is_time_on_page) as sent:
         await page.evaluate(HIDE, "hidden")
     assert (await sent.value).headers["content-type"].startswith("text/plain")
     events = await wait_for_events(redis, keys, tenant.id, lambda e: "time_on_page" in types(e))
@@ -138,7 +147,8 @@ async def test_time_on_page_counts_visible_time_when_hidden_and_when_left(server
     assert 0.3 <= second["seconds"] < 1.5
 
 
-async def test_fetch_keepalive_when_send_beacon_is_unavailable(server, context, tenant, redis, keys):
+async def test_fetch_keepalive_when_send_beacon_is_unavailable(server, context, tenant, redis,
+                                                               keys):
     page = await context.new_page()
     await page.add_init_script("navigator.sendBeacon = undefined")
     async with page.expect_request(lambda r: "/api/analytics/track" in r.url) as sent:
@@ -163,7 +173,8 @@ async def test_misconfigured_snippet_sends_nothing_and_breaks_nothing(server, sh
     requests = watch_track_requests(context)  # the context also sees beacons of unloading pages
     await page.goto(url + "?src=qr")
     await page.wait_for_load_state("load")
-    await page.evaluate("document.querySelector('#wa').addEventListener('click', e => e.preventDefault())")
+    await page.evaluate(
+        "document.querySelector('#wa').addEventListener('click', e => e.preventDefault())")
     await page.click("#wa")
     await page.click("button")
     # The page's own calls to the API must not throw either.

@@ -11,8 +11,6 @@ import pytest
 from tests.browser.conftest import ARTIFACTS
 from tests.conftest import PASSWORD
 
-pytest.importorskip("app.live", reason="the live websocket arrives with the live branch")
-
 HOSTILE_REFERRER = '<script>window.__pwned = 1</script><img src="x" onerror="window.__pwned = 2">'
 HOSTILE_AGENT = "Mozilla/5.0 <b id=agent-bold>bold</b> Chrome/156.0"
 

@@ -71,12 +71,13 @@ async def server(settings: Settings, database: str, redis: Redis) -> AsyncIterat
                 await asyncio.sleep(0.1)
         yield Server(base, port, env)
     finally:
+        # Waited for off the event loop: the session's other fixtures share the loop.
         process.terminate()
         try:
-            process.wait(timeout=10)
+            await asyncio.to_thread(process.wait, 10)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+            await asyncio.to_thread(process.wait)
         log.close()
 
 

@@ -124,6 +124,13 @@ def render(results: dict) -> str:
         table([[name, m["processes"], m["rss_mb"], ", ".join(str(x) for x in m["per_process_mb"])]
                for name, m in memory.items()], ["process", "processes", "total MB", "each MB"]),
         "",
+        "Idle dashboards: " + (
+            f"{results['idle_websockets']['kb_per_socket']} KB of resident memory per idle "
+            f"websocket ({results['idle_websockets']['sockets']} sockets on the web workers, "
+            f"{results['idle_websockets']['rss_before_mb']} MB before, "
+            f"{results['idle_websockets']['rss_after_mb']} MB after)."
+            if "idle_websockets" in results else "not measured."),
+        "",
         "## Reproduce",
         "",
         "```sh",

@@ -9,7 +9,7 @@ floor), and then measures, interleaving what is compared, median of the rounds:
     reads    the two GET endpoints at c=16
     flush    time and round trips for 1,000 / 10,000 / 100,000 changed tenant-days
     live     bench/live_latency.py, when present
-    memory   resident memory of each process after the runs
+    memory   resident memory of each process after the runs, and per idle websocket
 
 Results go to bench/results/latest.json; bench/report.py turns them into
 docs/performance.md and its plot. Only loopback addresses are ever sent traffic.
@@ -184,6 +184,29 @@ class Stack:
         await conn.close()
 
 
+async def idle_socket_memory(stack: Stack, count: int) -> dict:
+    """Resident memory the web workers gain for `count` idle dashboards of one tenant."""
+    from websockets.asyncio.client import connect
+
+    web = stack.processes["web"]
+    workers = children(web.pid) or [web.pid]
+    before = sum(rss_mb(pid) for pid in workers)
+    url = f"ws://127.0.0.1:{stack.ports['web']}/api/analytics/{stack.first_tenant}/live"
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    sockets = []
+    try:
+        for _ in range(count):
+            ws = await connect(url, additional_headers=headers, open_timeout=10)
+            await asyncio.wait_for(ws.recv(), 10)  # the snapshot: the socket is fully set up
+            sockets.append(ws)
+        await asyncio.sleep(2)
+        after = sum(rss_mb(pid) for pid in workers)
+    finally:
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    return {"sockets": count, "rss_before_mb": round(before, 1), "rss_after_mb": round(after, 1),
+            "kb_per_socket": round((after - before) * 1024 / count, 1)}
+
+
 def median_of(runs: list[dict]) -> dict:
     return {key: round(statistics.median(r[key] for r in runs), 3)
             for key in ("rps", "p50_ms", "p99_ms")} | {"non_2xx": sum(r["non_2xx"] for r in runs)}
@@ -233,6 +256,8 @@ async def main() -> None:
         print(json.dumps({"reads_c16": results["reads_c16"]}), flush=True)
 
         results["memory_after_runs"] = stack.memory()
+        results["idle_websockets"] = await idle_socket_memory(stack, 500)
+        print(json.dumps({"idle_websockets": results["idle_websockets"]}), flush=True)
     finally:
         await stack.teardown()
 

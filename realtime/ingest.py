@@ -8,6 +8,7 @@ import math
 from decimal import Decimal
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -51,8 +52,9 @@ class Ingestor:
     stream_bound: int
     script: AsyncScript
 
-    @property
+    @cached_property
     def limits(self) -> str:
+        """The script's fixed limits, formatted once per process rather than per event."""
         return (f"{self.rate_limit} {k.RATE_WINDOW_MS} {self.stream_bound} "
                 f"{k.DAY_TTL_SECONDS} {k.TOTALS_TTL_SECONDS} {k.MINUTE_TTL_SECONDS}")
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import orjson
@@ -17,6 +20,7 @@ from app.services import Services, services
 from app.tenants import DirectoryUnavailable
 from rollups.read import Summary, Today, summary, today_summary
 
+T = TypeVar("T")
 blueprint = Blueprint("analytics", __name__)
 
 READ_DEADLINE = 5
@@ -33,14 +37,21 @@ class TodayResponse(Today):
     success: bool = True
 
 
-async def _timezone(svc: Services, tenant_id: int):
+async def _read(tenant_id: int, reader: Callable[[Services, ZoneInfo], Awaitable[T]]) -> T:
+    """Authorizes, resolves the tenant's timezone and runs one rollup read, as both GETs do."""
+    await authorize(tenant_id)
+    svc = services()
     try:
         timezone = await svc.tenants.timezone(tenant_id)
     except DirectoryUnavailable:
         raise APIError(503, "the database is unreachable, try again shortly") from None
     if timezone is None:
         raise APIError(404, f"tenant {tenant_id} does not exist")
-    return timezone
+    try:
+        async with asyncio.timeout(READ_DEADLINE):
+            return await reader(svc, timezone)
+    except (OSError, asyncpg.PostgresError, RedisError, TimeoutError):
+        raise APIError(503, "the analytics store is unreachable, try again shortly") from None
 
 
 def _json(document: dict) -> Response:
@@ -52,14 +63,8 @@ def _json(document: dict) -> Response:
 @document_response(SummaryResponse)
 async def get_summary(tenant_id: int) -> Response:
     """Today, the last 7 days and the week's totals, in the tenant's timezone."""
-    await authorize(tenant_id)
-    svc = services()
-    timezone = await _timezone(svc, tenant_id)
-    try:
-        async with asyncio.timeout(READ_DEADLINE):
-            result = await summary(svc.pool, svc.scripts, svc.keys, tenant_id, timezone, svc.clock())
-    except (OSError, asyncpg.PostgresError, RedisError, TimeoutError):
-        raise APIError(503, "the analytics store is unreachable, try again shortly") from None
+    result = await _read(tenant_id, lambda svc, timezone: summary(
+        svc.pool, svc.scripts, svc.keys, tenant_id, timezone, svc.clock()))
     return _json({"success": True, "data": dataclasses.asdict(result)})
 
 
@@ -68,12 +73,6 @@ async def get_summary(tenant_id: int) -> Response:
 @document_response(TodayResponse)
 async def get_today(tenant_id: int) -> Response:
     """Today's visitors, WhatsApp clicks, QR scans and product clicks."""
-    await authorize(tenant_id)
-    svc = services()
-    timezone = await _timezone(svc, tenant_id)
-    try:
-        async with asyncio.timeout(READ_DEADLINE):
-            result = await today_summary(svc.pool, tenant_id, timezone, svc.clock())
-    except (OSError, asyncpg.PostgresError, TimeoutError):
-        raise APIError(503, "the analytics store is unreachable, try again shortly") from None
+    result = await _read(tenant_id, lambda svc, timezone: today_summary(
+        svc.pool, tenant_id, timezone, svc.clock()))
     return _json({"success": True, **dataclasses.asdict(result)})

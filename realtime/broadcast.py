@@ -1,6 +1,7 @@
-"""Fan-out of live numbers to this process' sockets over ONE Redis pub/sub connection.
+"""Fan-out of live numbers to this process' sockets over one Redis pub/sub connection per
+Redis node.
 
-After encode/broadcaster: a listener task reads the pub/sub connection and only marks the
+After encode/broadcaster: a listener reads the pub/sub connection and only marks the
 tenant dirty (and keeps its last few events); a publisher task computes ONE snapshot per dirty
 tenant and offers it to each of the tenant's local subscriptions, at once when the tenant had
 none for `tick` seconds and otherwise when that much time has passed, so a lone event shows
@@ -10,9 +11,13 @@ memory whether its client reads fast, slowly or never, and no socket ever waits 
 Every `refresh` seconds all watched tenants are recomputed, so `active_visitors` falls when
 visitors leave even if no event arrives.
 
-The connection subscribes to a tenant's channel while at least one local subscription watches
-it. When Redis is lost, every subscription is closed with CLOSE_TRY_AGAIN (clients reconnect
-later) and the listener reconnects with backoff.
+A tenant's channel is a shard channel (SSUBSCRIBE; track.lua SPUBLISHes) in its keys' hash
+slot, subscribed while at least one local subscription watches it. On a single Redis that is
+one connection; on a Redis Cluster, redis-py's cluster pub/sub opens one per node holding a
+watched tenant's slot, and a message travels only within that node's shard instead of to
+every node as a classic PUBLISH does. One reader runs per connection; when any of them finds
+its connection dead (a PING unanswered), every subscription is closed with CLOSE_TRY_AGAIN
+(clients reconnect later) and the listener reconnects with backoff.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
@@ -158,6 +163,7 @@ class Broadcaster:
         self._subscribed: set[bytes] = set()
         self._lock = asyncio.Lock()
         self._connected = asyncio.Event()
+        self._links_changed = asyncio.Event()  # set when a connection may have been added
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
         self._seq = itertools.count()
@@ -209,6 +215,11 @@ class Broadcaster:
         return list(topic.subscriptions) if topic else []
 
     @property
+    def connections(self) -> int:
+        """Pub/sub connections open now: one per cluster node holding a watched channel."""
+        return len(self._links())
+
+    @property
     def channels(self) -> set[bytes]:
         """Channels the pub/sub connection is subscribed to now."""
         return set(self._subscribed)
@@ -252,10 +263,10 @@ class Broadcaster:
                 # In a task: this block may be unwinding from a cancellation.
                 self._spawn(self._sync_quietly())
 
-    # -- the pub/sub connection ---------------------------------------------------------
+    # -- the pub/sub connections -------------------------------------------------------
 
     async def _sync(self) -> None:
-        """Makes the connection's subscriptions match the watched tenants."""
+        """Makes the shard-channel subscriptions match the watched tenants."""
         async with self._lock:
             pubsub = self._pubsub
             if pubsub is None:
@@ -264,11 +275,12 @@ class Broadcaster:
             drop = self._subscribed - wanted
             add = wanted - self._subscribed
             if drop:
-                await pubsub.unsubscribe(*drop)
+                await pubsub.sunsubscribe(*drop)
                 self._subscribed -= drop
             if add:
-                await pubsub.subscribe(*add)
+                await pubsub.ssubscribe(*add)
                 self._subscribed |= add
+        self._links_changed.set()  # a cluster may have opened a connection to another node
 
     async def _sync_quietly(self) -> None:
         with contextlib.suppress(*REDIS_ERRORS):
@@ -280,7 +292,7 @@ class Broadcaster:
             try:
                 await self._connect()
                 failures = 0
-                await self._read()
+                await self._supervise()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -296,20 +308,22 @@ class Broadcaster:
                 failures += 1
 
     async def _connect(self) -> None:
-        # A cluster client learns its nodes here; its pub/sub needs them to pick one (a
-        # PUBLISH reaches every node, so any one will do).
-        async with asyncio.timeout(self.ping_timeout):
-            await self.redis.initialize()
         pubsub = self.redis.pubsub()
         async with self._lock:
-            self._pubsub = pubsub
+            self._pubsub = pubsub  # set first, so that a failure below closes it
             self._subscribed = set()
-            # PING first: it opens the connection even while no tenant is watched.
             async with asyncio.timeout(self.ping_timeout):
-                await pubsub.ping()
-                reply = await pubsub.get_message(timeout=self.ping_timeout)
-            if reply is None or reply.get("type") != "pong":
-                raise ConnectionError("no answer to PING on the pub/sub connection")
+                if isinstance(pubsub, ClusterPubSub):
+                    # The cluster pub/sub opens one connection per node as channels on that
+                    # node are subscribed; a PING of every primary says the cluster answers now.
+                    await self.redis.initialize()
+                    await self.redis.ping(target_nodes=RedisCluster.PRIMARIES)
+                else:
+                    # PING first: it opens the connection even while no tenant is watched.
+                    await pubsub.ping()
+                    reply = await pubsub.get_message(timeout=self.ping_timeout)
+                    if reply is None or reply.get("type") != "pong":
+                        raise ConnectionError("no answer to PING on the pub/sub connection")
         await self._sync()
         # Whatever happened while disconnected, every watched tenant is stale.
         self._dirty.update(self._topics)
@@ -317,24 +331,75 @@ class Broadcaster:
         self._connected.set()
         log.info("live pub/sub connected")
 
-    async def _read(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _links(self) -> dict[str, PubSub]:
+        """The connections subscriptions live on: one per cluster node that holds a watched
+        tenant's shard channel, or the single one."""
         pubsub = self._pubsub
-        assert pubsub is not None
+        if pubsub is None:
+            return {}
+        if isinstance(pubsub, ClusterPubSub):
+            return dict(pubsub.node_pubsub_mapping)
+        return {"": pubsub}
+
+    async def _supervise(self) -> None:
+        """Keeps one reader per connection and fails as soon as any reader does."""
+        readers: dict[str, tuple[PubSub, asyncio.Task]] = {}
+        try:
+            while True:
+                self._links_changed.clear()
+                for name, link in self._links().items():
+                    known = readers.get(name)
+                    if known is None or known[0] is not link:
+                        if known is not None:
+                            known[1].cancel()
+                        readers[name] = (link, asyncio.create_task(self._read(name, link)))
+                changed = asyncio.create_task(self._links_changed.wait())
+                try:
+                    done, _ = await asyncio.wait([changed, *(t for _, t in readers.values())],
+                                                 timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    changed.cancel()
+                for name, (link, task) in list(readers.items()):
+                    if task in done:
+                        del readers[name]
+                        if not task.cancelled() and task.exception() is not None:
+                            raise task.exception()
+        finally:
+            for _, task in readers.values():
+                task.cancel()
+            for _, task in readers.values():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _read(self, name: str, link: PubSub) -> None:
+        """Reads one connection until it is no longer used (a cluster node whose channels
+        were all unsubscribed); raises when the connection is dead."""
+        pubsub = self._pubsub
+        receive = link.get_message
+        if isinstance(pubsub, ClusterPubSub):
+            node = self.redis.get_node(node_name=name)
+            if node is None:
+                raise ConnectionError(f"cluster node {name} is gone")
+
+            # Through the cluster pub/sub, which keeps its own books on unsubscriptions.
+            async def receive(timeout: float):
+                return await pubsub.get_sharded_message(timeout=timeout, target_node=node)
+
+        loop = asyncio.get_running_loop()
         last_heard = loop.time()
         ping_sent: float | None = None
-        while True:
-            message = await pubsub.get_message(timeout=min(1.0, self.ping_interval))
+        while self._links().get(name) is link:
+            message = await receive(timeout=min(1.0, self.ping_interval))
             now = loop.time()
             if message is not None:
                 last_heard = now
                 ping_sent = None
-                if message["type"] == "message":
+                if message["type"] == "smessage":
                     self._on_message(message["channel"], message["data"])
                 continue
             # Silence can be an idle tenant or a dead link: a PING tells them apart.
             if ping_sent is None and now - last_heard >= self.ping_interval:
-                await pubsub.ping()
+                await link.ping()
                 ping_sent = now
             elif ping_sent is not None and now - ping_sent >= self.ping_timeout:
                 raise ConnectionError("no answer to PING on the pub/sub connection")

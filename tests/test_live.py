@@ -181,6 +181,64 @@ async def test_last_socket_out_unsubscribes(client, tenant, bearer, hub, keys):
     await _eventually(lambda: hub.watchers(tenant.id) == 0 and channel not in hub.channels)
 
 
+async def test_live_messages_are_shard_publishes(client, tenant, redis, keys):
+    """track.lua SPUBLISHes in the tenant's hash slot, so on a cluster a message stays in the
+    shard that owns the slot; a classic SUBSCRIBE to the same name hears nothing."""
+    channel = keys.channel(tenant.id)
+    sharded, classic = redis.pubsub(ignore_subscribe_messages=True), redis.pubsub()
+    read_sharded = getattr(sharded, "get_sharded_message", sharded.get_message)
+    if hasattr(redis, "initialize"):
+        await redis.initialize()  # the cluster client learns which node owns the channel
+    try:
+        await sharded.ssubscribe(channel)
+        await classic.subscribe(channel)
+        assert (await track(client, tenant.id, "click_whatsapp")).status_code == 200
+        async with asyncio.timeout(3):
+            while (message := await read_sharded(timeout=1.0)) is None:
+                pass
+        assert message["type"] == "smessage"
+        assert message["channel"] == channel.encode()
+        assert orjson.loads(message["data"])["event_type"] == "click_whatsapp"
+        heard = [await classic.get_message(timeout=0.2) for _ in range(3)]
+        assert [m["type"] for m in heard if m is not None] == ["subscribe"]
+    finally:
+        await sharded.aclose()
+        await classic.aclose()
+
+
+async def test_one_pubsub_connection_per_node_of_a_watched_tenant(app, client, pool, hub, redis, keys):
+    """Tenants on every shard: on a cluster the hub opens one connection per node and closes
+    each once nothing it carries is watched; on a single Redis there is the one connection."""
+    from contextlib import AsyncExitStack
+
+    from app.tenants import create_tenant
+
+    tenants = [await create_tenant(pool, f"Shard {n}") for n in range(16)]
+    if hasattr(redis, "initialize"):
+        await redis.initialize()
+    assert {keys.shard_of(t.id) for t in tenants} == set(range(16))
+    if hasattr(redis, "get_node_from_key"):
+        nodes = {redis.get_node_from_key(keys.channel(t.id)).name for t in tenants}
+        assert len(nodes) > 1, "the channels should span several cluster nodes"
+    else:
+        nodes = {""}
+    async with AsyncExitStack() as stack:
+        sockets = []
+        for t in tenants:
+            _, token = await create_token(pool, t.id)
+            ws = await stack.enter_async_context(
+                client.websocket(f"/api/analytics/{t.id}/live", headers=auth(token)))
+            assert (await receive(ws))["type"] == "snapshot"
+            sockets.append(ws)
+        assert hub.connections == len(nodes)
+        for t in tenants:
+            assert (await track(client, t.id)).status_code == 200
+        for ws in sockets:
+            assert (await update_where(ws, lambda d: d["pageviews_today"] == 1))["pageviews_today"] == 1
+    idle = 1 if nodes == {""} else 0
+    await _eventually(lambda: hub.watchers() == 0 and hub.connections == idle)
+
+
 async def _eventually(condition, timeout: float = 3.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():

@@ -41,5 +41,5 @@ redis.call('PFADD', KEYS[5], ARGV[5])
 redis.call('EXPIRE', KEYS[5], minute_ttl)
 
 redis.call('SADD', KEYS[7], ARGV[6])
-redis.call('PUBLISH', ARGV[7], ARGV[8])
+redis.call('SPUBLISH', ARGV[7], ARGV[8])
 return {1}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncpg
-from redis.asyncio import BlockingConnectionPool, Redis
+import hiredis
+from redis.asyncio import BlockingConnectionPool, Connection, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.asyncio.retry import Retry  # the sync Retry never retries an async call
@@ -23,6 +24,20 @@ CLUSTER_CONNECTIONS_PER_NODE = 512
 # that a pooled connection is still alive, so the first command after a Redis restart
 # fails. We use neither RESP3 nor a managed service that sends them.
 NO_MAINT_NOTIFICATIONS = MaintNotificationsConfig(enabled=False)
+
+
+class PackedConnection(Connection):
+    """Packs commands with hiredis, as redis-py's sync client does; its asyncio client packs
+    in Python, a fifth of the in-process cost of one `/track` (19 arguments an event)."""
+
+    def pack_command(self, *args) -> list[bytes]:
+        name = args[0]
+        if (" " in name if isinstance(name, str) else b" " in name):
+            return super().pack_command(*args)  # 'CONFIG GET' and the like
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:  # a memoryview, or a value redis-py refuses with DataError
+            return super().pack_command(*args)
 
 
 def is_cluster(url: str) -> bool:
@@ -50,6 +65,7 @@ def make_redis(url: str, timeout: float = WEB_REDIS_TIMEOUT,
     # connection instead of failing at once.
     pool = BlockingConnectionPool.from_url(
         url,
+        connection_class=PackedConnection,
         max_connections=max_connections,
         timeout=timeout,
         socket_timeout=timeout,

@@ -97,3 +97,31 @@ async def test_any_split_into_batches_gives_the_same_totals(app, pool):
         assert +got == +expected
 
     await asyncio.to_thread(check)
+
+
+# -- the web process' Redis connections pack commands with hiredis -----------------------------
+
+_ARGUMENT = st.one_of(
+    st.text(), st.binary(), st.integers(min_value=-2**63, max_value=2**64),
+    st.floats(allow_nan=False), st.memoryviews(st.binary()) if hasattr(st, "memoryviews")
+    else st.binary().map(memoryview),
+)
+
+
+@given(name=st.sampled_from(["EVALSHA", "SET", b"XADD", "CONFIG GET", b"CLIENT LIST"]),
+       args=st.lists(_ARGUMENT, max_size=20))
+@settings(max_examples=300, deadline=None)
+def test_packed_commands_are_byte_for_byte_redis_pys(name, args):
+    from redis.asyncio import Connection
+
+    from app.clients import PackedConnection
+
+    expected = b"".join(bytes(chunk) for chunk in Connection().pack_command(name, *args))
+    assert b"".join(PackedConnection().pack_command(name, *args)) == expected
+
+
+def test_the_web_client_uses_the_hiredis_packer():
+    from app.clients import PackedConnection, make_redis
+
+    client = make_redis("redis://127.0.0.1:6379/0")
+    assert client.connection_pool.connection_class is PackedConnection

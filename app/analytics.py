@@ -15,7 +15,7 @@ from quart_schema import document_response, security_scheme
 from redis.exceptions import RedisError
 
 from app.auth import authorize
-from app.errors import APIError
+from app.errors import APIError, document_errors
 from app.services import Services, services
 from app.tenants import DirectoryUnavailable
 from rollups.read import Summary, Today, summary, today_summary
@@ -61,6 +61,7 @@ def _json(document: dict) -> Response:
 @blueprint.get("/api/analytics/<int:tenant_id>")
 @security_scheme([{"bearer": []}])
 @document_response(SummaryResponse)
+@document_errors(401, 403, 404, 503)
 async def get_summary(tenant_id: int) -> Response:
     """Today, the last 7 days and the week's totals, in the tenant's timezone."""
     result = await _read(tenant_id, lambda svc, timezone: summary(
@@ -71,6 +72,7 @@ async def get_summary(tenant_id: int) -> Response:
 @blueprint.get("/api/analytics/<int:tenant_id>/today")
 @security_scheme([{"bearer": []}])
 @document_response(TodayResponse)
+@document_errors(401, 403, 404, 503)
 async def get_today(tenant_id: int) -> Response:
     """Today's visitors, WhatsApp clicks, QR scans and product clicks."""
     result = await _read(tenant_id, lambda svc, timezone: today_summary(

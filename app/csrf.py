@@ -46,6 +46,10 @@ def rotate() -> None:
 async def check() -> None:
     if request.method in SAFE_METHODS or request.blueprint in current_app.extensions[EXEMPT]:
         return
+    # No route or not this method: nothing runs, and the answer is routing's 404 or 405 (with
+    # its `Allow`), not a complaint about a token.
+    if request.routing_exception is not None:
+        return
     if request.mimetype == "application/json":
         return
     sent = (await request.form).get(FIELD) or request.headers.get(HEADER, "")

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Literal, TypeVar
 
 import orjson
+from pydantic import Field
 from quart import Quart, Response
+from quart_schema import document_response
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -21,6 +26,34 @@ MESSAGES = {
     429: "too many requests",
     503: "service unavailable, try again shortly",
 }
+
+
+@dataclass
+class Error:
+    """An error: `{"success": false, "error": "<message a person can act on>"}`."""
+
+    success: Literal[False]
+    error: str
+
+
+@dataclass
+class RetryAfter:
+    """Too many requests: `Retry-After` says how long to wait."""
+
+    retry_after: Annotated[int, Field(ge=1, description="whole seconds to wait, then try again")]
+
+
+F = TypeVar("F", bound=Callable)
+
+
+def document_errors(*statuses: int) -> Callable[[F], F]:
+    """Documents the error responses a route answers, each with the JSON error body (and
+    `Retry-After` on 429)."""
+    def decorator(func: F) -> F:
+        for status in statuses:
+            func = document_response(Error, status, RetryAfter if status == 429 else None)(func)
+        return func
+    return decorator
 
 
 class APIError(Exception):
@@ -49,7 +82,10 @@ def register(app: Quart) -> None:
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        return error_response(status, MESSAGES.get(status, error.name.lower()))
+        # Keep what the exception says besides its HTML body's type: `Allow` on a 405 (RFC 9110).
+        headers = {name: value for name, value in error.get_headers()
+                   if name.lower() != "content-type"}
+        return error_response(status, MESSAGES.get(status, error.name.lower()), headers)
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Response:

@@ -14,6 +14,7 @@ from app import analytics, csrf, errors, health, live, login, pages, track
 from app.accounts import SESSION_LIFETIME
 from app.clients import make_pool, make_redis
 from app.fastpath import TrackFastPath
+from app.openapi import OpenAPI
 from app.config import Settings
 from app.services import Services, make_ingestor
 from app.tenants import TenantDirectory
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Quart:
             "bearer": {"type": "http", "scheme": "bearer"},
             "session": {"type": "apiKey", "in_": "cookie", "name": "QUART_AUTH"},
         },
+        openapi_provider_class=OpenAPI,
     )
     QuartAuth(app)
     errors.register(app)

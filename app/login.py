@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import asyncpg
-from pydantic import StrictStr, TypeAdapter, ValidationError
+import orjson
+from pydantic import RootModel, StrictStr, TypeAdapter, ValidationError
 from quart import Blueprint, Response, redirect, render_template, request
 from quart_auth import AuthUser, current_user, login_user, logout_user
-from quart_schema import document_request, document_response, hide
+from quart_schema import document_querystring, document_request, document_response
 from redis.exceptions import RedisError
 
 from app import csrf
 from app.accounts import end_session, log_in
 from app.auth import LoginRequired
-from app.errors import APIError
+from app.errors import APIError, document_errors
+from app.openapi import HTMLPage
 from app.services import services
 from app.throttle import Throttled
 from realtime.privacy import client_address
@@ -46,8 +49,29 @@ class LoginResponse:
     user: LoginUser
 
 
+class LogoutRequest(RootModel[Any]):
+    """Programs send JSON, any (it is not read); the logout form sends its CSRF field."""
+
+
+@dataclass
+class LogoutResponse:
+    success: bool
+
+
+@dataclass
+class Redirect:
+    """A form is redirected (303 See Other) to `Location`, a page of this site."""
+
+    location: str
+
+
 _credentials = TypeAdapter(LoginRequest)
 DEFAULT_NEXT = "/dashboard"
+
+
+@dataclass
+class LoginPage:
+    next: str = DEFAULT_NEXT
 
 
 def safe_next(target: str | None) -> str:
@@ -65,9 +89,13 @@ async def to_login_page(_: LoginRequired) -> Response:
 
 
 @blueprint.get("/login")
-@hide
+@document_querystring(LoginPage)
+@document_response(HTMLPage)
 async def login_page() -> Response:
-    """The login form for people."""
+    """The login form for people.
+
+    `next` is where to go after logging in: a path on this site, `/dashboard` otherwise.
+    """
     page = await render_template("login.html", next=safe_next(request.args.get("next")))
     response = Response(page, content_type="text/html")
     response.headers["Content-Security-Policy"] = PAGE_POLICY
@@ -78,6 +106,8 @@ async def login_page() -> Response:
 @blueprint.post("/login")
 @document_request(LoginRequest)
 @document_response(LoginResponse)
+@document_response(None, 303, Redirect)
+@document_errors(400, 401, 413, 415, 429, 503)
 async def login() -> Response | tuple[dict, int]:
     """Log in as a tenant owner and receive the session cookie.
 
@@ -90,7 +120,11 @@ async def login() -> Response | tuple[dict, int]:
     if is_form:
         data = dict(await request.form)
     elif request.mimetype == "application/json":
-        data = await request.get_json(silent=True)
+        # Not `get_json(silent=True)`: Quart decodes the body as UTF-8 outside its `silent`.
+        try:
+            data = orjson.loads(await request.get_data())
+        except orjson.JSONDecodeError:
+            data = None
     else:
         raise APIError(415, "send the credentials as application/json or from the login form")
     try:
@@ -127,6 +161,10 @@ async def login() -> Response | tuple[dict, int]:
 
 
 @blueprint.post("/logout")
+@document_request(LogoutRequest)
+@document_response(LogoutResponse)
+@document_response(None, 303, Redirect)
+@document_errors(400, 413)
 async def logout() -> Response | dict:
     """End this session everywhere. Forms are redirected to `/login`; JSON gets 200."""
     if current_user.auth_id is not None:

@@ -14,7 +14,7 @@ from quart_schema import document_response, hide, security_scheme
 from redis.exceptions import RedisError
 
 from app.auth import Principal, authorize, require_owner
-from app.errors import APIError
+from app.errors import APIError, document_errors
 from app.services import services
 from app.tenants import get_tenant, tenants_by_ids
 from rollups.recent import recent_events
@@ -123,6 +123,7 @@ class RecentEvents:
 @blueprint.get("/api/analytics/<int:tenant_id>/events")
 @security_scheme([{"bearer": []}])
 @document_response(RecentEvents)
+@document_errors(401, 403, 404, 503)
 async def recent(tenant_id: int) -> dict:
     """The tenant's latest 20 events, newest first: the dashboard's feed.
 

@@ -12,15 +12,17 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from pydantic import TypeAdapter
 from quart import Blueprint, Response, request
 from quart_schema import document_request, document_response
 from redis.exceptions import RedisError
 
-from app.errors import APIError
+from app.errors import APIError, document_errors
+from app.openapi import Described
 from app.services import Services, services
 from app.tenants import DirectoryUnavailable
 from realtime.bots import is_bot
-from realtime.events import InvalidEvent, TrackRequest, parse_event
+from realtime.events import MAX_SECONDS_ON_PAGE, InvalidEvent, TrackRequest, parse_event
 from realtime.ingest import Outcome, Sender
 from realtime.privacy import client_address
 
@@ -37,11 +39,54 @@ CORS = {
     "Access-Control-Max-Age": "86400",
 }
 SUCCESS = b'{"success":true}'
+NUL_FREE = r"^[^\x00]*$"
+METADATA_VALUE = "#/components/schemas/MetadataValue"
+
+
+def track_body() -> Described:
+    """The body as the OpenAPI document describes it: `TrackRequest`'s schema, plus what
+    `parse_event` checks beyond its field types (time_on_page's `metadata.seconds`; no U+0000
+    anywhere in the metadata, which Postgres cannot store)."""
+    schema = TypeAdapter(TrackRequest).json_schema()
+    schema["properties"]["metadata"] = {
+        "title": "Metadata",
+        "description": "At most 4 KiB as JSON.",
+        "type": ["object", "null"],
+        "propertyNames": {"pattern": NUL_FREE},
+        "additionalProperties": {"$ref": METADATA_VALUE},
+    }
+    schema["if"] = {"properties": {"event_type": {"const": "time_on_page"}},
+                    "required": ["event_type"]}
+    seconds = {"type": "number", "minimum": 0, "maximum": MAX_SECONDS_ON_PAGE}
+    schema["then"] = {
+        "required": ["metadata"],
+        "properties": {"metadata": {
+            "type": "object", "required": ["seconds"], "properties": {"seconds": seconds},
+        }},
+    }
+    # Without `type`: any JSON value, its strings and keys free of U+0000 at any depth.
+    schema["$defs"] = {"MetadataValue": {
+        "pattern": NUL_FREE,
+        "propertyNames": {"pattern": NUL_FREE},
+        "items": {"$ref": METADATA_VALUE},
+        "additionalProperties": {"$ref": METADATA_VALUE},
+    }}
+    return Described(schema)
 
 
 @dataclass
 class Success:
     success: bool = True
+
+
+@dataclass
+class Preflight:
+    """CORS preflight answered: any origin may POST events with a `Content-Type`."""
+
+    access_control_allow_origin: str
+    access_control_allow_methods: str
+    access_control_allow_headers: str
+    access_control_max_age: int
 
 
 @dataclass(frozen=True)
@@ -106,14 +151,16 @@ async def cors(response: Response) -> Response:
 
 
 @blueprint.route(TRACK_PATH, methods=["OPTIONS"], provide_automatic_options=False)
+@document_response(None, 204, Preflight)
 async def preflight() -> Response:
     """CORS preflight: any origin may send events."""
     return Response(b"", status=204)
 
 
 @blueprint.post(TRACK_PATH)
-@document_request(TrackRequest)
+@document_request(track_body())
 @document_response(Success)
+@document_errors(400, 404, 408, 413, 415, 429, 503)
 async def track() -> Response:
     """Record one event from a landing page.
 

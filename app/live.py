@@ -154,9 +154,12 @@ async def _recheck(tenant_id: int, subscription: Subscription, interval: float) 
         try:
             await authorize(tenant_id)
         except APIError as error:
+            if error.status >= 500:  # Postgres away: live numbers need only Redis; try later
+                log.warning("live credentials not rechecked: %s", error.message)
+                continue
             subscription.close(CLOSE_UNAUTHORIZED + error.status - 401, error.message)
             return
-        except Exception as error:  # Postgres away: not the client's fault, try later
+        except Exception as error:
             log.warning("live credentials not rechecked: %s", type(error).__name__)
 
 

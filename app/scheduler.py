@@ -30,6 +30,7 @@ log = logging.getLogger("analytics.scheduler")
 
 SCHEDULER_REDIS_TIMEOUT = 10
 MAX_BACKOFF_SECONDS = 60
+PROBE_TIMEOUT = 2
 
 
 @dataclass
@@ -71,14 +72,29 @@ class Worker:
             self.failures += 1
             delay = min(MAX_BACKOFF_SECONDS, self.settings.flush_interval_seconds * 2 ** self.failures)
             self.resume_at = time.monotonic() + delay
-            log.error("flush failed (%s: %s); nothing is lost, retrying in %d s",
-                      type(error).__name__, error, delay)
+            log.error("flush failed: %s (%s: %s); nothing is lost, retrying in %d s",
+                      await self.diagnose(), type(error).__name__, error, delay)
             return
         if self.failures:
             log.info("flush recovered after %d failed attempts", self.failures)
         self.failures = 0
         if events or rollups:
             log.info("stored %d events, flushed %d tenant-days", events, rollups)
+
+    async def diagnose(self) -> str:
+        """Which store does not answer, for the operator: a connection error alone names
+        neither (and the log hides the address it names)."""
+        probes = {"Redis": self.redis.ping, "Postgres": lambda: self.pool.fetchval("SELECT 1")}
+        down = []
+        for name, probe in probes.items():
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT):
+                    await probe()
+            except Exception:
+                down.append(name)
+        if not down:
+            return "Redis and Postgres both answer"
+        return " and ".join(down) + (" does not answer" if len(down) == 1 else " do not answer")
 
     async def retention(self) -> None:
         try:

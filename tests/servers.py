@@ -167,3 +167,76 @@ async def in_process_server(app, sock: socket.socket) -> AsyncIterator[None]:
     finally:
         server.should_exit = True
         await task
+
+
+def postgres_binary(name: str) -> str | None:
+    """A PostgreSQL server program (`initdb`, `pg_ctl`): on PATH, or Debian's newest."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+                        key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0)
+    return str(candidates[-1]) if candidates else None
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of the test's own on a loopback port; stop() and start() simulate
+    outages. Never the machine's shared server, which other runs use at the same time.
+
+    initdb runs once, on the first start(); the data directory survives stop() and start(), and
+    close() removes it. Postgres refuses to run as root, so as root every server program runs
+    as the `postgres` user, which then owns the directory.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="analytics-postgres-")
+        self.data = os.path.join(self.dir, "data")
+        self.log = os.path.join(self.dir, "server.log")
+        self._as_owner: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            self._as_owner = [shutil.which("runuser") or "runuser", "-u", "postgres", "--"]
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *command: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        done = subprocess.run([*self._as_owner, *command], capture_output=True, text=True,
+                              timeout=timeout, cwd=self.dir)
+        if done.returncode != 0:
+            raise RuntimeError(f"{command[0]} failed ({done.returncode}): {done.stdout}{done.stderr}"
+                               f"{self.server_log()}")
+        return done
+
+    def server_log(self) -> str:
+        with contextlib.suppress(OSError):
+            return Path(self.log).read_text(errors="replace")
+        return ""
+
+    def start(self) -> PostgresServer:
+        if not os.path.exists(os.path.join(self.data, "PG_VERSION")):
+            self._run(postgres_binary("initdb") or "initdb", "-D", self.data, "-U", "postgres",
+                      "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync")
+        # Its own socket directory: the shared server's may not be writable, or be in use.
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 "
+                   f"-c unix_socket_directories={self.dir} -c fsync=off -c max_connections=100")
+        self._run(postgres_binary("pg_ctl") or "pg_ctl", "-D", self.data, "-l", self.log,
+                  "-o", options, "-w", "-t", "60", "start", timeout=90)
+        wait_for_port(self.port)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return os.path.exists(os.path.join(self.data, "postmaster.pid"))
+
+    def stop(self, mode: str = "fast") -> None:
+        """`fast` disconnects every client and shuts down cleanly; `immediate` is a crash."""
+        if self.running:
+            self._run(postgres_binary("pg_ctl") or "pg_ctl", "-D", self.data, "-m", mode, "-w",
+                      "-t", "60", "stop", timeout=90)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)

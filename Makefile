@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-faults bench cluster services browser install clean
+.PHONY: run test test-faults bench soak cluster services browser install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ bench: install services
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/report.py
+
+# 10 minutes at half the peak /track rate with 200 live dashboards (bench/soak.py); writes
+# bench/results/soak.json. Shorter: make soak SOAK_ARGS="--duration 60".
+soak: install services
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,11 +1,14 @@
 """Turns bench/results/latest.json into docs/performance.md and docs/throughput.png.
 
+The page's "## Soak" section (`make soak`, filled in by hand) is carried over unchanged.
+
     .venv/bin/python bench/report.py
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,11 +145,21 @@ def render(results: dict) -> str:
     return "\n".join(parts)
 
 
+def kept_sections(doc: str) -> str:
+    """The "## Soak" section of the current page (filled in by hand from `make soak`), kept
+    as it is when the rest of the page is rewritten."""
+    match = re.search(r"^## Soak\n.*?(?=^## |\Z)", doc, re.S | re.M)
+    return match[0].rstrip("\n") + "\n\n" if match else ""
+
+
 def main() -> None:
     results = json.loads(RESULTS.read_text())
     DOC.parent.mkdir(exist_ok=True)
     plot(results)
-    DOC.write_text(render(results))
+    page = render(results)
+    if DOC.exists():
+        page = page.replace("## Reproduce\n", kept_sections(DOC.read_text()) + "## Reproduce\n", 1)
+    DOC.write_text(page)
     print(f"wrote {DOC.relative_to(ROOT)} and {PLOT.relative_to(ROOT)}")
 
 

@@ -23,165 +23,16 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import secrets
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import asyncpg
-
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-RESULTS = ROOT / "bench" / "results"
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import free_port, wait_for_port  # noqa: E402
-
-
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True,
-                       stdout=subprocess.DEVNULL, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        return shutil.which("wrk") or "wrk"
-    sys.exit("bench: wrk is missing; install it (apt-get install wrk)")
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-
-
-def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(number) * _UNITS[unit]
-
-
-def run_wrk(wrk: str, url: str, script: Path, connections: int, seconds: int,
-            env: dict[str, str]) -> dict:
-    done = subprocess.run(
-        [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, env={**os.environ, **env}, check=True,
-    )
-    if done.stderr.strip():  # a Lua error: wrk would go on sending plain GETs
-        raise RuntimeError(f"wrk: {done.stderr.strip()}")
-    out = done.stdout
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: (.*)", out)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),
-        "p50_ms": _ms(latency["50"]),
-        "p99_ms": _ms(latency["99"]),
-        "non_2xx": int(errors[1]) if errors else 0,
-        "socket_errors": socket_errors[1] if socket_errors else "",
-    }
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        return []
-
-
-class Stack:
-    """The processes under test and their private database and key prefix."""
-
-    def __init__(self, workers: int) -> None:
-        run = secrets.token_hex(4)
-        self.db = f"analytics_bench_{run}"
-        self.env = {
-            **os.environ,
-            "ANALYTICS_ENV": "production",
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{self.db}",
-            "ANALYTICS_KEY_PREFIX": f"bench:{run}:",
-            "RATE_LIMIT_PER_MINUTE": "1000000000",
-            "STREAM_MAX_EVENTS": "100000000",
-            "TRUSTED_PROXY_HOPS": "1",
-            "WEB_CONCURRENCY": str(workers),
-            "FLUSH_INTERVAL_SECONDS": "5",
-        }
-        self.workers = workers
-        self.processes: dict[str, subprocess.Popen] = {}
-        self.ports: dict[str, int] = {}
-
-    def analytics(self, *args: str) -> dict:
-        out = subprocess.run([str(BIN / "analytics"), *args, "--json"], env=self.env, cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout
-        return json.loads(out)
-
-    def start(self, name: str, argv: list[str], port: int | None = None) -> None:
-        env = dict(self.env)
-        if port:
-            env["PORT"] = str(port)
-            self.ports[name] = port
-        self.processes[name] = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                                stderr=subprocess.DEVNULL)
-        if port:
-            wait_for_port(port, timeout=30)
-
-    async def setup(self, tenants: int) -> None:
-        self.analytics("migrate")
-        conn = await asyncpg.connect(self.env["DATABASE_URL"])
-        await conn.execute(
-            "INSERT INTO tenants (name) SELECT 'bench ' || g FROM generate_series(1, $1) g", tenants)
-        self.first_tenant = await conn.fetchval("SELECT min(id) FROM tenants")
-        await conn.close()
-        self.token = self.analytics("token", "create", "--tenant", str(self.first_tenant))["token"]
-        self.start("web", [str(BIN / "analytics"), "serve"], free_port())
-        bare = free_port()
-        self.start("bare", [sys.executable, "-m", "uvicorn", "bench.bare:app", "--host", "127.0.0.1",
-                            "--workers", str(self.workers), "--loop", "uvloop", "--http", "httptools",
-                            "--no-access-log", "--port", str(bare)], bare)
-        self.start("scheduler", [str(BIN / "analytics"), "scheduler"])
-        time.sleep(2)  # let every worker finish its startup
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.ports[name]}"
-
-    def memory(self) -> dict:
-        report = {}
-        for name, process in self.processes.items():
-            pids = [process.pid, *children(process.pid)]
-            report[name] = {"processes": len(pids), "rss_mb": round(sum(rss_mb(p) for p in pids), 1),
-                            "per_process_mb": [round(rss_mb(p), 1) for p in pids]}
-        return report
-
-    async def teardown(self) -> None:
-        for process in self.processes.values():
-            process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        from redis.asyncio import Redis
-
-        redis = Redis.from_url(self.env.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-        batch = [key async for key in redis.scan_iter(match=self.env["ANALYTICS_KEY_PREFIX"] + "*", count=5000)]
-        for i in range(0, len(batch), 1000):
-            await redis.unlink(*batch[i:i + 1000])
-        await redis.aclose()
-        conn = await asyncpg.connect(ADMIN)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
-        await conn.close()
+from bench.stack import RESULTS, Stack, children, ensure_wrk, rss_mb, run_wrk  # noqa: E402
 
 
 async def idle_socket_memory(stack: Stack, count: int) -> dict:

@@ -11,8 +11,12 @@ from redis.asyncio.retry import Retry  # the sync Retry never retries an async c
 from redis.backoff import NoBackoff
 
 # The web process must answer 503 within a second when Redis is gone, so nothing waits long
-# and nothing is retried: retrying a script whose reply was lost could apply it twice.
+# and nothing is retried: retrying a script whose reply was lost could apply it twice. A dead
+# or unreachable Redis shows at connect time (0.4 s); a reply may take longer (0.8 s, inside
+# /track's 0.9 s deadline), since a script that timed out may still have run: a 503 then
+# cannot say "not counted", so it should be rare, not the price of a busy machine.
 WEB_REDIS_TIMEOUT = 0.4
+WEB_REDIS_READ_TIMEOUT = 0.8
 
 
 REDIS_CONNECTIONS = 64
@@ -44,16 +48,18 @@ def is_cluster(url: str) -> bool:
     return url.startswith(CLUSTER_SCHEME)
 
 
-def make_redis(url: str, timeout: float = WEB_REDIS_TIMEOUT,
+def make_redis(url: str, timeout: float = WEB_REDIS_TIMEOUT, read_timeout: float | None = None,
                max_connections: int = REDIS_CONNECTIONS, retries: int = 0) -> Redis | RedisCluster:
     """A client for REDIS_URL; `redis+cluster://host:port` names a Redis Cluster node.
 
-    `retries` only for clients whose every command is safe to repeat (reads).
+    `timeout` bounds connecting and waiting for a pooled connection, `read_timeout` (default
+    `timeout`) a reply. `retries` only for clients whose every command is safe to repeat.
     """
+    read_timeout = timeout if read_timeout is None else read_timeout
     if is_cluster(url):
         return RedisCluster.from_url(
             "redis://" + url.removeprefix(CLUSTER_SCHEME),
-            socket_timeout=timeout,
+            socket_timeout=read_timeout,
             socket_connect_timeout=timeout,
             # The cluster client's pools do not wait for a free connection: size them for
             # the concurrency a process may reach.
@@ -68,7 +74,7 @@ def make_redis(url: str, timeout: float = WEB_REDIS_TIMEOUT,
         connection_class=PackedConnection,
         max_connections=max_connections,
         timeout=timeout,
-        socket_timeout=timeout,
+        socket_timeout=read_timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), retries),
         health_check_interval=30,

@@ -12,7 +12,7 @@ from quart_schema import QuartSchema
 
 from app import analytics, csrf, errors, health, live, login, pages, track
 from app.accounts import SESSION_LIFETIME
-from app.clients import make_pool, make_redis
+from app.clients import WEB_REDIS_READ_TIMEOUT, make_pool, make_redis
 from app.fastpath import TrackFastPath
 from app.openapi import OpenAPI
 from app.config import Settings
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None) -> Quart:
 
 async def start_services(settings: Settings) -> Services:
     keys = Keys(settings.key_prefix)
-    redis = make_redis(settings.redis_url)
+    redis = make_redis(settings.redis_url, read_timeout=WEB_REDIS_READ_TIMEOUT)
     pool = await make_pool(settings.database_url, reset_sessions=False)
     scripts = Scripts.load(redis)
     ingestor = make_ingestor(settings, redis, keys, scripts)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pydantic import TypeAdapter
 from quart import Blueprint, Response, request
 from quart_schema import document_request, document_response
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, TimeoutError as RedisTimeoutError
 
 from app.errors import APIError, document_errors
 from app.openapi import Described
@@ -128,7 +128,12 @@ async def accept_event(svc: Services, delivery: Delivery) -> None:
     try:
         async with asyncio.timeout(REDIS_DEADLINE):
             result = await svc.ingestor.ingest(event, metadata, sender, timezone, svc.clock())
-    except (RedisError, OSError, TimeoutError) as error:
+    except (RedisTimeoutError, TimeoutError):
+        # The script may have run and only its reply be late: the event may be counted.
+        log.warning("event buffer did not answer in time")
+        raise APIError(503, "the event buffer did not answer in time; "
+                            "the event may have been recorded") from None
+    except (RedisError, OSError) as error:
         log.warning("event buffer unreachable: %s", type(error).__name__)
         raise APIError(503, "the event buffer is unreachable, try again shortly") from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 
 import pytest
@@ -64,6 +65,38 @@ async def test_first_event_after_a_restart_is_accepted(database, tenant, own_red
         await asyncio.sleep(0.2)  # the loop sees the old connection close, as it would in life
         response = await track(client, tenant.id)
         assert response.status_code == 200, await response.get_data()
+
+
+async def test_a_redis_that_stops_answering_is_a_503_that_may_have_counted(database, pool, own_redis):
+    """A frozen Redis (SIGSTOP: connections still open, no replies) is a 503 within a second;
+    its message does not claim the event was lost, because the script may run once Redis
+    resumes, and it does: the 503 event is counted once, and none is counted twice."""
+    import os
+    import signal
+
+    from app.tenants import create_tenant
+
+    tenant = await create_tenant(pool, "Frozen", "UTC")
+    settings = make_settings(redis_url=own_redis.url)
+    app = create_app(settings)
+    async with app.test_app():
+        client = app.test_client()
+        assert (await track(client, tenant.id)).status_code == 200
+        os.kill(own_redis.process.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            response = await track(client, tenant.id)
+            assert response.status_code == 503
+            assert time.monotonic() - started < 1.0
+            assert "may have been recorded" in (await response.get_json())["error"]
+        finally:
+            os.kill(own_redis.process.pid, signal.SIGCONT)
+        svc = app.extensions["analytics"]
+        day = dt.datetime.now(dt.UTC).date()
+        async with asyncio.timeout(5):
+            while int(await svc.redis.hget(svc.keys.totals(tenant.id, day), "events") or 0) < 2:
+                await asyncio.sleep(0.05)
+        assert int(await svc.redis.hget(svc.keys.totals(tenant.id, day), "events")) == 2
 
 
 async def test_a_full_buffer_refuses_events_and_says_so(database, pool, own_redis):

@@ -3,9 +3,9 @@ Redis node.
 
 After encode/broadcaster: a listener reads the pub/sub connection and only marks the
 tenant dirty (and keeps its last few events); a publisher task computes ONE snapshot per dirty
-tenant and offers it to each of the tenant's local subscriptions, at once when the tenant had
-none for `tick` seconds and otherwise when that much time has passed, so a lone event shows
-in milliseconds and a burst becomes at most 1/`tick` updates a second. A subscription is a
+tenant and offers it to each of the tenant's local subscriptions. A token bucket per tenant
+(`burst` snapshots at once, refilled at one per `tick`) paces them: a lone event, or two close
+together, show in milliseconds, and a sustained burst becomes 1/`tick` updates a second. A subscription is a
 mailbox holding the newest state and a bounded list of events, so a socket costs the same
 memory whether its client reads fast, slowly or never, and no socket ever waits for another.
 Every `refresh` seconds all watched tenants are recomputed, so `active_visitors` falls when
@@ -135,14 +135,27 @@ class _Topic:
     channel: bytes
     subscriptions: set[Subscription] = field(default_factory=set)
     events: deque[dict] = field(default_factory=deque)
-    sent_at: float = float("-inf")  # loop time of the last snapshot computed for it
+    # A token bucket of snapshots: `burst` at once, then one per `tick` (loop time).
+    _tokens: float = 0.0
+    _counted_at: float = float("-inf")
+
+    def tokens(self, now: float, tick: float, burst: int) -> float:
+        return min(burst, self._tokens + (now - self._counted_at) / tick)
+
+    def ready_at(self, now: float, tick: float, burst: int) -> float:
+        """When the tenant may have its next snapshot."""
+        return now + max(0.0, 1 - self.tokens(now, tick, burst)) * tick
+
+    def take(self, now: float, tick: float, burst: int) -> None:
+        self._tokens = self.tokens(now, tick, burst) - 1
+        self._counted_at = now
 
 
 class Broadcaster:
     """Per-process live fan-out; `start()` it once, `stop()` it on shutdown."""
 
     def __init__(self, redis: Redis | RedisCluster, keys: Keys, clock: Callable[[], float], *,
-                 tick: float = 0.25, refresh: float = 10.0, max_events: int = 10,
+                 tick: float = 0.25, burst: int = 2, refresh: float = 10.0, max_events: int = 10,
                  ping_interval: float = 5.0, ping_timeout: float = 3.0,
                  reconnect_delays: tuple[float, float] = (0.25, 5.0)) -> None:
         self.redis = redis
@@ -150,6 +163,7 @@ class Broadcaster:
         self.keys = keys
         self.clock = clock
         self.tick = tick
+        self.burst = burst
         self.refresh = refresh
         self.max_events = max_events
         self.ping_interval = ping_interval
@@ -430,9 +444,9 @@ class Broadcaster:
     # -- the ticker ---------------------------------------------------------------------
 
     async def _ticker(self) -> None:
-        """Publishes dirty tenants: at once when a tenant was last published over `tick` ago
-        (a lone event shows in milliseconds), else when that much time has passed (a burst
-        becomes one update per `tick`)."""
+        """Publishes dirty tenants: at once while the tenant has snapshots left in its bucket
+        (`burst` of them, so a lone event, or two close together, show in milliseconds), else
+        as soon as the bucket refills (a sustained burst becomes one update per `tick`)."""
         loop = asyncio.get_running_loop()
         refreshed = loop.time()
         while True:
@@ -441,7 +455,8 @@ class Broadcaster:
                 refreshed = now
                 self._dirty.update(self._topics)
             self._dirty.intersection_update(self._topics)
-            due = [t for t in self._dirty if self._topics[t].sent_at + self.tick <= now]
+            ready = {t: self._topics[t].ready_at(now, self.tick, self.burst) for t in self._dirty}
+            due = [t for t, at in ready.items() if at <= now]
             if due:
                 try:
                     await self.publish(due)
@@ -452,8 +467,7 @@ class Broadcaster:
                 except Exception:
                     log.exception("live ticker")
                 continue
-            deadline = min([refreshed + self.refresh,
-                            *(self._topics[t].sent_at + self.tick for t in self._dirty)])
+            deadline = min([refreshed + self.refresh, *ready.values()])
             # No await since `due` was computed, so no message can slip between it and this.
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -466,8 +480,8 @@ class Broadcaster:
         self._dirty.difference_update(tenants)
         for tenant_id in tenants:
             topic = self._topics[tenant_id]
-            # Set before the round trip: a failing Redis is retried at most once a tick.
-            topic.sent_at = loop.time()
+            # Taken before the round trip: a failing Redis is retried at most once a tick.
+            topic.take(loop.time(), self.tick, self.burst)
             if topic.events:
                 events = list(topic.events)
                 topic.events.clear()

@@ -105,6 +105,26 @@ async def test_a_lone_event_is_not_held_back_by_the_tick(client, tenant, bearer,
     assert statistics.median(delays) < hub.tick / 4, delays
 
 
+async def test_a_second_event_close_behind_the_first_is_not_held_back(client, tenant, bearer, hub):
+    """The bucket holds two snapshots: an event right after another still shows at once."""
+    import statistics
+
+    loop = asyncio.get_running_loop()
+    delays = []
+    async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer) as ws:
+        await receive(ws)
+        for _ in range(5):
+            await asyncio.sleep(hub.tick * hub.burst * 1.2)  # the bucket is full again
+            await track(client, tenant.id)
+            await next_update(ws)
+            sent = loop.time()  # the first snapshot went out just now
+            await track(client, tenant.id)
+            await next_update(ws)
+            delays.append(loop.time() - sent)
+    # A minimum interval of one tick between snapshots would hold each second one ~a tick.
+    assert statistics.median(delays) < hub.tick / 4, delays
+
+
 async def test_a_late_socket_starts_from_the_totals(client, tenant, bearer):
     for n in range(3):
         assert (await track(client, tenant.id, "pageview", headers=visitor(n))).status_code == 200

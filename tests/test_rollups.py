@@ -237,6 +237,25 @@ async def test_two_flushers_at_once_do_not_double_count(app, client, pool, clock
     assert await pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", tenant.id) == sent
 
 
+async def test_a_batch_claimed_in_several_calls_counts_each_day_once(app, client, pool, clock):
+    """250 tenant-days in one shard take three claim calls (SCRIPT_CHUNK each); three
+    flushers at once, two without locks, still count every day exactly once."""
+    from rollups.flush import SCRIPT_CHUNK
+
+    tenant = await create_tenant(pool, "Many days", "UTC")
+    days = 250
+    assert days > 2 * SCRIPT_CHUNK
+    for day in range(days):
+        clock.now = at("UTC", 2025, 6, 1, 12) + day * 86_400
+        assert (await track(client, tenant.id, "pageview", headers=visitor(day))).status_code == 200
+    await asyncio.gather(flush(app, Locking.NONE), flush(app, Locking.NONE), flush(app, Locking.TRY))
+    await flush(app)
+    row = await pool.fetchrow(
+        "SELECT count(*) AS days, sum(events) AS events, max(events) AS most "
+        "FROM daily_rollups WHERE tenant_id = $1", tenant.id)
+    assert (row["days"], row["events"], row["most"]) == (days, days, 1)
+
+
 async def test_postgres_down_during_flush_loses_nothing(app, client, pool, clock, settings):
     from app.clients import make_pool
     from rollups.drain import drain_all

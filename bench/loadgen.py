@@ -89,6 +89,7 @@ class Generator:
         self.duration = args.duration
         self.args = args
         self.hot = [int(t) for t in args.hot_tenants.split(",") if t] if args.hot_tenants else []
+        self.types = tuple(args.types.split(",")) if args.types else TYPES
         self.queue: collections.deque[float] = collections.deque()
         self.wakeup = asyncio.Event()
         self.stopping = False
@@ -123,7 +124,7 @@ class Generator:
             tenant = random.choice(self.hot)
         else:
             tenant = self.args.first_tenant + random.randrange(self.args.tenants)
-        kind = random.choice(TYPES)
+        kind = random.choice(self.types)
         visitor = random.randrange(1, self.args.visitors + 1)
         seconds = 0
         if kind == "time_on_page":
@@ -349,6 +350,7 @@ def main() -> None:
     parser.add_argument("--hot-tenants", default="", help="comma-separated tenant ids")
     parser.add_argument("--hot-share", type=float, default=0.1)
     parser.add_argument("--report-every", type=float, default=10.0)
+    parser.add_argument("--types", default="", help="comma-separated event types (default: a mix of all)")
     args = parser.parse_args()
     try:
         import uvloop

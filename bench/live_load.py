@@ -1,0 +1,164 @@
+"""Live delay under load: dashboards on many tenants while `/track` runs at half its peak.
+
+Runs inside `make bench`'s Stack (the real `web` with its production workers and 10,000
+tenants). bench/loadgen.py sends background events over every tenant at a constant rate (no
+`qr_scan`); meanwhile SOCKETS dashboards watch the first TENANTS tenants (so
+they get their share of the background too). Probes are `qr_scan` events on a random watched
+tenant, one at a time after a random pause of 0 to 250 ms (one throttle period): the clock
+starts when the probe's `/track` response is read and stops, for each of that tenant's
+sockets, when the socket reads an update whose `qr_scans` shows the probe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import orjson
+from websockets.asyncio.client import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from app.tokens import create_token  # noqa: E402
+PAUSE = 0.25
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"  # httpx's own is counted as a bot
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary(seconds: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in seconds]
+    return {"median_ms": round(statistics.median(ms), 1), "p99_ms": round(percentile(ms, 0.99), 1),
+            "max_ms": round(max(ms), 1), "samples": len(ms)}
+
+
+async def measure(stack, background_rps: float, *, sockets: int = 500, tenants: int = 50,
+                  probes: int = 300) -> dict:
+    watched = list(range(stack.first_tenant, stack.first_tenant + tenants))
+    conn = await asyncpg.connect(stack.env["DATABASE_URL"])
+    try:
+        tokens = {t: (await create_token(conn, t))[1] for t in watched}
+    finally:
+        await conn.close()
+    base = stack.url("web")
+    ws_base = base.replace("http://", "ws://")
+    owners = [watched[i % tenants] for i in range(sockets)]
+    clients = []
+    for start in range(0, sockets, 50):
+        clients += await asyncio.gather(*[
+            connect(f"{ws_base}/api/analytics/{t}/live", max_queue=None,
+                    additional_headers={"Authorization": f"Bearer {tokens[t]}"})
+            for t in owners[start:start + 50]])
+    arrivals: dict[tuple[int, int], dict[int, float]] = {}  # (tenant, count) -> socket -> time
+    initial: dict[int, int] = {}  # tenant -> qr_scans before the first probe
+    changed = asyncio.Event()
+
+    async def read(index: int, ws) -> None:
+        tenant = owners[index]
+        async for message in ws:
+            frame = orjson.loads(message)
+            if frame["type"] not in ("snapshot", "update"):
+                continue
+            count = frame["data"]["qr_scans"]
+            if frame["type"] == "snapshot":  # the peak run before may have sent qr_scans
+                initial.setdefault(tenant, count)
+            arrivals.setdefault((tenant, count), {}).setdefault(index, time.perf_counter())
+            changed.set()
+
+    print(f"live under load: {len(clients)} sockets open", file=sys.stderr, flush=True)
+    readers = [asyncio.create_task(read(i, ws)) for i, ws in enumerate(clients)]
+    per_tenant = {t: [i for i, owner in enumerate(owners) if owner == t] for t in watched}
+    probes_sent = {t: 0 for t in watched}
+    background = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--url", base,
+         "--rate", str(background_rps), "--duration", "3600", "--report-every", "3600",
+         "--first-tenant", str(stack.first_tenant), "--tenants", "10000",
+         "--types", "pageview,click_whatsapp,click_call,product_click"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    delays: list[float] = []
+    lost = 0
+    try:
+        await asyncio.sleep(3)  # the background reaches its pace
+        body = {"event_type": "qr_scan"}
+        async with httpx.AsyncClient(base_url=base) as http:
+            for _ in range(probes):
+                await asyncio.sleep(random.uniform(0, PAUSE))
+                tenant = random.choice(watched)
+                probes_sent[tenant] += 1
+                want = initial[tenant] + probes_sent[tenant]
+                response = await http.post("/api/analytics/track", content=orjson.dumps(
+                    {**body, "tenant_id": tenant}), headers={"Content-Type": "application/json",
+                                                         "User-Agent": BROWSER})
+                answered = time.perf_counter()
+                assert response.status_code == 200, response.text
+                deadline = answered + 5
+                while True:
+                    got = arrivals.get((tenant, want), {})
+                    if len(got) == len(per_tenant[tenant]) or time.perf_counter() > deadline:
+                        break
+                    changed.clear()
+                    try:
+                        await asyncio.wait_for(changed.wait(), max(0.0, deadline - time.perf_counter()))
+                    except TimeoutError:
+                        pass
+                lost += len(per_tenant[tenant]) - len(got)
+                if probes_sent[tenant] == 1 or sum(probes_sent.values()) % 50 == 0:
+                    print(f"live under load: {sum(probes_sent.values())} probes", file=sys.stderr,
+                          flush=True)
+                delays += [max(0.0, t - answered) for t in got.values()]
+    finally:
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*(ws.close() for ws in clients), return_exceptions=True)
+        background.send_signal(signal.SIGINT)  # it stops and prints what it did
+        out, _ = background.communicate(timeout=60)
+    final = json.loads(out.strip().splitlines()[-1])
+    return {
+        "sockets": sockets,
+        "tenants": tenants,
+        "probes": probes,
+        "updates_missing_after_5s": lost,
+        "background_target_rps": round(background_rps),
+        "background_achieved_rps": round(final["achieved_rate"]),
+        "background_non_200": final["answered"] - final.get("statuses", {}).get("200", 0),
+        "track_response_to_update": summary(delays),
+    }
+
+
+async def main() -> None:
+    """Standalone: the Stack, the peak `/track` throughput at concurrency 32, then the above."""
+    from bench.stack import Stack, ensure_wrk, run_wrk
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--probes", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    stack = Stack(args.workers)
+    try:
+        await stack.setup(10_000, bare=False)
+        env = {"BENCH_TENANTS": "10000", "BENCH_FIRST_TENANT": str(stack.first_tenant)}
+        peak = run_wrk(wrk, stack.url("web"), ROOT / "bench" / "track.lua", 32, 5, env)["rps"]
+        result = await measure(stack, peak / 2, probes=args.probes)
+        print(json.dumps({"peak_rps": round(peak), **result}, indent=2))
+    finally:
+        await stack.teardown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -47,6 +47,7 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN = 1013
 
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+STOP_TIMEOUT = 3.0  # seconds stop() waits for its tasks; a test app's shutdown allows 6
 
 
 class Unavailable(RuntimeError):
@@ -190,11 +191,17 @@ class Broadcaster:
 
     async def stop(self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down") -> None:
         self.drain(code, reason)
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Cancelled again until done: redis-py can swallow a cancellation that lands inside
+        # a command (redis/redis-py #2028), and the loops would then go on until the next one.
+        tasks = list(self._tasks)
+        deadline = asyncio.get_running_loop().time() + STOP_TIMEOUT
+        while any(not task.done() for task in tasks):
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("live tasks did not stop within %s s", STOP_TIMEOUT)
+                break
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=0.1)
         await self._drop_connection()
 
     def drain(self, code: int, reason: str) -> None:
@@ -302,7 +309,7 @@ class Broadcaster:
 
     async def _listen(self) -> None:
         failures = 0
-        while True:
+        while not self._stopping:
             try:
                 await self._connect()
                 failures = 0
@@ -359,7 +366,7 @@ class Broadcaster:
         """Keeps one reader per connection and fails as soon as any reader does."""
         readers: dict[str, tuple[PubSub, asyncio.Task]] = {}
         try:
-            while True:
+            while not self._stopping:
                 self._links_changed.clear()
                 for name, link in self._links().items():
                     known = readers.get(name)
@@ -402,7 +409,7 @@ class Broadcaster:
         loop = asyncio.get_running_loop()
         last_heard = loop.time()
         ping_sent: float | None = None
-        while self._links().get(name) is link:
+        while not self._stopping and self._links().get(name) is link:
             message = await receive(timeout=min(1.0, self.ping_interval))
             now = loop.time()
             if message is not None:
@@ -449,7 +456,7 @@ class Broadcaster:
         as soon as the bucket refills (a sustained burst becomes one update per `tick`)."""
         loop = asyncio.get_running_loop()
         refreshed = loop.time()
-        while True:
+        while not self._stopping:
             now = loop.time()
             if now - refreshed >= self.refresh:
                 refreshed = now

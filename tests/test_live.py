@@ -342,3 +342,28 @@ async def test_a_quiet_socket_gets_heartbeats(app, client, tenant, bearer):
             assert await receive(ws, timeout=1) == {"type": "ping"}
     finally:
         app.config["LIVE_HEARTBEAT"] = original
+
+
+async def test_stop_ends_even_when_a_task_swallows_its_cancellation(redis, keys):
+    """redis-py can swallow a cancellation that lands inside a command (redis/redis-py#2028):
+    stop() cancels again until its tasks are done, so a shutdown never hangs on one."""
+    import time
+
+    from realtime.broadcast import Broadcaster
+
+    hub = Broadcaster(redis, keys, clock=time.time)
+    await hub.start()
+    swallowed = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            swallowed.set()  # and carries on, as a command that ate the cancellation would
+        await asyncio.sleep(3600)
+
+    hub._spawn(stubborn())
+    await asyncio.sleep(0)
+    async with asyncio.timeout(5):
+        await hub.stop()
+    assert swallowed.is_set()

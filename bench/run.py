@@ -8,7 +8,9 @@ floor), and then measures, interleaving what is compared, median of the rounds:
              plus a concurrency sweep for the plot
     reads    the two GET endpoints at c=16
     flush    time and round trips for 1,000 / 10,000 / 100,000 changed tenant-days
-    live     bench/live_latency.py, when present
+    live     500 sockets on 50 tenants while /track runs at half its peak (bench/live_load.py),
+             and the worst case of 500 sockets on one tenant (bench/live_latency.py)
+    cpu      where the CPU goes during the ingest rounds: web workers, scheduler, Redis, Postgres
     memory   resident memory of each process after the runs, and per idle websocket
 
 Results go to bench/results/latest.json; bench/report.py turns them into
@@ -32,7 +34,40 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.stack import RESULTS, Stack, children, ensure_wrk, rss_mb, run_wrk  # noqa: E402
+from bench.stack import RESULTS, Stack, children, cpu_seconds, ensure_wrk, rss_mb, run_wrk  # noqa: E402
+
+
+def pids_of(name: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found]
+
+
+class CpuMeter:
+    """CPU seconds of each group of processes over the runs it wraps, as % of one core."""
+
+    def __init__(self, stack: Stack, server: str) -> None:
+        self.groups = {
+            "web workers": lambda: children(stack.processes[server].pid),
+            "scheduler": lambda: [stack.processes["scheduler"].pid],
+            # The machine's redis-server and postgres: nothing else should be running.
+            "redis-server": lambda: pids_of("redis-server"),
+            "postgres": lambda: pids_of("postgres"),
+        }
+        self.used = dict.fromkeys(self.groups, 0.0)
+        self.seconds = 0.0
+
+    def run(self, measure):
+        pids = {name: group() for name, group in self.groups.items()}
+        before = {name: sum(cpu_seconds(p) for p in ps) for name, ps in pids.items()}
+        started = time.monotonic()
+        result = measure()
+        self.seconds += time.monotonic() - started
+        for name, ps in pids.items():
+            self.used[name] += sum(cpu_seconds(p) for p in ps) - before[name]
+        return result
+
+    def report(self) -> dict:
+        return {name: round(100 * used / self.seconds) for name, used in self.used.items()}
 
 
 async def idle_socket_memory(stack: Stack, count: int) -> dict:
@@ -84,11 +119,19 @@ async def main() -> None:
         script = ROOT / "bench" / "track.lua"
         # Ingest vs the floor, interleaved rounds at c=32.
         track_runs, bare_runs = [], []
+        meters = {"track": CpuMeter(stack, "web"), "bare": CpuMeter(stack, "bare")}
         for _ in range(args.rounds):
-            bare_runs.append(run_wrk(wrk, stack.url("bare"), script, 32, args.duration, track_env))
-            track_runs.append(run_wrk(wrk, stack.url("web"), script, 32, args.duration, track_env))
+            bare_runs.append(meters["bare"].run(
+                lambda: run_wrk(wrk, stack.url("bare"), script, 32, args.duration, track_env)))
+            track_runs.append(meters["track"].run(
+                lambda: run_wrk(wrk, stack.url("web"), script, 32, args.duration, track_env)))
         ingest = {"track": median_of(track_runs), "bare": median_of(bare_runs)}
         ingest["ratio_rps"] = round(ingest["track"]["rps"] / ingest["bare"]["rps"], 3)
+        # % of one core per group, and CPU microseconds per request, over the same rounds.
+        ingest["cpu_percent_of_a_core"] = {name: meter.report() for name, meter in meters.items()}
+        ingest["cpu_us_per_request"] = {
+            name: {group: round(10_000 * pct / ingest[name]["rps"]) for group, pct in meter.report().items()}
+            for name, meter in meters.items()}
         results["ingest_c32"] = ingest
         print(json.dumps({"ingest_c32": ingest}), flush=True)
 

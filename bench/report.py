@@ -98,7 +98,7 @@ def render(results: dict) -> str:
         "  target's setting spreads the sockets over 50 tenants while `bench/loadgen.py` sends",
         "  half the peak `/track` rate over all 10,000 tenants.",
         "- GET p99 and live p99 sit at the edge of their targets on these two shared cores and",
-        "  cross it in some runs (one run before this page's: GET p99 19.7 ms, live p99 46 ms).",
+        "  cross it in some runs, as the 20-30% drift between runs would suggest.",
         "  Their medians are a few milliseconds; the tails are queueing behind the load",
         "  generator, Redis, Postgres and the scheduler, whose flush every 5 s competes for the",
         "  same cores (with the scheduler stopped, the live p99 under the same load was 23 ms).",

@@ -130,10 +130,11 @@ def render(results: dict) -> str:
               ["tenant-days", "events", "drain s", "flush s", "flush Redis round trips",
                "flush Postgres queries"]),
         "",
-        "Redis round trips grow by about three per 100 tenant-days: each script call (claim, "
-        "sketch merge, reseed) takes at most 100, so none holds Redis for more than a "
-        "millisecond or two while `/track` waits; Postgres queries grow with batches of 5,000 "
-        "tenant-days per shard (16 shards). The time grows linearly with the work per row.",
+        "Redis round trips grow by about two per 100 tenant-days: each sketch-merge and reseed "
+        "call takes at most 100, so none holds Redis long while `/track` waits (the claim stays "
+        "one call per batch of up to 5,000: a batch others can see must be complete); Postgres "
+        "queries grow with batches of 5,000 tenant-days per shard (16 shards). The time grows "
+        "linearly with the work per row.",
         "",
         "## Reads (`GET /api/analytics/{id}` and `/today`, alternately, c=16)",
         "",

@@ -34,8 +34,9 @@ from rollups.locks import Locking, shard_lock
 from realtime.events import COUNTERS
 
 BATCH_SIZE = 5000
-# Tenant-days per script call: bounds how long one call holds Redis (about a millisecond on
-# an idle machine; 250 held it up to 18 ms on a loaded one, and /track and live waited).
+# Tenant-days per sketch-merge and reseed call: bounds how long one call holds Redis (250
+# held it up to 15 ms on a loaded machine, and /track and live waited). The claim stays one
+# call per batch: a batch id others can see must name a complete batch (see flush_claim.lua).
 SCRIPT_CHUNK = 100
 LOCK_CLASS = 0x666C  # advisory lock class of flushes (see rollups.locks)
 
@@ -80,23 +81,12 @@ async def claim(redis: Redis, keys: k.Keys, fs: Scripts, shard: int,
                 batch_size: int = BATCH_SIZE) -> str | None:
     """Moves up to `batch_size` dirty tenant-days into a batch; returns the batch id."""
     members = [m.decode() for m in await redis.srandmember(keys.dirty(shard), batch_size)]
-    batch_id = f"{shard}:{uuid.uuid4().hex}"
-    claimed = None
-    # At least one call, even with nothing dirty: it answers an unfinished earlier batch.
-    for chunk in _chunks(members) or [[]]:
-        reply = await fs.flush_claim(
-            keys=[keys.dirty(shard), keys.flush_batch(shard), keys.flush_id(shard),
-                  *(keys.pending_counters(*k.parse_dirty_member(m)) for m in chunk)],
-            args=[batch_id, "more" if claimed else "new", *chunk],
-        )
-        if reply is None:
-            if claimed:
-                return None  # another flusher finished our batch; the rest waits for the next
-            continue
-        if reply.decode() != batch_id:
-            return reply.decode()  # an earlier flush's batch (or another's): finish it first
-        claimed = batch_id
-    return claimed
+    counter_keys = [keys.pending_counters(*k.parse_dirty_member(m)) for m in members]
+    batch_id = await fs.flush_claim(
+        keys=[keys.dirty(shard), keys.flush_batch(shard), keys.flush_id(shard), *counter_keys],
+        args=[f"{shard}:{uuid.uuid4().hex}", *members],
+    )
+    return batch_id.decode() if batch_id else None
 
 
 async def read_batch(redis: Redis, keys: k.Keys, shard: int) -> list[TenantDay]:

@@ -237,9 +237,10 @@ async def test_two_flushers_at_once_do_not_double_count(app, client, pool, clock
     assert await pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", tenant.id) == sent
 
 
-async def test_a_batch_claimed_in_several_calls_counts_each_day_once(app, client, pool, clock):
-    """250 tenant-days in one shard take three claim calls (SCRIPT_CHUNK each); three
-    flushers at once, two without locks, still count every day exactly once."""
+async def test_a_batch_merged_in_several_calls_counts_each_day_once(app, client, pool, clock):
+    """250 tenant-days in one shard take three sketch-merge calls (SCRIPT_CHUNK each); three
+    flushers at once, two without locks, still count every day exactly once. (A claim split
+    into several calls failed this: another flusher applied the batch while it grew.)"""
     from rollups.flush import SCRIPT_CHUNK
 
     tenant = await create_tenant(pool, "Many days", "UTC")

@@ -16,7 +16,6 @@ import asyncio
 import json
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -32,19 +31,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from app.tokens import create_token  # noqa: E402
+from bench.live_latency import summary as latency_summary  # noqa: E402
 PAUSE = 0.25
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"  # httpx's own is counted as a bot
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def summary(seconds: list[float]) -> dict[str, float]:
-    ms = [s * 1000 for s in seconds]
-    return {"median_ms": round(statistics.median(ms), 1), "p99_ms": round(percentile(ms, 0.99), 1),
-            "max_ms": round(max(ms), 1), "samples": len(ms)}
+    return {**latency_summary(seconds), "samples": len(seconds)}
 
 
 async def measure(stack, background_rps: float, *, sockets: int = 500, tenants: int = 50,

@@ -1,6 +1,13 @@
-"""Connections to Redis and Postgres, made the same way by the web app, scheduler and CLI."""
+"""Connections to Redis and Postgres, and the one bundle of them (`Clients`) that the web app,
+the scheduler, the command line and the demo each open and close; `STORE_ERRORS` is what a
+failing store raises through them."""
 
 from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 
 import asyncpg
 import hiredis
@@ -9,15 +16,15 @@ from redis.asyncio.cluster import RedisCluster
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.asyncio.retry import Retry  # the sync Retry never retries an async call
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
-# The web process must answer 503 within a second when Redis is gone, so nothing waits long
-# and nothing is retried: retrying a script whose reply was lost could apply it twice. A dead
-# or unreachable Redis shows at connect time (0.4 s); a reply may take longer (0.8 s, inside
-# /track's 0.9 s deadline), since a script that timed out may still have run: a 503 then
-# cannot say "not counted", so it should be rare, not the price of a busy machine.
-WEB_REDIS_TIMEOUT = 0.4
-WEB_REDIS_READ_TIMEOUT = 0.8
+from app.settings import Settings
+from realtime.keys import Keys
+from realtime.scripts import Scripts
 
+# What a store that is down, slow or refusing raises through these clients. Every caller
+# that turns a store failure into an answer (a 503, a CLI message, a log line) catches these.
+STORE_ERRORS = (OSError, TimeoutError, RedisError, asyncpg.PostgresError)
 
 REDIS_CONNECTIONS = 64
 CLUSTER_SCHEME = "redis+cluster://"
@@ -48,7 +55,7 @@ def is_cluster(url: str) -> bool:
     return url.startswith(CLUSTER_SCHEME)
 
 
-def make_redis(url: str, timeout: float = WEB_REDIS_TIMEOUT, read_timeout: float | None = None,
+def make_redis(url: str, timeout: float, read_timeout: float | None = None,
                max_connections: int = REDIS_CONNECTIONS, retries: int = 0) -> Redis | RedisCluster:
     """A client for REDIS_URL; `redis+cluster://host:port` names a Redis Cluster node.
 
@@ -96,3 +103,43 @@ async def make_pool(dsn: str, max_size: int = 10, reset_sessions: bool = True) -
     """
     return await asyncpg.create_pool(dsn, min_size=0, max_size=max_size, command_timeout=30,
                                      reset=None if reset_sessions else _keep_session)
+
+
+@dataclass(kw_only=True)
+class Clients:
+    """A process's connections, and what it needs to address Redis: keys and scripts."""
+
+    settings: Settings
+    keys: Keys
+    redis: Redis | RedisCluster
+    pool: asyncpg.Pool
+    scripts: Scripts
+    clock: Callable[[], float] = field(default=time.time)
+
+    @classmethod
+    async def open(cls, settings: Settings, *, web: bool = False) -> Clients:
+        """The web's clients answer or fail within a second; the scheduler's and the CLI's
+        (`web=False`) may wait."""
+        if web:
+            redis = make_redis(settings.redis_url, timeout=settings.redis_connect_timeout,
+                               read_timeout=settings.redis_reply_timeout)
+            pool = await make_pool(settings.database_url, reset_sessions=False)
+        else:
+            redis = make_redis(settings.redis_url, timeout=settings.jobs_redis_timeout)
+            pool = await make_pool(settings.database_url, max_size=4)
+        return cls(settings=settings, keys=Keys(settings.key_prefix), redis=redis, pool=pool,
+                   scripts=Scripts.load(redis))
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.pool.close()
+
+
+@contextlib.asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[Clients]:
+    """The scheduler's, the CLI's and the demo's clients for as long as the block runs."""
+    clients = await Clients.open(settings)
+    try:
+        yield clients
+    finally:
+        await clients.close()

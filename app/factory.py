@@ -10,29 +10,18 @@ from quart import Quart, Response
 from quart_auth import QuartAuth
 from quart_schema import QuartSchema
 
-from app import analytics, csrf, errors, health, live, login, pages, track
-from app.accounts import SESSION_LIFETIME
-from app.clients import WEB_REDIS_READ_TIMEOUT, make_pool, make_redis
-from app.fastpath import TrackFastPath
-from app.openapi import OpenAPI
-from app.config import Settings
-from app.services import Services, make_ingestor
-from app.tenants import TenantDirectory
-from app.throttle import LoginThrottle
-from realtime.bots import warm_up
-from realtime.events import MAX_BODY_BYTES
-from realtime.keys import Keys
-from realtime.privacy import derive_key
-from realtime.scripts import Scripts
+from app.accounts.sessions import SESSION_LIFETIME
+from app.clients import Clients
+from app.http import csrf, errors
+from app.http.fastpath import TrackFastPath
+from app.http.headers import SECURITY_HEADERS
+from app.http.openapi import OpenAPI
+from app.routes import events, health, live, login, pages, summary, track
+from app.services import Services
+from app.settings import Settings
+from realtime.validation import MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
-
-BACKGROUND_INTERVAL = 60
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
-    "X-Frame-Options": "DENY",
-}
 
 
 def create_app(settings: Settings | None = None) -> Quart:
@@ -63,12 +52,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     QuartAuth(app)
     errors.register(app)
     csrf.init_app(app, exempt_blueprints=[track.blueprint.name])
-    app.register_blueprint(health.blueprint)
-    app.register_blueprint(track.blueprint)
-    app.register_blueprint(analytics.blueprint)
-    app.register_blueprint(login.blueprint)
-    app.register_blueprint(pages.blueprint)
-    app.register_blueprint(live.blueprint)
+    for route_group in (health, track, summary, events, login, pages, live):
+        app.register_blueprint(route_group.blueprint)
 
     app.asgi_app = TrackFastPath(app, app.asgi_app, SECURITY_HEADERS)
 
@@ -80,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     @app.while_serving
     async def lifespan():
-        svc = await start_services(settings)
+        svc = await Services.start(await Clients.open(settings, web=True))
         app.extensions["analytics"] = svc
         refresher = asyncio.create_task(background(svc))
         try:
@@ -94,22 +79,9 @@ def create_app(settings: Settings | None = None) -> Quart:
                 await asyncio.wait([refresher], timeout=0.1)
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
-            await svc.redis.aclose()
-            await svc.pool.close()
+            await svc.close()
 
     return app
-
-
-async def start_services(settings: Settings) -> Services:
-    keys = Keys(settings.key_prefix)
-    redis = make_redis(settings.redis_url, read_timeout=WEB_REDIS_READ_TIMEOUT)
-    pool = await make_pool(settings.database_url, reset_sessions=False)
-    scripts = Scripts.load(redis)
-    ingestor = make_ingestor(settings, redis, keys, scripts)
-    warm_up()
-    login_throttle = LoginThrottle(redis, keys, derive_key(settings.secret_key, "login-throttle"))
-    return Services(settings, keys, redis, pool, scripts, TenantDirectory(pool), ingestor.salts,
-                    ingestor, login_throttle)
 
 
 async def background(svc: Services) -> None:
@@ -123,4 +95,4 @@ async def background(svc: Services) -> None:
             await svc.salts.prefetch(svc.clock())
         except Exception as error:
             log.warning("daily salts not prefetched: %s", type(error).__name__)
-        await asyncio.sleep(BACKGROUND_INTERVAL)
+        await asyncio.sleep(svc.settings.directory_refresh)

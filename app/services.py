@@ -1,42 +1,48 @@
-"""What a running web process holds: settings, clients and the domain objects built on them."""
+"""What a running web process holds: its clients and the domain objects built on them."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
-import asyncpg
 from quart import current_app
-from redis.asyncio import Redis
 
-from app.config import Settings
-from app.tenants import TenantDirectory
-from app.throttle import LoginThrottle
+from app.accounts.tenants import TenantDirectory
+from app.accounts.throttle import LoginThrottle
+from app.clients import Clients
+from realtime.bots import warm_up
 from realtime.ingest import Ingestor
-from realtime.keys import Keys
 from realtime.privacy import DailySalts, derive_key
-from realtime.scripts import Scripts
 
 
-@dataclass
-class Services:
-    settings: Settings
-    keys: Keys
-    redis: Redis
-    pool: asyncpg.Pool
-    scripts: Scripts
+@dataclass(kw_only=True)
+class Services(Clients):
     tenants: TenantDirectory
     salts: DailySalts
     ingestor: Ingestor
     login_throttle: LoginThrottle
-    clock: Callable[[], float] = field(default=time.time)
+
+    @classmethod
+    async def start(cls, clients: Clients) -> Services:
+        settings = clients.settings
+        ingestor = make_ingestor(clients)
+        warm_up()
+        return cls(
+            **{f.name: getattr(clients, f.name) for f in dataclasses.fields(Clients)},
+            tenants=TenantDirectory(clients.pool, settings.directory_lookup_timeout),
+            salts=ingestor.salts,
+            ingestor=ingestor,
+            login_throttle=LoginThrottle(clients.redis, clients.keys,
+                                         derive_key(settings.secret_key, "login-throttle")),
+        )
 
 
-def make_ingestor(settings: Settings, redis: Redis, keys: Keys, scripts: Scripts) -> Ingestor:
+def make_ingestor(clients: Clients) -> Ingestor:
+    settings = clients.settings
     return Ingestor(
-        keys, DailySalts(redis, keys), derive_key(settings.secret_key, "visitors"),
-        settings.rate_limit_per_minute, settings.stream_max_events, scripts.track,
+        clients.keys, DailySalts(clients.redis, clients.keys),
+        derive_key(settings.secret_key, "visitors"), settings.rate_limit_per_minute,
+        settings.stream_max_events, clients.scripts.track,
     )
 
 

@@ -24,10 +24,11 @@ import orjson
 from redis.asyncio.connection import AbstractConnection
 
 from app.clients import make_redis
-from app.config import Settings
-from app.migrate import migrate
+from app.settings import Settings
+from app.ops.migrate import migrate
+from app.clients import Clients
 from app.services import make_ingestor
-from realtime.events import parse_event
+from realtime.validation import parse_event
 from realtime.ingest import Sender
 from realtime.keys import Keys
 from realtime.scripts import Scripts
@@ -82,7 +83,8 @@ async def one_round(size: int, events_per_day: int) -> dict:
     try:
         await pool.execute("INSERT INTO tenants (name) SELECT 't' || g FROM generate_series(1, $1) g", size)
         ids = [r["id"] for r in await pool.fetch("SELECT id FROM tenants ORDER BY id")]
-        ingestor = make_ingestor(base, redis, keys, scripts)
+        ingestor = make_ingestor(Clients(settings=base, keys=keys, redis=redis, pool=pool,
+                                         scripts=scripts))
         now = time.time()
         started = time.perf_counter()
         for chunk in range(0, len(ids), 500):

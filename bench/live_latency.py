@@ -36,9 +36,9 @@ from websockets.asyncio.client import connect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.migrate import migrate  # noqa: E402
-from app.tenants import create_tenant  # noqa: E402
-from app.tokens import create_token  # noqa: E402
+from app.ops.migrate import migrate  # noqa: E402
+from app.accounts.tenants import create_tenant  # noqa: E402
+from app.accounts.tokens import create_token  # noqa: E402
 
 TICK = 0.25
 

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.tokens import create_token  # noqa: E402
+from app.accounts.tokens import create_token  # noqa: E402
 from bench.live_latency import summary as latency_summary  # noqa: E402
 PAUSE = 0.25
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"  # httpx's own is counted as a bot

@@ -64,8 +64,8 @@ from bench.stack import (  # noqa: E402
     rss_mb,
     run_wrk,
 )
-from app.tokens import create_token  # noqa: E402
-from realtime.events import COUNTER_OF  # noqa: E402
+from app.accounts.tokens import create_token  # noqa: E402
+from realtime.event_types import COUNTER_OF  # noqa: E402
 from realtime.keys import SHARDS, Keys  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
 

@@ -31,15 +31,15 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-import orjson
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 from redis.asyncio.client import PubSub
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from realtime.keys import Keys
-from realtime.live import Snapshot, snapshot, snapshots
-from realtime.scripts import source
+from realtime import stream
+from realtime.snapshots import Snapshot, snapshot, snapshots
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +155,13 @@ class _Topic:
 class Broadcaster:
     """Per-process live fan-out; `start()` it once, `stop()` it on shutdown."""
 
-    def __init__(self, redis: Redis | RedisCluster, keys: Keys, clock: Callable[[], float], *,
-                 tick: float = 0.25, burst: int = 2, refresh: float = 10.0, max_events: int = 10,
-                 ping_interval: float = 5.0, ping_timeout: float = 3.0,
+    def __init__(self, redis: Redis | RedisCluster, script: AsyncScript, keys: Keys,
+                 clock: Callable[[], float], *, tick: float = 0.25, burst: int = 2,
+                 refresh: float = 10.0, max_events: int = 10, ping_interval: float = 5.0,
+                 ping_timeout: float = 3.0,
                  reconnect_delays: tuple[float, float] = (0.25, 5.0)) -> None:
         self.redis = redis
-        self.script = redis.register_script(source("live_snapshot"))
+        self.script = script  # live_snapshot.lua, registered on `redis`
         self.keys = keys
         self.clock = clock
         self.tick = tick
@@ -433,8 +434,8 @@ class Broadcaster:
         self._dirty.add(tenant_id)
         self._wake.set()
         try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
+            event = stream.feed_item(stream.decode(data))
+        except ValueError:
             return
         topic.events.append(event)
         while len(topic.events) > self.max_events:
@@ -506,11 +507,6 @@ class Broadcaster:
             if topic is not None:
                 for subscription in topic.subscriptions:
                     subscription.offer(state, seq)
-
-    def refresh_now(self) -> None:
-        """Marks every watched tenant for recomputation now."""
-        self._dirty.update(self._topics)
-        self._wake.set()
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 import math
-from decimal import Decimal
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import Enum
 from functools import cached_property
 from zoneinfo import ZoneInfo
@@ -15,8 +13,11 @@ import orjson
 from redis.commands.core import AsyncScript
 
 from realtime import keys as k
-from realtime.events import COUNTER_OF, TrackRequest, seconds_on_page
+from realtime import stream
+from realtime.days import local_day
+from realtime.event_types import BY_NAME
 from realtime.privacy import DailySalts, ip_hash, visitor_hash
+from realtime.validation import TrackRequest, seconds_on_page
 
 MAX_USER_AGENT = 512
 MAX_REFERRER = 1024
@@ -61,25 +62,23 @@ class Ingestor:
     async def ingest(self, event: TrackRequest, metadata: bytes, sender: Sender,
                      timezone: ZoneInfo, now: float) -> Result:
         tenant = event.tenant_id
-        when = dt.datetime.fromtimestamp(now, dt.UTC)
-        day = when.astimezone(timezone).date()
+        kind = BY_NAME[event.event_type]
+        day = local_day(now, timezone)
         minute = int(now // 60)
         now_ms = int(now * 1000)
         salt = await self.salts.for_time(now)
         user_agent = sender.user_agent[:MAX_USER_AGENT]
-        referrer = sender.referrer[:MAX_REFERRER]
         visitor = visitor_hash(self.visitor_key, tenant, sender.address, user_agent)
         time_ms = ""
-        if event.event_type == "time_on_page":
+        if kind.timed:
             # Decimal of the shortest repr: the same milliseconds Postgres computes from the
             # stored JSON, so a rebuild from raw events agrees to the millisecond.
             time_ms = str(math.floor(Decimal(repr(seconds_on_page(event))) * 1000))
         shard = self.keys.shard_of(tenant)
-        meta = orjson.Fragment(metadata)
-        live = orjson.dumps({"event_type": event.event_type, "ts": now_ms, "metadata": meta,
-                             "referrer": referrer})
-        raw = orjson.dumps({"tenant": tenant, "type": event.event_type, "ts": now_ms, "meta": meta,
-                            "ua": user_agent, "ref": referrer, "ip": ip_hash(salt, sender.address)})
+        entry = stream.encode(stream.RawEvent(
+            tenant, event.event_type, now_ms, orjson.Fragment(metadata), user_agent,
+            sender.referrer[:MAX_REFERRER], ip_hash(salt, sender.address),
+        ))
         reply = await self.script(
             keys=[
                 self.keys.rate(tenant),
@@ -91,8 +90,8 @@ class Ingestor:
                 self.keys.dirty(shard),
             ],
             args=[
-                now_ms, self.limits, COUNTER_OF[event.event_type], time_ms, visitor,
-                k.dirty_member(tenant, day), self.keys.channel(tenant), live, raw,
+                now_ms, self.limits, kind.counter, time_ms, visitor,
+                k.dirty_member(tenant, day), self.keys.channel(tenant), entry,
             ],
         )
         if reply[0] == 1:
@@ -100,8 +99,3 @@ class Ingestor:
         if reply[0] == 0:
             return Result(Outcome.RATE_LIMITED, retry_after=max(1, math.ceil(reply[1] / 1000)))
         return Result(Outcome.BUFFER_FULL)
-
-
-async def buffered_events(redis, keys: k.Keys) -> list[int]:
-    """Raw events waiting in each shard's stream for the scheduler to store them."""
-    return list(await asyncio.gather(*(redis.xlen(keys.events(s)) for s in range(k.SHARDS))))

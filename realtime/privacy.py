@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
+from realtime.days import utc_day
 from realtime.keys import Keys
 
 IP_HASH_CHARS = 45
@@ -62,7 +63,7 @@ class DailySalts:
 
     async def for_time(self, now: float) -> bytes:
         """The salt of the UTC day `now` falls in."""
-        return await self._for_day(dt.datetime.fromtimestamp(now, dt.UTC).date(), now)
+        return await self._for_day(utc_day(now), now)
 
     async def _for_day(self, day: dt.date, now: float) -> bytes:
         salt = self._cache.get(day)
@@ -83,6 +84,6 @@ class DailySalts:
 
     async def prefetch(self, now: float) -> None:
         """Fetch today's and tomorrow's salts ahead, so midnight costs no request a round trip."""
-        today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+        today = utc_day(now)
         await self._for_day(today, now)
         await self._for_day(today + dt.timedelta(days=1), now)

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from realtime import keys as k
+from realtime import stream
 from rollups.faults import Fault, no_fault
 from rollups.locks import Locking, shard_lock
 
@@ -65,19 +66,36 @@ async def ensure_partitions(conn: asyncpg.Connection, months: set[dt.date]) -> N
             pass  # another drainer created it at the same moment
 
 
-def to_record(shard: int, entry_id: bytes, fields: dict[bytes, bytes]) -> tuple:
-    """A stream entry (see realtime.ingest) as a row of `events`."""
-    event = orjson.loads(fields[b"e"])
+def to_record(shard: int, stream_id: bytes, fields: dict[bytes, bytes]) -> tuple:
+    """A stream entry (realtime.stream) as a row of `events`; ValueError if it is not one."""
+    try:
+        event = stream.decode(fields[stream.FIELD])
+    except KeyError:
+        raise ValueError("a stream entry without its field") from None
     return (
-        f"{shard}:{entry_id.decode()}",
-        event["tenant"],
-        event["type"],
-        dt.datetime.fromtimestamp(event["ts"] / 1000, dt.UTC),
-        orjson.dumps(event["meta"]).decode(),
-        event["ua"],
-        event["ref"],
-        event["ip"],
+        stream.entry_id(shard, stream_id),
+        event.tenant_id,
+        event.event_type,
+        dt.datetime.fromtimestamp(event.ts / 1000, dt.UTC),
+        orjson.dumps(event.metadata).decode(),
+        event.user_agent,
+        event.referrer,
+        event.ip_hash,
     )
+
+
+def to_records(shard: int, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[tuple]:
+    records = []
+    for stream_id, fields in entries:
+        if not fields:
+            continue  # deleted while pending: only acknowledged
+        try:
+            records.append(to_record(shard, stream_id, fields))
+        except ValueError as error:
+            # Not written by our ingest path, so there is nothing to store; acknowledged
+            # with the batch so it cannot stall the shard.
+            log.error("stream entry %s of shard %d skipped: %s", stream_id, shard, error)
+    return records
 
 
 async def _read(redis: Redis, keys: k.Keys, shard: int, consumer: str, batch_size: int,
@@ -145,8 +163,7 @@ async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, shard: int
                 continue
             if not entries:
                 return moved
-            # An entry deleted while pending comes back without fields: only acknowledge it.
-            records = [to_record(shard, entry_id, fields) for entry_id, fields in entries if fields]
+            records = to_records(shard, entries)
             months = {month_start(r[3].date()) for r in records} - known_months
             if months:
                 await ensure_partitions(conn, months)

@@ -31,7 +31,7 @@ from realtime import keys as k
 from realtime.scripts import Scripts
 from rollups.faults import Fault, no_fault
 from rollups.locks import Locking, shard_lock
-from realtime.events import COUNTERS
+from realtime.event_types import COUNTERS
 
 BATCH_SIZE = 5000
 # Tenant-days per sketch-merge and reseed call: bounds how long one call holds Redis (250

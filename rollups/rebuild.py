@@ -14,21 +14,20 @@ import asyncpg
 from redis.asyncio import Redis
 
 from realtime import keys as k
-from realtime.events import COUNTER_OF, COUNTERS
+from realtime.event_types import COUNTERS, EVENT_TYPES, EVENTS, TIME_MS, TIMED
 from realtime.scripts import Scripts
 from rollups import drain, flush
 from rollups.locks import Locking, shard_lock
 
 _COUNTS = ",\n       ".join(
-    f"count(*) FILTER (WHERE event_type = '{event_type}') AS {column}"
-    for event_type, column in COUNTER_OF.items()
+    f"count(*) FILTER (WHERE event_type = '{t.name}') AS {t.counter}" for t in EVENT_TYPES
 )
 RECOUNT_SQL = f"""
 SELECT (occurred_at AT TIME ZONE $2)::date AS day,
-       count(*) AS events,
+       count(*) AS {EVENTS},
        {_COUNTS},
        coalesce(sum(floor((metadata->>'seconds')::numeric * 1000))
-                FILTER (WHERE event_type = 'time_on_page'), 0)::bigint AS time_on_page_ms
+                FILTER (WHERE event_type = '{TIMED.name}'), 0)::bigint AS {TIME_MS}
 FROM events
 WHERE tenant_id = $1 AND occurred_at >= $3
 GROUP BY 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from quart import Quart, websocket
 
-from app.auth import authorize, require_owner
+from app.http.auth import authorize, require_owner
 
 PROBE = "/api/analytics/<int:tenant_id>/probe"
 PROBE_LIVE = "/api/analytics/<int:tenant_id>/probe/live"

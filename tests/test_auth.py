@@ -19,10 +19,10 @@ from quart.testing import WebsocketResponseError
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from app.accounts import end_session, start_session
+from app.accounts.sessions import end_session, start_session
 from app.factory import create_app
-from app.tenants import create_tenant
-from app.tokens import create_token, list_tokens, revoke_token, verify_token
+from app.accounts.tenants import create_tenant
+from app.accounts.tokens import create_token, list_tokens, revoke_token, verify_token
 from tests.conftest import AUTH_COOKIE, RUN, cookie_from, login
 from tests.probes import add_probes
 from tests.servers import ROOT, env_for, free_port, run_cli
@@ -62,7 +62,7 @@ def bearer_header(token: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 async def world(probe_app, pool):
     """Tenant A (the routes' tenant) and B, their owners and tokens, and every credential."""
-    from app.accounts import add_membership, create_user
+    from app.accounts.users import add_membership, create_user
 
     a = await create_tenant(pool, "Tenant A")
     b = await create_tenant(pool, "Tenant B")
@@ -198,7 +198,7 @@ async def test_websocket_session_from_another_site_is_refused(probe_app, world):
 
 
 async def test_membership_changes_apply_to_live_sessions(probe_app, world, pool):
-    from app.accounts import add_membership
+    from app.accounts.users import add_membership
 
     client = probe_app.test_client(use_cookies=False)
     session = cookie(world["session_a"])

@@ -38,7 +38,7 @@ async def test_migrate_creates_a_fresh_database_concurrently(settings):
             asyncio.to_thread(run_cli, settings, "migrate", "--json", DATABASE_URL=dsn)
             for _ in range(2)
         ])
-        from app.migrate import migrations
+        from app.ops.migrate import migrations
 
         every = [name for _, name, _ in migrations()]
         applied = [ok_json(r)["applied"] for r in results]

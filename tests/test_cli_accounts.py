@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from app.tenants import create_tenant
-from app.tokens import verify_token
+from app.accounts.tenants import create_tenant
+from app.accounts.tokens import verify_token
 from tests.conftest import RUN, login
 from tests.servers import run_cli
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from app.pages import render_qr
+from app.routes.pages import render_qr
 from tests.conftest import login
 from tests.test_pages import INLINE_SCRIPT
 
@@ -19,8 +19,8 @@ async def session(client, owner):
 
 
 async def test_tenant_list_shows_the_owners_tenants_escaped(session, pool, owner, tenant):
-    from app.accounts import add_membership
-    from app.tenants import create_tenant
+    from app.accounts.users import add_membership
+    from app.accounts.tenants import create_tenant
 
     odd = await create_tenant(pool, '<b>Bar & "Grill"</b>')
     await add_membership(pool, owner.id, odd.id)
@@ -53,7 +53,7 @@ async def test_tenant_page_has_snippet_qr_and_the_dashboard_script(session, tena
 
 
 async def test_another_tenants_pages_are_refused(session, pool):
-    from app.tenants import create_tenant
+    from app.accounts.tenants import create_tenant
 
     other = await create_tenant(pool, "Elsewhere")
     for path in [f"/dashboard/{other.id}", f"/dashboard/{other.id}/qr.svg"]:

@@ -8,9 +8,10 @@ import orjson
 import pytest
 from quart.testing import WebsocketResponseError
 
-from app.tokens import create_token
-from realtime.live import Snapshot, snapshot
-from tests.conftest import track, visitor
+from app.accounts.tokens import create_token
+from realtime import stream
+from realtime.snapshots import Snapshot, snapshot
+from tests.conftest import pin_clock, serving_app, track, visitor
 
 ZERO = Snapshot().as_dict()
 
@@ -162,7 +163,7 @@ async def test_event_feed_carries_the_published_event(client, tenant, bearer):
 )
 async def test_refused_before_any_frame(client, pool, tenant, headers, status):
     if headers == "other tenant":
-        from app.tenants import create_tenant
+        from app.accounts.tenants import create_tenant
 
         other = await create_tenant(pool, "Someone else", "UTC")
         headers = auth((await create_token(pool, other.id))[1])
@@ -177,7 +178,7 @@ async def test_refused_before_any_frame(client, pool, tenant, headers, status):
 
 
 async def test_revoked_token_is_refused(client, pool, tenant):
-    from app.tokens import revoke_token
+    from app.accounts.tokens import revoke_token
 
     record, plaintext = await create_token(pool, tenant.id)
     await revoke_token(pool, record.id)
@@ -218,7 +219,7 @@ async def test_live_messages_are_shard_publishes(client, tenant, redis, keys):
                 pass
         assert message["type"] == "smessage"
         assert message["channel"] == channel.encode()
-        assert orjson.loads(message["data"])["event_type"] == "click_whatsapp"
+        assert stream.decode(message["data"]).event_type == "click_whatsapp"
         heard = [await classic.get_message(timeout=0.2) for _ in range(3)]
         assert [m["type"] for m in heard if m is not None] == ["subscribe"]
     finally:
@@ -231,7 +232,7 @@ async def test_one_pubsub_connection_per_node_of_a_watched_tenant(app, client, p
     each once nothing it carries is watched; on a single Redis there is the one connection."""
     from contextlib import AsyncExitStack
 
-    from app.tenants import create_tenant
+    from app.accounts.tenants import create_tenant
 
     tenants = [await create_tenant(pool, f"Shard {n}") for n in range(16)]
     if hasattr(redis, "initialize"):
@@ -291,12 +292,13 @@ async def test_active_visitors_rise_and_fall_in_the_snapshot(app, client, tenant
     assert {at[m].visitors_today for m in range(7)} == {3}
 
 
-async def test_active_visitors_fall_on_the_socket_with_no_event(client, tenant, bearer, clock, hub):
-    start = clock.now - clock.now % 60
-    clock.now = start
-    original = hub.refresh
-    hub.refresh = 0.3  # the periodic refresh, not an event, must bring the fall
-    try:
+async def test_active_visitors_fall_on_the_socket_with_no_event(settings, tenant, bearer):
+    # The periodic refresh, not an event, must bring the fall.
+    async with serving_app(settings, live_refresh=0.3) as app:
+        client = app.test_client()
+        clock = pin_clock(app)
+        start = clock.now - clock.now % 60
+        clock.now = start
         async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer) as ws:
             assert (await receive(ws))["data"]["active_visitors"] == 0
             for n in (1, 2):
@@ -308,40 +310,32 @@ async def test_active_visitors_fall_on_the_socket_with_no_event(client, tenant, 
             assert data["active_visitors"] == 0
             assert data["visitors_today"] == 2
             assert data["pageviews_today"] == 2
-    finally:
-        hub.refresh = original
 
 
-async def test_revoking_the_token_ends_its_open_sockets(app, client, pool, tenant):
+async def test_revoking_the_token_ends_its_open_sockets(settings, pool, tenant):
     from quart.testing.connections import WebsocketDisconnectError
 
-    from app.tokens import revoke_token
+    from app.accounts.tokens import revoke_token
 
     record, plaintext = await create_token(pool, tenant.id)
-    original = app.config["LIVE_REAUTH_INTERVAL"]
-    app.config["LIVE_REAUTH_INTERVAL"] = 0.2
-    try:
+    async with serving_app(settings, live_reauth_interval=0.2) as app:
+        client = app.test_client()
         async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth(plaintext)) as ws:
             assert (await receive(ws))["type"] == "snapshot"
             await asyncio.sleep(0.5)  # rechecked, still valid: the socket stays
             await revoke_token(pool, record.id)
             with pytest.raises(WebsocketDisconnectError) as closed:
                 await receive(ws, timeout=3)
-    finally:
-        app.config["LIVE_REAUTH_INTERVAL"] = original
     assert closed.value.args[0] == 4401
 
 
-async def test_a_quiet_socket_gets_heartbeats(app, client, tenant, bearer):
-    original = app.config["LIVE_HEARTBEAT"]
-    app.config["LIVE_HEARTBEAT"] = 0.2
-    try:
+async def test_a_quiet_socket_gets_heartbeats(settings, tenant, bearer):
+    async with serving_app(settings, live_heartbeat=0.2) as app:
+        client = app.test_client()
         async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=bearer) as ws:
             assert (await receive(ws))["type"] == "snapshot"
             assert await receive(ws, timeout=1) == {"type": "ping"}
             assert await receive(ws, timeout=1) == {"type": "ping"}
-    finally:
-        app.config["LIVE_HEARTBEAT"] = original
 
 
 async def test_stop_ends_even_when_a_task_swallows_its_cancellation(redis, keys):
@@ -351,7 +345,9 @@ async def test_stop_ends_even_when_a_task_swallows_its_cancellation(redis, keys)
 
     from realtime.broadcast import Broadcaster
 
-    hub = Broadcaster(redis, keys, clock=time.time)
+    from realtime.scripts import Scripts
+
+    hub = Broadcaster(redis, Scripts.load(redis).live_snapshot, keys, clock=time.time)
     await hub.start()
     swallowed = asyncio.Event()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import contextlib
 import os
 import secrets
@@ -14,8 +15,8 @@ import orjson
 from websockets.asyncio.client import connect
 
 from app.factory import create_app
-from app.tenants import create_tenant
-from app.tokens import create_token
+from app.accounts.tenants import create_tenant
+from app.accounts.tokens import create_token
 from tests.conftest import track
 from tests.servers import in_process_server
 
@@ -124,8 +125,7 @@ def _stalled_socket(port: int) -> socket.socket:
 async def test_a_client_that_never_reads_is_bounded_and_dropped(settings, database, pool, client):
     tenant = await create_tenant(pool, "Stalled", "UTC")
     _, token = await create_token(pool, tenant.id)
-    served = create_app(settings)
-    served.config["LIVE_SEND_TIMEOUT"] = 1.0
+    served = create_app(dataclasses.replace(settings, live_send_timeout=1.0))
     listener = socket.socket()
     # Accepted sockets inherit this: a small send buffer makes the stall quick to reach.
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -182,7 +182,7 @@ async def test_a_client_that_never_reads_is_bounded_and_dropped(settings, databa
             async with asyncio.timeout(10):
                 while not all(g and g[-1] == events for g in got):
                     await asyncio.sleep(0.05)
-            # The stalled socket was let go once a frame took longer than LIVE_SEND_TIMEOUT.
+            # The stalled socket was let go once a frame took longer than live_send_timeout.
             async with asyncio.timeout(10):
                 while hub.watchers(tenant.id) > 2:
                     await asyncio.sleep(0.05)

@@ -12,7 +12,7 @@ from quart.testing import WebsocketResponseError
 from quart.testing.connections import WebsocketDisconnectError
 
 from app.factory import create_app
-from app.tokens import create_token
+from app.accounts.tokens import create_token
 from tests.conftest import track
 from tests.servers import RedisServer
 
@@ -30,14 +30,14 @@ async def wait_for(condition, timeout: float) -> None:
 
 async def test_redis_outage_closes_sockets_with_1013_and_recovers(settings, database, pool, tenant):
     redis_server = RedisServer().start()
-    app = create_app(dataclasses.replace(settings, redis_url=redis_server.url))
+    app = create_app(dataclasses.replace(settings, redis_url=redis_server.url,
+                                         live_reconnect_delays=(0.1, 0.5)))
     _, token = await create_token(pool, tenant.id)
     path = f"/api/analytics/{tenant.id}/live"
     headers = {"Authorization": f"Bearer {token}"}
     try:
         async with app.test_app():
             hub = app.extensions["live"]
-            hub.reconnect_delays = (0.1, 0.5)
             await wait_for(lambda: hub.connected, 5)
             client = app.test_client()
             async with client.websocket(path, headers=headers) as ws:

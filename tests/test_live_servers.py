@@ -11,7 +11,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from app.tokens import create_token
+from app.accounts.tokens import create_token
 from tests.servers import web_server
 
 
@@ -58,7 +58,7 @@ async def test_the_server_denies_the_upgrade_with_http_status(
         two_servers, pool, tenant, credentials, status):
     server, _ = two_servers
     if credentials == "other":
-        from app.tenants import create_tenant
+        from app.accounts.tenants import create_tenant
 
         other = await create_tenant(pool, "Not yours", "UTC")
         credentials = (await create_token(pool, other.id))[1]

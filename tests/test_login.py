@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from app.accounts import SESSION_LIFETIME, create_user
+from app.accounts.sessions import SESSION_LIFETIME
+from app.accounts.users import create_user
 from app.factory import create_app
-from app.throttle import ACCOUNT_LIMIT, CLIENT_LIMIT
+from app.accounts.throttle import ACCOUNT_LIMIT, CLIENT_LIMIT
 from realtime.keys import LOGIN_WINDOW_SECONDS
 from tests.conftest import (
     AUTH_COOKIE,
@@ -282,7 +283,7 @@ async def test_client_is_throttled_across_accounts(client, owner, clock):
 
 
 def test_a_client_is_an_ipv4_address_or_an_ipv6_slash_64():
-    from app.throttle import client_name
+    from app.accounts.throttle import client_name
 
     assert client_name("2001:db8:1:2::5") == client_name("2001:db8:1:2:ffff::9")
     assert client_name("2001:db8:1:2::5") != client_name("2001:db8:1:3::5")

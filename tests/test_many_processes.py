@@ -15,8 +15,8 @@ import httpx
 import orjson
 from websockets.asyncio.client import connect
 
-from app.tenants import create_tenant
-from app.tokens import create_token
+from app.accounts.tenants import create_tenant
+from app.accounts.tokens import create_token
 from realtime.keys import SHARDS, Keys
 from tests.servers import start_process, web_server
 

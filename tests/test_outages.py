@@ -37,10 +37,10 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from app.migrate import migrate
-from app.tenants import create_tenant
-from app.tokens import create_token
-from realtime.events import COUNTER_OF
+from app.ops.migrate import migrate
+from app.accounts.tenants import create_tenant
+from app.accounts.tokens import create_token
+from realtime.event_types import COUNTER_OF
 from realtime.keys import SHARDS, Keys
 from tests.servers import (PostgresServer, RedisServer, free_port, postgres_binary, run_cli,
                            start_process, wait_ready, web_server)
@@ -645,14 +645,14 @@ async def test_live_sockets_outlive_a_postgres_outage(settings, redis, own_postg
     dsn = own_postgres.url("analytics_live")
     await migrate(dsn)
     cfg = dataclasses.replace(settings, database_url=dsn,
-                              key_prefix=f"{settings.key_prefix}pg-live:")
+                              key_prefix=f"{settings.key_prefix}pg-live:",
+                              live_reauth_interval=0.5)  # several rechecks within the outage
     conn = await asyncpg.connect(dsn)
     try:
         tenant, token = next(iter((await tenants_with_tokens(conn, "Live outage", 1)).items()))
     finally:
         await conn.close()
     app = create_app(cfg)
-    app.config["LIVE_REAUTH_INTERVAL"] = 0.5  # several rechecks within the outage
     async with app.test_app():
         client = app.test_client()
         async with client.websocket(f"/api/analytics/{tenant}/live",

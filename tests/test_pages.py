@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app.tokens import create_token
+from app.accounts.tokens import create_token
 from tests.conftest import track
 
 TRACKER = Path(__file__).parents[1] / "web" / "static" / "t.js"
@@ -125,7 +125,7 @@ async def test_recent_events_newest_first_buffered_or_drained(app, client, tenan
 
 
 async def test_recent_events_need_credentials_for_the_tenant(client, pool, tenant):
-    from app.tenants import create_tenant
+    from app.accounts.tenants import create_tenant
 
     assert (await client.get(f"/api/analytics/{tenant.id}/events")).status_code == 401
     other = await create_tenant(pool, "Elsewhere")
@@ -138,7 +138,7 @@ async def test_recent_events_need_credentials_for_the_tenant(client, pool, tenan
 async def test_snippet_and_qr_url_are_https_in_production(app):
     import dataclasses
 
-    from app.pages import landing_url, snippet
+    from app.routes.pages import landing_url, snippet
 
     svc = app.extensions["analytics"]
     original = svc.settings

@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 import orjson
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from app.tenants import create_tenant
-from realtime.events import COUNTER_OF, MAX_METADATA_BYTES, InvalidEvent, parse_event
+from app.accounts.tenants import create_tenant
+from realtime.event_types import COUNTER_OF
+from realtime.validation import MAX_METADATA_BYTES, InvalidEvent, parse_event
 from realtime.ingest import Outcome, Sender
 from rollups.flush import flush_all
 
@@ -123,5 +124,5 @@ def test_packed_commands_are_byte_for_byte_redis_pys(name, args):
 def test_the_web_client_uses_the_hiredis_packer():
     from app.clients import PackedConnection, make_redis
 
-    client = make_redis("redis://127.0.0.1:6379/0")
+    client = make_redis("redis://127.0.0.1:6379/0", timeout=0.4)
     assert client.connection_pool.connection_class is PackedConnection

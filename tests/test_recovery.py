@@ -74,7 +74,7 @@ async def test_a_redis_that_stops_answering_is_a_503_that_may_have_counted(datab
     import os
     import signal
 
-    from app.tenants import create_tenant
+    from app.accounts.tenants import create_tenant
 
     tenant = await create_tenant(pool, "Frozen", "UTC")
     settings = make_settings(redis_url=own_redis.url)
@@ -100,7 +100,7 @@ async def test_a_redis_that_stops_answering_is_a_503_that_may_have_counted(datab
 
 
 async def test_a_full_buffer_refuses_events_and_says_so(database, pool, own_redis):
-    from app.tenants import create_tenant
+    from app.accounts.tenants import create_tenant
 
     tenant = await create_tenant(pool, "Full", "UTC")
     app = create_app(make_settings(redis_url=own_redis.url, stream_max_events=3))

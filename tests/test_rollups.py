@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from app.tenants import create_tenant
+from app.accounts.tenants import create_tenant
 from rollups.locks import Locking
 from tests.conftest import flush, track, visitor
 
@@ -89,7 +89,7 @@ async def test_empty_tenant_is_all_zeros(client, tenant, bearer, clock):
 
 @pytest.mark.parametrize("zone", ["Asia/Tokyo", "America/Los_Angeles", "Pacific/Kiritimati"])
 async def test_day_boundary_in_tenant_timezone(app, client, pool, zone, clock):
-    from app.tokens import create_token
+    from app.accounts.tokens import create_token
 
     tenant = await create_tenant(pool, f"Boundary {zone}", zone)
     _, token = await create_token(pool, tenant.id)

@@ -6,7 +6,7 @@ import asyncio
 import random
 import signal
 
-from app.tenants import create_tenant
+from app.accounts.tenants import create_tenant
 from tests.conftest import flush, track, visitor
 from tests.servers import start_process
 

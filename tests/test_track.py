@@ -7,7 +7,7 @@ import asyncio
 import orjson
 import pytest
 
-from tests.conftest import track
+from tests.conftest import serving_app, track
 
 BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1"
 
@@ -79,7 +79,7 @@ async def test_unknown_tenant_is_404(client):
 
 
 async def test_new_tenant_is_seen_without_restart(client, pool):
-    from app.tenants import create_tenant
+    from app.accounts.tenants import create_tenant
 
     await asyncio.sleep(1.1)  # let a previous miss' throttle lapse
     fresh = await create_tenant(pool, "Brand new", "Europe/Madrid")
@@ -283,15 +283,13 @@ async def _asgi_post(app, messages):
     return sent[0]["status"], orjson.loads(sent[1]["body"])
 
 
-async def test_a_trickled_body_is_cut_off(app, tenant, monkeypatch):
-    import app.fastpath as fastpath
-
-    monkeypatch.setattr(fastpath, "BODY_TIMEOUT", 0.3)
-    half = {"type": "http.request", "body": b'{"tenant_id": ', "more_body": True}
-    status, body = await _asgi_post(app, [half])
-    assert status == 408 and body["success"] is False
-    whole = [half, {"type": "http.request", "body": b'%d, "event_type": "pageview"}' % tenant.id,
-                    "more_body": False}]
-    assert (await _asgi_post(app, whole))[0] == 200
-    big = [{"type": "http.request", "body": b"x" * 10_000, "more_body": True}] * 2
-    assert (await _asgi_post(app, big))[0] == 413
+async def test_a_trickled_body_is_cut_off(settings, tenant):
+    async with serving_app(settings, track_body_timeout=0.3) as app:
+        half = {"type": "http.request", "body": b'{"tenant_id": ', "more_body": True}
+        status, body = await _asgi_post(app, [half])
+        assert status == 408 and body["success"] is False
+        whole = [half, {"type": "http.request", "body": b'%d, "event_type": "pageview"}' % tenant.id,
+                        "more_body": False}]
+        assert (await _asgi_post(app, whole))[0] == 200
+        big = [{"type": "http.request", "body": b"x" * 10_000, "more_body": True}] * 2
+        assert (await _asgi_post(app, big))[0] == 413

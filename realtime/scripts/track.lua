@@ -5,7 +5,8 @@
 --       2 limits, space-separated: rate limit, window ms, stream bound, day ttl,
 --         totals ttl, minute ttl (one argument, as they are the same for every call)
 --       3 counter field, 4 time-on-page ms ('' if none), 5 visitor hash, 6 dirty member,
---       7 channel, 8 live message, 9 the raw event (JSON), stored in the stream as `e`
+--       7 channel, 8 the raw event (realtime/stream.py), stored in the stream as `e` and
+--       published to live dashboards
 -- Returns {1} accepted, {0, retry_ms} over the rate limit, {2} buffer full.
 local now = tonumber(ARGV[1])
 local limit, window, bound, day_ttl, totals_ttl, minute_ttl =
@@ -21,7 +22,7 @@ if redis.call('XLEN', KEYS[6]) >= tonumber(bound) then
   return {2}
 end
 
-local id = redis.call('XADD', KEYS[6], '*', 'e', ARGV[9])
+local id = redis.call('XADD', KEYS[6], '*', 'e', ARGV[8])
 redis.call('ZADD', KEYS[1], now, id)
 redis.call('PEXPIRE', KEYS[1], window)
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from app.config import Settings
+from app.settings import Settings
 from tests.browser.helpers import Shop
 from tests.servers import env_for, free_port
 

@@ -8,11 +8,8 @@
 
   var SVG = "http://www.w3.org/2000/svg";
   var FEED_SIZE = 20;
-  var LABELS = {
-    pageview: "Page view", click_whatsapp: "WhatsApp click", click_call: "Call click",
-    click_toggle_currency: "Currency toggle", time_on_page: "Time on page",
-    qr_scan: "QR scan", product_click: "Product click"
-  };
+  // Labels of the event types, from the server's one table of them.
+  var LABELS = JSON.parse(main.dataset.eventLabels || "{}");
   var statusBox = document.getElementById("status");
   var statusText = document.getElementById("status-text");
   var statusDetail = document.getElementById("status-detail");

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -12,34 +11,28 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
+from realtime.days import local_day
+from realtime.event_types import LIVE
 from realtime.keys import Keys
 
-# Fields of the live totals hash (see scripts/track.lua), in the order live_snapshot.lua reads them.
-TOTAL_FIELDS = (
-    "pageviews", "whatsapp_clicks", "call_clicks", "currency_toggles", "qr_scans", "product_clicks",
-)
+# The live totals fields live_snapshot.lua reads, and the names the contract gives them.
+TOTAL_FIELDS = tuple(t.counter for t in LIVE)
+LIVE_NAMES = tuple(t.live for t in LIVE)
+NO_COUNTS = (0,) * len(LIVE)
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Absolute values for the tenant's local day, as the contract names them."""
+    """Absolute values for the tenant's local day; `counts` follow the event-type table's
+    live counters (LIVE_NAMES)."""
 
     visitors_today: int = 0
-    pageviews_today: int = 0
-    whatsapp_clicks: int = 0
-    call_clicks: int = 0
-    currency_toggles: int = 0
-    qr_scans: int = 0
-    products_viewed: int = 0
     active_visitors: int = 0
+    counts: tuple[int, ...] = NO_COUNTS
 
     def as_dict(self) -> dict[str, int]:
-        # Not dataclasses.asdict: it deep-copies, and this runs for every update.
-        return {name: getattr(self, name) for name in self.__slots__}
-
-
-def local_day(now: float, timezone: ZoneInfo) -> dt.date:
-    return dt.datetime.fromtimestamp(now, dt.UTC).astimezone(timezone).date()
+        return {"visitors_today": self.visitors_today, **dict(zip(LIVE_NAMES, self.counts)),
+                "active_visitors": self.active_visitors}
 
 
 # Batches go out this many scripts at a time: enough to overlap round trips, few enough
@@ -55,18 +48,12 @@ async def snapshots(redis: Redis | RedisCluster, script: AsyncScript, keys: Keys
 
     async def one(tenant_id: int, timezone: ZoneInfo) -> Snapshot:
         day = local_day(now, timezone)
-        reply = await script(
+        today, active, *totals = await script(
             keys=[keys.totals(tenant_id, day), keys.day_visitors(tenant_id, day),
                   *keys.active_visitors(tenant_id, minute)],
             args=TOTAL_FIELDS, client=redis,
         )
-        today, active, *totals = reply
-        pageviews, whatsapp, call, toggles, qr, products = (int(v or 0) for v in totals)
-        return Snapshot(
-            visitors_today=today, pageviews_today=pageviews, whatsapp_clicks=whatsapp,
-            call_clicks=call, currency_toggles=toggles, qr_scans=qr, products_viewed=products,
-            active_visitors=active,
-        )
+        return Snapshot(today, active, tuple(int(v or 0) for v in totals))
 
     found: list[Snapshot] = []
     for start in range(0, len(tenants), CONCURRENCY):

@@ -1,4 +1,5 @@
-"""What an event is: the body `/track` accepts, and the counter each type feeds."""
+"""The body `/track` accepts: validated into an event and its metadata, or refused with the
+status and message a landing page's developer can act on."""
 
 from __future__ import annotations
 
@@ -8,32 +9,14 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from realtime.event_types import BY_NAME, NAMES, TIMED
+
 MAX_BODY_BYTES = 16 * 1024
 MAX_METADATA_BYTES = 4 * 1024
 MAX_SECONDS_ON_PAGE = 86_400
 MAX_TENANT_ID = 2**63 - 1
 
-EventType = Literal[
-    "pageview",
-    "click_whatsapp",
-    "click_call",
-    "click_toggle_currency",
-    "time_on_page",
-    "qr_scan",
-    "product_click",
-]
-
-# The counter (and rollup column) each event type increments.
-COUNTER_OF: dict[str, str] = {
-    "pageview": "pageviews",
-    "click_whatsapp": "whatsapp_clicks",
-    "click_call": "call_clicks",
-    "click_toggle_currency": "currency_toggles",
-    "time_on_page": "time_on_page_count",
-    "qr_scan": "qr_scans",
-    "product_click": "product_clicks",
-}
-COUNTERS: tuple[str, ...] = ("events", *COUNTER_OF.values(), "time_on_page_ms")
+EventTypeName = Literal[NAMES]
 
 
 class TrackRequest(BaseModel):
@@ -42,7 +25,7 @@ class TrackRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
     tenant_id: Annotated[int, Field(ge=1, le=MAX_TENANT_ID)]
-    event_type: EventType
+    event_type: EventTypeName
     metadata: dict[str, Any] | None = None
 
 
@@ -66,7 +49,7 @@ def _describe(error: ValidationError) -> str:
     if first["type"] == "int_type":
         return f"{where} must be a whole number"
     if first["type"] == "literal_error":
-        return f"{where} must be one of: {', '.join(COUNTER_OF)}"
+        return f"{where} must be one of: {', '.join(NAMES)}"
     return f"{where}: {first['msg']}" if where else first["msg"]
 
 
@@ -89,7 +72,7 @@ def parse_event(body: bytes) -> tuple[TrackRequest, bytes]:
     if b"\\u0000" in metadata and _has_nul(event.metadata):
         # Postgres text and jsonb cannot hold U+0000.
         raise InvalidEvent(400, "metadata must not contain NUL (U+0000) characters")
-    if event.event_type == "time_on_page":
+    if BY_NAME[event.event_type].timed:
         seconds_on_page(event)
     return event, metadata
 
@@ -113,6 +96,6 @@ def seconds_on_page(event: TrackRequest) -> float:
         or not 0 <= seconds <= MAX_SECONDS_ON_PAGE
     ):
         raise InvalidEvent(
-            400, f"time_on_page needs metadata.seconds, a number from 0 to {MAX_SECONDS_ON_PAGE}"
+            400, f"{TIMED.name} needs metadata.seconds, a number from 0 to {MAX_SECONDS_ON_PAGE}"
         )
     return float(seconds)

@@ -9,19 +9,19 @@ from __future__ import annotations
 import os
 import random
 import secrets
-import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import orjson
 
-from app.accounts import add_membership, create_user, get_user_by_email, set_password
-from app.config import Settings
-from app.scheduler import Worker
+from app.accounts.users import add_membership, create_user, get_user_by_email, set_password
+from app.settings import Settings
+from app.clients import opened
+from app.ops.scheduler import Worker
 from app.services import make_ingestor
-from app.tenants import Tenant, create_tenant
-from app.tokens import create_token
-from realtime.events import parse_event
+from app.accounts.tenants import Tenant, create_tenant
+from app.accounts.tokens import create_token
+from realtime.validation import parse_event
 from realtime.ingest import Ingestor, Outcome, Sender
 from rollups.locks import Locking
 
@@ -86,27 +86,24 @@ async def generate_week(ingestor: Ingestor, tenant: Tenant, now: float, seed: in
 
 
 async def seed_demo(settings: Settings) -> Demo:
-    worker = await Worker.open(settings)
-    try:
-        row = await worker.pool.fetchrow(
+    async with opened(settings) as clients:
+        pool = clients.pool
+        row = await pool.fetchrow(
             "SELECT id, name, timezone FROM tenants WHERE name = $1 ORDER BY id LIMIT 1", DEMO_NAME
         )
         created = row is None
-        tenant = await create_tenant(worker.pool, DEMO_NAME, DEMO_TIMEZONE) if created else Tenant(**row)
-        _, token = await create_token(worker.pool, tenant.id, "demo")
+        tenant = await create_tenant(pool, DEMO_NAME, DEMO_TIMEZONE) if created else Tenant(**row)
+        _, token = await create_token(pool, tenant.id, "demo")
         # The demo owner's password is new on every run: it is shown here and kept nowhere.
         password = os.environ.get("ANALYTICS_PASSWORD") or secrets.token_urlsafe(12)
-        user = await get_user_by_email(worker.pool, DEMO_EMAIL)
+        user = await get_user_by_email(pool, DEMO_EMAIL)
         if user is None:
-            user = await create_user(worker.pool, DEMO_EMAIL, password)
+            user = await create_user(pool, DEMO_EMAIL, password)
         else:
-            await set_password(worker.pool, user.id, password)
-        await add_membership(worker.pool, user.id, tenant.id)
+            await set_password(pool, user.id, password)
+        await add_membership(pool, user.id, tenant.id)
         events = 0
         if created:
-            ingestor = make_ingestor(settings, worker.redis, worker.keys, worker.scripts)
-            events = await generate_week(ingestor, tenant, time.time())
-            await worker.flush(Locking.WAIT)
+            events = await generate_week(make_ingestor(clients), tenant, clients.clock())
+            await Worker(clients).flush(Locking.WAIT)
         return Demo(tenant, token, DEMO_EMAIL, password, events, created)
-    finally:
-        await worker.close()

@@ -1,9 +1,12 @@
-"""One error type for handlers, and the JSON body every error gets."""
+"""One error type for handlers, the JSON body every error gets, and the one mapping from a
+failed store (or an unknown tenant) to the answer a client gets."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal, TypeVar
 
@@ -11,7 +14,11 @@ import orjson
 from pydantic import Field
 from quart import Quart, Response
 from quart_schema import document_response
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
+
+from app.accounts.tenants import DirectoryUnavailable, UnknownTenant
+from app.clients import STORE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,34 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
+# Failures of a store, in whatever form they reach a handler.
+STORE_FAILURES = (*STORE_ERRORS, DirectoryUnavailable)
+
+
+def store_failure(error: BaseException, *, writing: bool = False) -> APIError:
+    """The answer to a store that failed: 503, saying whether trying again is safe."""
+    log.warning("store failed: %s", type(error).__name__)
+    if isinstance(error, DirectoryUnavailable):
+        return APIError(503, "the service is starting, try again shortly")
+    if isinstance(error, TimeoutError | RedisTimeoutError) and writing:
+        # The write may have happened and only its reply be late.
+        return APIError(503, "the event buffer did not answer in time; "
+                             "the event may have been recorded")
+    if isinstance(error, TimeoutError | RedisTimeoutError):
+        return APIError(503, "the analytics store did not answer in time, try again shortly")
+    return APIError(503, "the analytics store is unreachable, try again shortly")
+
+
+@contextlib.asynccontextmanager
+async def store_call(deadline: float | None = None, *, writing: bool = False) -> AsyncIterator[None]:
+    """Runs the block within `deadline`; a store failing in it becomes `store_failure`."""
+    try:
+        async with asyncio.timeout(deadline):
+            yield
+    except STORE_FAILURES as error:
+        raise store_failure(error, writing=writing) from None
+
+
 def error_body(message: str) -> bytes:
     return orjson.dumps({"success": False, "error": message})
 
@@ -78,6 +113,10 @@ def register(app: Quart) -> None:
     @app.errorhandler(APIError)
     async def api_error(error: APIError) -> Response:
         return error_response(error.status, error.message, error.headers)
+
+    @app.errorhandler(UnknownTenant)
+    async def unknown_tenant(error: UnknownTenant) -> Response:
+        return error_response(404, str(error))
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:

@@ -11,18 +11,13 @@ import datetime as dt
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import asyncpg
 from quart import has_websocket_context, request, websocket
 from quart_auth import current_user
 
-from app.accounts import session_user
-from app.errors import APIError
+from app.accounts.sessions import session_user
+from app.http.errors import APIError, store_call
 from app.services import services
-from app.tokens import verify_token
-
-# For quart-schema's @security_scheme on protected routes (the schemes are set in the factory).
-SECURITY = [{"bearer": []}, {"session": []}]
-
+from app.accounts.tokens import verify_token
 
 @dataclass(frozen=True)
 class Principal:
@@ -51,10 +46,8 @@ def _same_origin() -> bool:
 async def authenticate() -> Principal | None:
     """The principal behind this request's credentials, or None; APIError 503 when Postgres
     cannot tell."""
-    try:
+    async with store_call():
         return await _authenticate()
-    except (OSError, asyncpg.PostgresError, TimeoutError):
-        raise APIError(503, "credentials cannot be checked right now, try again shortly") from None
 
 
 async def _authenticate() -> Principal | None:

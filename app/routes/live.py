@@ -22,8 +22,9 @@ client that missed a frame is right again after the next. Frames from the client
 
 Close codes: 1001 the server is shutting down, 1012 it is restarting, 1013 live data is
 unavailable (Redis was lost): reconnect after a short, growing delay. 1008 the client did not
-read for `LIVE_SEND_TIMEOUT` seconds. 4401 / 4403 the credentials stopped being valid / no
-longer cover the tenant (checked every `LIVE_REAUTH_INTERVAL` seconds): log in again.
+read for `live_send_timeout` seconds. 4401 / 4403 the credentials stopped being valid / no
+longer cover the tenant (checked every `live_reauth_interval` seconds): log in again.
+(Both are in `app/settings.py`.)
 """
 
 from __future__ import annotations
@@ -37,30 +38,21 @@ from collections.abc import AsyncIterator
 
 import orjson
 from quart import Blueprint, Quart, current_app, websocket
-from redis.asyncio import Redis
 
-from app.auth import authorize
 from app.clients import make_redis
-from app.errors import APIError
+from app.http.auth import authorize
+from app.http.errors import APIError
+from app.http.tenancy import tenant_zone
 from app.services import Services, services
-from app.tenants import get_tenant, zone
 from realtime.broadcast import CLOSE_GOING_AWAY, Broadcaster, Closed, Subscription, Unavailable
-from realtime.live import Snapshot
+from realtime.scripts import Scripts
+from realtime.snapshots import Snapshot
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("live", __name__)
 
 CLOSE_TOO_SLOW = 1008
 CLOSE_UNAUTHORIZED = 4401  # 4403 when the credentials no longer cover the tenant
-# Slower than the ingestion path's 0.4 s: a late snapshot only delays a frame, while a
-# timeout on the pub/sub connection closes every socket of the process.
-LIVE_REDIS_TIMEOUT = 2.0
-DEFAULTS = {
-    "LIVE_SEND_TIMEOUT": 10.0,  # a client that takes longer to accept one frame is dropped
-    "LIVE_HEARTBEAT": 20.0,
-    "LIVE_REAUTH_INTERVAL": 30.0,  # how soon a revoked token or ended session loses its sockets
-    "LIVE_SHUTDOWN_GRACE": 2.0,  # time sockets get to say 1001 before the server's own close
-}
 PING = orjson.dumps({"type": "ping"}).decode()
 
 
@@ -72,15 +64,7 @@ def broadcaster() -> Broadcaster:
 async def live(tenant_id: int) -> None:
     """Live numbers of a tenant; see the module docstring for the messages."""
     await authorize(tenant_id)
-    svc = services()
-    timezone = await svc.tenants.timezone(tenant_id)
-    if timezone is None:
-        # The directory throttles look-ups of ids it does not know (they guard the public
-        # /track); this caller is authenticated, so one indexed read is fine.
-        tenant = await get_tenant(svc.pool, tenant_id)
-        if tenant is None:
-            raise APIError(404, f"tenant {tenant_id} does not exist")
-        timezone = zone(tenant.timezone)
+    timezone = await tenant_zone(services(), tenant_id)
     hub = broadcaster()
     feed = websocket.args.get("events", "") in ("1", "true")
     async with contextlib.AsyncExitStack() as stack:
@@ -101,9 +85,9 @@ def _frame(kind: str, state: Snapshot) -> str:
 
 
 async def _stream(tenant_id: int, subscription: Subscription) -> None:
-    config = current_app.config
-    send_timeout = config["LIVE_SEND_TIMEOUT"]
-    heartbeat = config["LIVE_HEARTBEAT"]
+    settings = services().settings
+    send_timeout = settings.live_send_timeout
+    heartbeat = settings.live_heartbeat
 
     async def send(frames: list[str]) -> None:
         async with asyncio.timeout(send_timeout):
@@ -112,7 +96,7 @@ async def _stream(tenant_id: int, subscription: Subscription) -> None:
 
     # Quart queues whatever the client sends without bound; reading it keeps memory flat.
     reader = asyncio.create_task(_discard_incoming())
-    checker = asyncio.create_task(_recheck(tenant_id, subscription, config["LIVE_REAUTH_INTERVAL"]))
+    checker = asyncio.create_task(_recheck(tenant_id, subscription, settings.live_reauth_interval))
     try:
         await send([_frame("snapshot", subscription.first)])
         while True:
@@ -169,17 +153,22 @@ async def _recheck(tenant_id: int, subscription: Subscription, interval: float) 
 @contextlib.asynccontextmanager
 async def serving(app: Quart, svc: Services) -> AsyncIterator[Broadcaster]:
     """Runs the process' broadcaster while the app serves; closes sockets with 1001 on exit."""
-    for name, value in DEFAULTS.items():
-        app.config.setdefault(name, value)
+    settings = svc.settings
     # Its commands are reads, so one retry is safe; it spares a 503 on the first use of a
     # pooled connection that died with a Redis restart.
-    redis: Redis = make_redis(svc.settings.redis_url, timeout=LIVE_REDIS_TIMEOUT, retries=1)
+    redis = make_redis(settings.redis_url, timeout=settings.live_redis_timeout, retries=1)
     # The lambda reads svc.clock at each call, so tests that pin the clock pin this too.
-    hub = Broadcaster(redis, svc.keys, clock=lambda: svc.clock())
+    hub = Broadcaster(
+        redis, Scripts.load(redis).live_snapshot, svc.keys, clock=lambda: svc.clock(),
+        tick=settings.live_tick, burst=settings.live_burst, refresh=settings.live_refresh,
+        max_events=settings.live_max_events, ping_interval=settings.live_ping_interval,
+        ping_timeout=settings.live_ping_timeout,
+        reconnect_delays=settings.live_reconnect_delays,
+    )
     await hub.start()
     await hub.wait_connected(timeout=1.0)  # serve anyway: the listener keeps trying
     app.extensions["live"] = hub
-    restore = _close_sockets_on_signals(hub, app.config["LIVE_SHUTDOWN_GRACE"])
+    restore = _close_sockets_on_signals(hub, settings.live_shutdown_grace)
     try:
         yield hub
     finally:

@@ -1,20 +1,27 @@
-"""The `analytics` command line: operators' way in (see the README for every command)."""
+"""The `analytics` command line: operators' way in (see the README for every command).
+
+Each command is an async function of (arguments, settings) that returns an `Output`; `main`
+opens nothing itself and turns every failure into one line on stderr: a `CommandError`, an
+unknown tenant, or a store that does not answer.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import getpass
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
 
-from app.config import ConfigError, Settings
+from app.clients import STORE_ERRORS, opened
+from app.settings import ConfigError, Settings
 
 
 class CommandError(Exception):
@@ -30,18 +37,28 @@ class Output:
 Handler = Callable[[argparse.Namespace, Settings], Awaitable[Output]]
 
 
-async def connect(settings: Settings) -> asyncpg.Connection:
+@contextlib.asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """One Postgres connection for a command that needs nothing else."""
     try:
-        return await asyncpg.connect(settings.database_url, timeout=10)
-    except (OSError, asyncpg.PostgresError) as error:
+        conn = await asyncpg.connect(settings.database_url, timeout=settings.jobs_connect_timeout)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
         raise CommandError(f"cannot reach Postgres at DATABASE_URL: {error}") from None
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 # -- commands ---------------------------------------------------------------------------
 
 
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> Output:
-    from app.migrate import migrate
+    from app.ops.migrate import migrate
 
     try:
         applied = await migrate(settings.database_url)
@@ -52,29 +69,24 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> Output:
 
 
 async def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> Output:
-    from app.tenants import InvalidTimezone, create_tenant
+    from app.accounts.tenants import InvalidTimezone, create_tenant
 
-    conn = await connect(settings)
-    try:
-        tenant = await create_tenant(conn, args.name, args.timezone)
-    except InvalidTimezone as error:
-        raise CommandError(str(error)) from None
-    except asyncpg.CheckViolationError:
-        raise CommandError("the name must have 1 to 200 characters") from None
-    finally:
-        await conn.close()
+    async with database(settings) as conn:
+        try:
+            tenant = await create_tenant(conn, args.name, args.timezone)
+        except InvalidTimezone as error:
+            raise CommandError(str(error)) from None
+        except asyncpg.CheckViolationError:
+            raise CommandError("the name must have 1 to 200 characters") from None
     data = {"id": tenant.id, "name": tenant.name, "timezone": tenant.timezone}
     return Output(data, f"tenant {tenant.id} {tenant.name!r} ({tenant.timezone})")
 
 
 async def cmd_tenant_list(args: argparse.Namespace, settings: Settings) -> Output:
-    from app.tenants import list_tenants
+    from app.accounts.tenants import list_tenants
 
-    conn = await connect(settings)
-    try:
+    async with database(settings) as conn:
         tenants = await list_tenants(conn)
-    finally:
-        await conn.close()
     rows = [{"id": t.id, "name": t.name, "timezone": t.timezone} for t in tenants]
     text = "\n".join(f"{t.id}\t{t.name}\t{t.timezone}" for t in tenants) or "no tenants"
     return Output({"tenants": rows}, text)
@@ -93,84 +105,64 @@ def read_password() -> str:
 
 
 async def cmd_user_create(args: argparse.Namespace, settings: Settings) -> Output:
-    from app.accounts import AccountError, add_membership, check_email, check_password, create_user
-    from app.tenants import get_tenant
+    from app.accounts.tenants import require_tenant
+    from app.accounts.users import AccountError, add_membership, check_email, check_password
+    from app.accounts.users import create_user
 
     try:
         check_email(args.email)
         password = check_password(read_password())
     except AccountError as error:
         raise CommandError(str(error)) from None
-    conn = await connect(settings)
-    try:
-        async with conn.transaction():
-            if await get_tenant(conn, args.tenant) is None:
-                raise CommandError(f"tenant {args.tenant} does not exist")
-            try:
-                user = await create_user(conn, args.email, password)
-            except AccountError as error:
-                raise CommandError(str(error)) from None
-            await add_membership(conn, user.id, args.tenant)
-    finally:
-        await conn.close()
+    async with database(settings) as conn, conn.transaction():
+        await require_tenant(conn, args.tenant)
+        try:
+            user = await create_user(conn, args.email, password)
+        except AccountError as error:
+            raise CommandError(str(error)) from None
+        await add_membership(conn, user.id, args.tenant)
     data = {"id": user.id, "email": user.email, "tenant_ids": [args.tenant]}
     return Output(data, f"user {user.id} {user.email} owns tenant {args.tenant}")
 
 
 async def cmd_user_add_tenant(args: argparse.Namespace, settings: Settings) -> Output:
-    from app.accounts import add_membership, get_user_by_email, user_tenants
-    from app.tenants import get_tenant
+    from app.accounts.tenants import require_tenant
+    from app.accounts.users import add_membership, get_user_by_email, user_tenants
 
-    conn = await connect(settings)
-    try:
+    async with database(settings) as conn:
         user = await get_user_by_email(conn, args.email)
         if user is None:
             raise CommandError(f"no user has the email {args.email!r}")
-        if await get_tenant(conn, args.tenant) is None:
-            raise CommandError(f"tenant {args.tenant} does not exist")
+        await require_tenant(conn, args.tenant)
         await add_membership(conn, user.id, args.tenant)
         tenant_ids = await user_tenants(conn, user.id)
-    finally:
-        await conn.close()
     data = {"id": user.id, "email": user.email, "tenant_ids": tenant_ids}
     owned = ", ".join(map(str, tenant_ids))
     return Output(data, f"user {user.id} {user.email} owns tenants {owned}")
 
 
 async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> Output:
-    from app.tenants import get_tenant
-    from app.tokens import create_token
+    from app.accounts.tenants import require_tenant
+    from app.accounts.tokens import create_token
 
     expires_at = None
     if args.expires_in_days is not None:
         expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(days=args.expires_in_days)
-    conn = await connect(settings)
-    try:
-        if await get_tenant(conn, args.tenant) is None:
-            raise CommandError(f"tenant {args.tenant} does not exist")
+    async with database(settings) as conn:
+        await require_tenant(conn, args.tenant)
         token, plaintext = await create_token(conn, args.tenant, args.label, expires_at)
-    finally:
-        await conn.close()
     data = {"id": token.id, "token": plaintext, "tenant_id": token.tenant_id, "label": token.label,
             "expires_at": _iso(token.expires_at)}
     return Output(data, f"token {token.id} for tenant {token.tenant_id} (shown once):\n{plaintext}")
 
 
-def _iso(moment: dt.datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
 async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> Output:
-    from app.tenants import get_tenant
-    from app.tokens import list_tokens
+    from app.accounts.tenants import require_tenant
+    from app.accounts.tokens import list_tokens
 
-    conn = await connect(settings)
-    try:
-        if await get_tenant(conn, args.tenant) is None:
-            raise CommandError(f"tenant {args.tenant} does not exist")
+    async with database(settings) as conn:
+        await require_tenant(conn, args.tenant)
         tokens = await list_tokens(conn, args.tenant)
-    finally:
-        await conn.close()
     rows = [
         {"id": t.id, "tenant_id": t.tenant_id, "label": t.label,
          "created_at": _iso(t.created_at), "last_used_at": _iso(t.last_used_at),
@@ -189,39 +181,27 @@ def _token_line(token) -> str:
 
 
 async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> Output:
-    from app.tokens import revoke_token
+    from app.accounts.tokens import revoke_token
 
-    conn = await connect(settings)
-    try:
+    async with database(settings) as conn:
         if not await revoke_token(conn, args.id):
             raise CommandError(f"token {args.id} does not exist or is already revoked")
-    finally:
-        await conn.close()
     return Output({"id": args.id, "revoked": True}, f"token {args.id} revoked")
 
 
 async def cmd_flush(args: argparse.Namespace, settings: Settings) -> Output:
-    from redis.exceptions import RedisError
-
-    from app.scheduler import Worker
+    from app.ops.scheduler import Worker
     from rollups.locks import Locking
 
-    worker = await Worker.open(settings)
-    try:
-        events, rollups = await worker.flush(Locking.WAIT)
-    except (OSError, asyncpg.PostgresError, RedisError) as error:
-        raise CommandError(f"flush failed, nothing was lost: {type(error).__name__}: {error}") from None
-    finally:
-        await worker.close()
+    async with opened(settings) as clients:
+        events, rollups = await Worker(clients).flush(Locking.WAIT)
     return Output({"events": events, "rollups": rollups},
                   f"stored {events} events, flushed {rollups} tenant-days")
 
 
 async def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> Output:
-    import datetime as dt
-
-    from app.scheduler import Worker
-    from app.tenants import get_tenant
+    from app.accounts.tenants import require_tenant
+    from rollups.drain import consumer_name
     from rollups.rebuild import rebuild
 
     try:
@@ -229,28 +209,18 @@ async def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> Output:
             dt.date.today() - dt.timedelta(days=settings.retention_days))
     except ValueError:
         raise CommandError(f"--since takes a day as YYYY-MM-DD, got {args.since!r}") from None
-    worker = await Worker.open(settings)
-    try:
-        tenant = await get_tenant(worker.pool, args.tenant)
-        if tenant is None:
-            raise CommandError(f"tenant {args.tenant} does not exist")
-        days = await rebuild(worker.redis, worker.pool, worker.keys, worker.scripts, tenant.id,
-                             tenant.timezone, since, worker.consumer)
-    finally:
-        await worker.close()
+    async with opened(settings) as clients:
+        tenant = await require_tenant(clients.pool, args.tenant)
+        days = await rebuild(clients.redis, clients.pool, clients.keys, clients.scripts,
+                             tenant.id, tenant.timezone, since, consumer_name())
     return Output({"tenant_id": args.tenant, "since": since.isoformat(), "days": days},
                   f"rebuilt {days} days of tenant {args.tenant} since {since}")
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> Output:
-    from redis.exceptions import RedisError
+    from app.ops.demo import seed_demo
 
-    from app.demo import seed_demo
-
-    try:
-        demo = await seed_demo(settings)
-    except (OSError, asyncpg.PostgresError, RedisError) as error:
-        raise CommandError(f"demo failed: {type(error).__name__}: {error}") from None
+    demo = await seed_demo(settings)
     base = f"http://127.0.0.1:{settings.port}"
     tenant = demo.tenant
     data = {"tenant_id": tenant.id, "token": demo.token, "email": demo.email,
@@ -272,25 +242,45 @@ Demo landing page: {base}/demo/{tenant.id}"""
 
 async def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> Output:
     from app.logs import configure
-    from app.scheduler import serve
+    from app.ops.scheduler import serve
 
     configure()
     await serve(settings)
     return Output({"stopped": True}, "scheduler stopped")
 
 
-async def cmd_serve(args: argparse.Namespace, settings: Settings) -> Output:
-    raise AssertionError("serve runs synchronously")  # handled in main()
+def serve(args: argparse.Namespace, settings: Settings) -> None:
+    """The web process: uvicorn runs its own event loop, so this one is not async."""
+    import uvicorn
+
+    from app.logs import LOGGING
+
+    uvicorn.run(
+        "app.asgi:app",
+        host="0.0.0.0",
+        port=settings.port,
+        workers=settings.web_concurrency,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_interval,
+        ws_max_size=64 * 1024,  # clients only ever send small frames
+        proxy_headers=False,  # TRUSTED_PROXY_HOPS decides what X-Forwarded-For is worth
+        server_header=False,
+        log_config=LOGGING,
+        timeout_graceful_shutdown=int(settings.shutdown_grace),
+    )
 
 
 # -- wiring -----------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="analytics", description=__doc__)
+    parser = argparse.ArgumentParser(prog="analytics", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def command(sub, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+    def command(sub, name: str, handler: Callable, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
         p.add_argument("--json", action="store_true", help="print one JSON object")
         p.set_defaults(handler=handler)
@@ -329,33 +319,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant", type=int, required=True)
     p.add_argument("--since", help="first local day to recompute, YYYY-MM-DD")
     command(commands, "demo", cmd_demo, "seed a demo tenant with a week of traffic")
-    command(commands, "serve", cmd_serve, "run the web process (the Procfile's web)")
+    command(commands, "serve", serve, "run the web process (the Procfile's web)")
     command(commands, "scheduler", cmd_scheduler, "run the scheduler process (the Procfile's scheduler)")
     return parser
 
 
-def serve(settings: Settings) -> None:
-    import uvicorn
+async def _run(handler: Handler, args: argparse.Namespace, settings: Settings) -> Output:
+    from app.accounts.tenants import UnknownTenant
 
-    from app.logs import LOGGING
-
-    uvicorn.run(
-        "app.asgi:app",
-        host="0.0.0.0",
-        port=settings.port,
-        workers=settings.web_concurrency,
-        loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
-        # Protocol pings find dead dashboards; clients only ever send small frames.
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
-        ws_max_size=64 * 1024,
-        proxy_headers=False,  # TRUSTED_PROXY_HOPS decides what X-Forwarded-For is worth
-        server_header=False,
-        log_config=LOGGING,
-        timeout_graceful_shutdown=10,
-    )
+    try:
+        return await handler(args, settings)
+    except UnknownTenant as error:
+        raise CommandError(str(error)) from None
+    except STORE_ERRORS as error:
+        raise CommandError(f"{args.command} failed, nothing was lost: "
+                           f"{type(error).__name__}: {error}") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -365,11 +343,11 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as error:
         print(f"analytics: {error}", file=sys.stderr)
         sys.exit(2)
-    if args.handler is cmd_serve:
-        serve(settings)
+    if not asyncio.iscoroutinefunction(args.handler):
+        args.handler(args, settings)
         return
     try:
-        output = asyncio.run(args.handler(args, settings))
+        output = asyncio.run(_run(args.handler, args, settings))
     except CommandError as error:
         print(f"analytics: {error}", file=sys.stderr)
         sys.exit(1)

@@ -15,15 +15,16 @@ from typing import Any
 
 from quart import Quart
 
-from app.errors import MESSAGES, APIError, error_body
-from app.track import CORS, SUCCESS, TRACK_PATH, Delivery, accept_event
-from realtime.events import MAX_BODY_BYTES
+from app.accounts.tenants import UnknownTenant
+from app.http.errors import MESSAGES, APIError, error_body
+from app.http.headers import CORS
+from app.routes.track import SUCCESS, TRACK_PATH, Delivery, accept_event
+from realtime.validation import MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
-BODY_TIMEOUT = 10  # a client trickling its body is cut off after this many seconds
 _WANTED = {b"content-type", b"content-length", b"user-agent", b"referer", b"x-forwarded-for"}
 
 
@@ -31,14 +32,14 @@ class ClientGone(Exception):
     pass
 
 
-async def read_body(receive: Callable, limit: int) -> bytes:
+async def read_body(receive: Callable, limit: int, timeout: float) -> bytes:
     first = await receive()  # a beacon's body nearly always comes whole, in one message
     if first["type"] == "http.request" and not first.get("more_body", False):
         if len(first.get("body", b"")) > limit:
             raise APIError(413, MESSAGES[413])
         return first.get("body", b"")
     try:
-        async with asyncio.timeout(BODY_TIMEOUT):
+        async with asyncio.timeout(timeout):
             return await _read_rest(receive, limit, first)
     except TimeoutError:
         raise APIError(408, "the request body took too long to arrive") from None
@@ -78,7 +79,7 @@ class TrackFastPath:
         try:
             if int(headers.get(b"content-length") or 0) > MAX_BODY_BYTES:
                 raise APIError(413, MESSAGES[413])
-            payload = await read_body(receive, MAX_BODY_BYTES)
+            payload = await read_body(receive, MAX_BODY_BYTES, svc.settings.track_body_timeout)
             client = scope.get("client")
             await accept_event(svc, Delivery(
                 mimetype=headers.get(b"content-type", "").split(";", 1)[0].strip().lower(),
@@ -92,6 +93,8 @@ class TrackFastPath:
             return
         except APIError as error:
             status, body, extra = error.status, error_body(error.message), error.headers
+        except UnknownTenant as error:
+            status, body = 404, error_body(str(error))
         except ValueError:  # a Content-Length that is not a number
             status, body = 400, error_body(MESSAGES[400])
         except Exception:

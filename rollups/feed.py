@@ -7,7 +7,7 @@ import orjson
 from redis.asyncio import Redis
 
 from realtime.keys import Keys
-from realtime.recent import RecentEvent, buffered_events
+from realtime.stream import RecentEvent, buffered_events
 
 STORED_SQL = """
 SELECT id, event_type, occurred_at, metadata::text AS metadata, referrer, user_agent

@@ -6,29 +6,25 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import asyncpg
 import orjson
 from pydantic import RootModel, StrictStr, TypeAdapter, ValidationError
 from quart import Blueprint, Response, redirect, render_template, request
 from quart_auth import AuthUser, current_user, login_user, logout_user
 from quart_schema import document_querystring, document_request, document_response
-from redis.exceptions import RedisError
 
-from app import csrf
-from app.accounts import end_session, log_in
-from app.auth import LoginRequired
-from app.errors import APIError, document_errors
-from app.openapi import HTMLPage
+from app.http import csrf
+from app.accounts.sessions import end_session, log_in
+from app.http.auth import LoginRequired
+from app.http.errors import APIError, document_errors, store_call
+from app.http.headers import LOGIN_CSP
+from app.http.openapi import HTMLPage
 from app.services import services
-from app.throttle import Throttled
+from app.accounts.throttle import Throttled
 from realtime.privacy import client_address
 
 blueprint = Blueprint("login", __name__)
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-# The login page runs no script and loads nothing from elsewhere.
-PAGE_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-               "frame-ancestors 'none'")
 
 
 @dataclass
@@ -98,7 +94,7 @@ async def login_page() -> Response:
     """
     page = await render_template("login.html", next=safe_next(request.args.get("next")))
     response = Response(page, content_type="text/html")
-    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    response.headers["Content-Security-Policy"] = LOGIN_CSP
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -138,17 +134,16 @@ async def login() -> Response | tuple[dict, int]:
         svc.settings.trusted_proxy_hops,
     )
     try:
-        result = await log_in(
-            svc.pool, svc.login_throttle, credentials.email, credentials.password, address,
-            svc.clock(), replaces=current_user.auth_id,
-        )
+        async with store_call():
+            result = await log_in(
+                svc.pool, svc.login_throttle, credentials.email, credentials.password, address,
+                svc.clock(), replaces=current_user.auth_id,
+            )
     except Throttled as throttled:
         raise APIError(
             429, f"too many failed logins: try again in {throttled.retry_after} seconds",
             headers={"Retry-After": str(throttled.retry_after)},
         ) from None
-    except (RedisError, asyncpg.PostgresError, OSError, TimeoutError):
-        raise APIError(503, "logging in is unavailable for a moment, try again shortly") from None
     if result is None:
         raise APIError(401, "wrong email or password")
 

@@ -1,7 +1,7 @@
 """POST /api/analytics/track: the public ingestion endpoint, and its CORS preflight.
 
 `accept_event` is the whole endpoint. Two thin adapters call it: the Quart view below (which
-also carries the OpenAPI documentation) and `app.fastpath`, which answers the same requests
+also carries the OpenAPI documentation) and `app.http.fastpath`, which answers the same requests
 straight from ASGI in the running app, because Quart's per-request machinery costs more than
 everything the endpoint itself does.
 """
@@ -15,29 +15,23 @@ from dataclasses import dataclass
 from pydantic import TypeAdapter
 from quart import Blueprint, Response, request
 from quart_schema import document_request, document_response
-from redis.exceptions import RedisError, TimeoutError as RedisTimeoutError
 
-from app.errors import APIError, document_errors
-from app.openapi import Described
+from app.http.errors import STORE_FAILURES, APIError, document_errors, store_failure
+from app.http.headers import CORS
+from app.http.openapi import Described
+from app.http.tenancy import tenant_zone
 from app.services import Services, services
-from app.tenants import DirectoryUnavailable
 from realtime.bots import is_bot
-from realtime.events import MAX_SECONDS_ON_PAGE, InvalidEvent, TrackRequest, parse_event
+from realtime.event_types import TIMED
 from realtime.ingest import Outcome, Sender
 from realtime.privacy import client_address
+from realtime.validation import MAX_SECONDS_ON_PAGE, InvalidEvent, TrackRequest, parse_event
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("track", __name__)
 
 TRACK_PATH = "/api/analytics/track"
 ACCEPTED_TYPES = ("application/json", "text/plain")
-REDIS_DEADLINE = 0.9
-CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type",
-    "Access-Control-Max-Age": "86400",
-}
 SUCCESS = b'{"success":true}'
 NUL_FREE = r"^[^\x00]*$"
 METADATA_VALUE = "#/components/schemas/MetadataValue"
@@ -55,7 +49,7 @@ def track_body() -> Described:
         "propertyNames": {"pattern": NUL_FREE},
         "additionalProperties": {"$ref": METADATA_VALUE},
     }
-    schema["if"] = {"properties": {"event_type": {"const": "time_on_page"}},
+    schema["if"] = {"properties": {"event_type": {"const": TIMED.name}},
                     "required": ["event_type"]}
     seconds = {"type": "number", "minimum": 0, "maximum": MAX_SECONDS_ON_PAGE}
     schema["then"] = {
@@ -112,13 +106,7 @@ async def accept_event(svc: Services, delivery: Delivery) -> None:
     if is_bot(delivery.user_agent):
         return
 
-    try:
-        timezone = await svc.tenants.timezone(event.tenant_id)
-    except DirectoryUnavailable:
-        raise APIError(503, "the service is starting, try again shortly") from None
-    if timezone is None:
-        raise APIError(404, f"tenant {event.tenant_id} does not exist")
-
+    timezone = await tenant_zone(svc, event.tenant_id, public=True)
     sender = Sender(
         address=client_address(delivery.remote_addr, delivery.forwarded_for,
                                svc.settings.trusted_proxy_hops),
@@ -126,16 +114,10 @@ async def accept_event(svc: Services, delivery: Delivery) -> None:
         referrer=delivery.referrer,
     )
     try:
-        async with asyncio.timeout(REDIS_DEADLINE):
+        async with asyncio.timeout(svc.settings.track_deadline):
             result = await svc.ingestor.ingest(event, metadata, sender, timezone, svc.clock())
-    except (RedisTimeoutError, TimeoutError):
-        # The script may have run and only its reply be late: the event may be counted.
-        log.warning("event buffer did not answer in time")
-        raise APIError(503, "the event buffer did not answer in time; "
-                            "the event may have been recorded") from None
-    except (RedisError, OSError) as error:
-        log.warning("event buffer unreachable: %s", type(error).__name__)
-        raise APIError(503, "the event buffer is unreachable, try again shortly") from None
+    except STORE_FAILURES as error:
+        raise store_failure(error, writing=True) from None
 
     if result.outcome is Outcome.RATE_LIMITED:
         raise APIError(

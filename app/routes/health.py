@@ -8,9 +8,9 @@ import orjson
 from quart import Blueprint, Response
 from quart_schema import hide
 
-from app.errors import error_response
+from app.http.errors import error_response
 from app.services import services
-from realtime.ingest import buffered_events
+from realtime.stream import buffer_depths
 
 blueprint = Blueprint("health", __name__)
 
@@ -27,10 +27,11 @@ async def readyz() -> Response:
     svc = services()
     problems = []
     depths = []
+    timeout = svc.settings.ready_probe_timeout
     try:
-        async with asyncio.timeout(1):
+        async with asyncio.timeout(timeout):
             await svc.redis.ping()
-            depths = await buffered_events(svc.redis, svc.keys)
+            depths = await buffer_depths(svc.redis, svc.keys)
     except Exception:
         problems.append("redis does not answer")
     bound = svc.settings.stream_max_events
@@ -38,7 +39,7 @@ async def readyz() -> Response:
         problems.append(f"the event buffer is full ({max(depths)} of {bound} events in a shard): "
                         "the scheduler cannot store events, is Postgres down?")
     try:
-        async with asyncio.timeout(1):
+        async with asyncio.timeout(timeout):
             await svc.pool.fetchval("SELECT 1")
     except Exception:
         problems.append("postgres does not answer")

@@ -2,44 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
-from dataclasses import asdict, dataclass
-from typing import Any
 
-import asyncpg
 import segno
 from quart import Blueprint, Response, current_app, render_template, request, url_for
-from quart_schema import document_response, hide, security_scheme
-from redis.exceptions import RedisError
+from quart_schema import hide
 
-from app.auth import Principal, authorize, require_owner
-from app.errors import APIError, document_errors
+from app.accounts.tenants import require_tenant, tenants_by_ids
+from app.http.auth import Principal, require_owner
+from app.http.errors import APIError
+from app.http.headers import PAGE_CSP, TRACKER_HEADERS
 from app.services import services
-from app.tenants import get_tenant, tenants_by_ids
-from rollups.recent import recent_events
+from realtime.event_types import EVENT_TYPES, LIVE, WEEK
 
 blueprint = Blueprint("pages", __name__)
 
-# No inline scripts or styles anywhere: every script and stylesheet is a file under /static.
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-TRACKER_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Cross-Origin-Resource-Policy": "cross-origin",
-    # Short, because the URL customers paste never changes; stale copies serve while refreshing.
-    "Cache-Control": "public, max-age=3600, stale-while-revalidate=86400",
-}
 QR_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
-RECENT_LIMIT = 20
-READ_DEADLINE = 5
 
 
 @blueprint.after_request
 async def content_security_policy(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
     return response
 
 
@@ -63,9 +46,7 @@ async def tracker() -> Response:
 @blueprint.get("/demo/<int:tenant_id>")
 @hide
 async def demo(tenant_id: int) -> str:
-    tenant = await get_tenant(services().pool, tenant_id)
-    if tenant is None:
-        raise APIError(404, f"tenant {tenant_id} does not exist")
+    tenant = await require_tenant(services().pool, tenant_id)
     return await render_template("demo.html", tenant=tenant)
 
 
@@ -81,14 +62,15 @@ async def dashboard() -> str:
 @hide
 async def tenant_dashboard(tenant_id: int) -> str:
     await owner_of(tenant_id)
-    tenant = await get_tenant(services().pool, tenant_id)
-    if tenant is None:
-        raise APIError(404, f"tenant {tenant_id} does not exist")
+    tenant = await require_tenant(services().pool, tenant_id)
     return await render_template(
         "dashboard.html",
         tenant=tenant,
         snippet=snippet(tenant_id),
         landing_url=landing_url(tenant_id),
+        live_stats=[(t.live, t.label) for t in LIVE],
+        week_stats=[(t.counter, t.label) for t in WEEK],
+        event_labels={t.name: t.event_label for t in EVENT_TYPES},
     )
 
 
@@ -103,46 +85,6 @@ async def qr_code(tenant_id: int, kind: str) -> Response:
     if request.args.get("download"):
         headers["Content-Disposition"] = f'attachment; filename="qr-tenant-{tenant_id}.{kind}"'
     return Response(body, content_type=QR_TYPES[kind], headers=headers)
-
-
-@dataclass
-class RecentEventOut:
-    event_type: str
-    ts: int
-    metadata: dict[str, Any]
-    page: str
-    user_agent: str
-
-
-@dataclass
-class RecentEvents:
-    success: bool
-    events: list[RecentEventOut]
-
-
-@blueprint.get("/api/analytics/<int:tenant_id>/events")
-@security_scheme([{"bearer": []}])
-@document_response(RecentEvents)
-@document_errors(401, 403, 404, 503)
-async def recent(tenant_id: int) -> dict:
-    """The tenant's latest 20 events, newest first: the dashboard's feed.
-
-    `page` is the Referer of the request that sent the event. Every field except `ts` came
-    from a visitor: render it as text.
-    """
-    await authorize(tenant_id)
-    svc = services()
-    try:
-        async with asyncio.timeout(READ_DEADLINE):
-            events = await recent_events(svc.pool, svc.redis, svc.keys, tenant_id, RECENT_LIMIT)
-    except (OSError, asyncpg.PostgresError, RedisError, TimeoutError):
-        raise APIError(503, "the event store is unreachable, try again shortly") from None
-    return {
-        "success": True,
-        "events": [
-            {k: v for k, v in asdict(event).items() if k != "id"} for event in events
-        ],
-    }
 
 
 def _external(endpoint: str, **values) -> str:

@@ -13,54 +13,33 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from redis.asyncio import Redis
 
-from app.clients import make_pool, make_redis
-from app.config import Settings
-from realtime.keys import Keys
-from realtime.scripts import Scripts
-from rollups.drain import consumer_name, drain_all
-from rollups.flush import flush_all
+from app.clients import Clients, opened
+from app.settings import Settings
+from rollups.cycle import drain_and_flush
+from rollups.drain import consumer_name
 from rollups.locks import Locking
 from rollups.retention import drop_expired
 
 log = logging.getLogger("analytics.scheduler")
 
-SCHEDULER_REDIS_TIMEOUT = 10
-MAX_BACKOFF_SECONDS = 60
-PROBE_TIMEOUT = 2
-
 
 @dataclass
 class Worker:
-    settings: Settings
-    redis: Redis
-    pool: asyncpg.Pool
-    keys: Keys
-    scripts: Scripts
+    """The scheduler's state between jobs: its clients, and backoff after failures."""
+
+    clients: Clients
     consumer: str = field(default_factory=consumer_name)
     known_months: set[dt.date] = field(default_factory=set)
     failures: int = 0
     resume_at: float = 0.0
 
-    @classmethod
-    async def open(cls, settings: Settings) -> Worker:
-        redis = make_redis(settings.redis_url, timeout=SCHEDULER_REDIS_TIMEOUT)
-        pool = await make_pool(settings.database_url, max_size=4)
-        return cls(settings, redis, pool, Keys(settings.key_prefix), Scripts.load(redis))
-
-    async def close(self) -> None:
-        await self.redis.aclose()
-        await self.pool.close()
-
     async def flush(self, locking: Locking = Locking.TRY) -> tuple[int, int]:
         """One drain and one flush of every shard: (events stored, tenant-days flushed)."""
-        events = await drain_all(self.redis, self.pool, self.keys, consumer=self.consumer,
-                                 locking=locking, known_months=self.known_months)
-        rollups = await flush_all(self.redis, self.pool, self.keys, self.scripts, locking=locking)
-        return events, rollups
+        c = self.clients
+        return await drain_and_flush(c.redis, c.pool, c.keys, c.scripts, consumer=self.consumer,
+                                     locking=locking, known_months=self.known_months)
 
     async def tick(self) -> None:
         """The periodic job: a flush, with exponential backoff while Redis or Postgres fail."""
@@ -70,7 +49,9 @@ class Worker:
             events, rollups = await self.flush()
         except Exception as error:
             self.failures += 1
-            delay = min(MAX_BACKOFF_SECONDS, self.settings.flush_interval_seconds * 2 ** self.failures)
+            settings = self.clients.settings
+            delay = min(settings.flush_max_backoff,
+                        settings.flush_interval_seconds * 2 ** self.failures)
             self.resume_at = time.monotonic() + delay
             log.error("flush failed: %s (%s: %s); nothing is lost, retrying in %d s",
                       await self.diagnose(), type(error).__name__, error, delay)
@@ -84,11 +65,12 @@ class Worker:
     async def diagnose(self) -> str:
         """Which store does not answer, for the operator: a connection error alone names
         neither (and the log hides the address it names)."""
-        probes = {"Redis": self.redis.ping, "Postgres": lambda: self.pool.fetchval("SELECT 1")}
+        c = self.clients
+        probes = {"Redis": c.redis.ping, "Postgres": lambda: c.pool.fetchval("SELECT 1")}
         down = []
         for name, probe in probes.items():
             try:
-                async with asyncio.timeout(PROBE_TIMEOUT):
+                async with asyncio.timeout(c.settings.store_probe_timeout):
                     await probe()
             except Exception:
                 down.append(name)
@@ -98,8 +80,9 @@ class Worker:
 
     async def retention(self) -> None:
         try:
-            async with self.pool.acquire() as conn:
-                dropped = await drop_expired(conn, dt.datetime.now(dt.UTC), self.settings.retention_days)
+            async with self.clients.pool.acquire() as conn:
+                dropped = await drop_expired(conn, dt.datetime.fromtimestamp(
+                    self.clients.clock(), dt.UTC), self.clients.settings.retention_days)
         except Exception as error:
             log.error("retention failed (%s: %s)", type(error).__name__, error)
             return
@@ -108,7 +91,11 @@ class Worker:
 
 
 async def serve(settings: Settings) -> None:
-    worker = await Worker.open(settings)
+    async with opened(settings) as clients:
+        await run(Worker(clients), settings)
+
+
+async def run(worker: Worker, settings: Settings) -> None:
     scheduler = AsyncIOScheduler(timezone=dt.UTC)
     scheduler.add_job(worker.tick, "interval", seconds=settings.flush_interval_seconds,
                       max_instances=1, coalesce=True, next_run_time=dt.datetime.now(dt.UTC))
@@ -124,5 +111,4 @@ async def serve(settings: Settings) -> None:
     scheduler.shutdown(wait=False)
     # Leave as little as possible buffered for the next scheduler.
     await worker.tick()
-    await worker.close()
     log.info("scheduler stopped")

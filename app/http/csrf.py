@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from itsdangerous import BadData, URLSafeTimedSerializer
 from quart import Quart, current_app, request, session
 
-from app.errors import APIError
+from app.http.errors import APIError
 
 FIELD = "csrf_token"
 HEADER = "X-CSRF-Token"

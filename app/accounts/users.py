@@ -1,10 +1,8 @@
-"""Tenant owners: users with argon2id password hashes, the tenants they own, and login sessions."""
+"""Tenant owners: users with argon2id password hashes and the tenants they own."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -12,13 +10,11 @@ import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from app.throttle import LoginThrottle
 
 MIN_PASSWORD_CHARS = 8
 # Long enough for any passphrase, short enough that hashing cannot be used to burn CPU.
 MAX_PASSWORD_CHARS = 1024
 MAX_EMAIL_CHARS = 254
-SESSION_LIFETIME = dt.timedelta(days=14)
 
 # argon2-cffi's defaults are argon2id with RFC 9106's low-memory profile.
 _hasher = PasswordHasher()
@@ -34,12 +30,6 @@ class AccountError(ValueError):
 class User:
     id: int
     email: str
-
-
-@dataclass(frozen=True)
-class SessionUser:
-    user_id: int
-    tenant_ids: frozenset[int]
 
 
 def check_email(email: str) -> str:
@@ -69,13 +59,6 @@ def _verify(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
-
-
-def _digest(session_id: str) -> bytes:
-    return hashlib.sha256(session_id.encode()).digest()
-
-
-# -- users and memberships ---------------------------------------------------------------
 
 
 async def create_user(conn: asyncpg.Connection | asyncpg.Pool, email: str, password: str) -> User:
@@ -145,70 +128,3 @@ async def check_credentials(conn: asyncpg.Connection | asyncpg.Pool, email: str,
             row["id"], await asyncio.to_thread(_hasher.hash, password),
         )
     return User(row["id"], row["email"])
-
-
-# -- sessions ----------------------------------------------------------------------------
-
-
-async def start_session(conn: asyncpg.Connection | asyncpg.Pool, user_id: int,
-                        now: dt.datetime, replaces: str | None = None) -> str:
-    """A new session id for the user; the session the browser held before, if any, ends.
-
-    A fresh id at every login is what defeats session fixation.
-    """
-    session_id = secrets.token_urlsafe(32)
-    await conn.execute(
-        """WITH gone AS (
-               DELETE FROM sessions
-               WHERE id_hash = $4 OR (user_id = $2 AND expires_at <= $3)
-           )
-           INSERT INTO sessions (id_hash, user_id, created_at, expires_at)
-           VALUES ($1, $2, $3, $3::timestamptz + $5::interval)""",
-        _digest(session_id), user_id, now,
-        _digest(replaces) if replaces else b"", SESSION_LIFETIME,
-    )
-    return session_id
-
-
-async def end_session(conn: asyncpg.Connection | asyncpg.Pool, session_id: str) -> None:
-    await conn.execute("DELETE FROM sessions WHERE id_hash = $1", _digest(session_id))
-
-
-async def session_user(conn: asyncpg.Connection | asyncpg.Pool, session_id: str,
-                       now: dt.datetime) -> SessionUser | None:
-    """Who holds this live session and the tenants they own now (read on every request, so a
-    logout, an expiry or a membership change applies at once)."""
-    row = await conn.fetchrow(
-        """SELECT s.user_id,
-                  array_remove(array_agg(m.tenant_id), NULL) AS tenant_ids
-           FROM sessions s
-           LEFT JOIN memberships m ON m.user_id = s.user_id
-           WHERE s.id_hash = $1 AND s.expires_at > $2
-           GROUP BY s.user_id""",
-        _digest(session_id), now,
-    )
-    if row is None:
-        return None
-    return SessionUser(row["user_id"], frozenset(row["tenant_ids"]))
-
-
-# -- logging in --------------------------------------------------------------------------
-
-
-async def log_in(conn: asyncpg.Connection | asyncpg.Pool, throttle: LoginThrottle, email: str,
-                 password: str, address: str, now: float,
-                 replaces: str | None = None) -> tuple[User, str] | None:
-    """The user and a new session id, or None for wrong credentials.
-
-    Raises Throttled after too many recent failures for the email or the client; then the
-    password is not even checked, so a locked account gives nothing away.
-    """
-    attempt = await throttle.begin(email, address, now)
-    user = await check_credentials(conn, email, password)
-    if user is None:
-        return None
-    await throttle.succeeded(attempt)
-    session_id = await start_session(
-        conn, user.id, dt.datetime.fromtimestamp(now, dt.UTC), replaces
-    )
-    return user, session_id

@@ -37,9 +37,25 @@ async def create_tenant(conn: asyncpg.Connection | asyncpg.Pool, name: str, time
     return Tenant(**row)
 
 
+class UnknownTenant(LookupError):
+    """No tenant has this id: the HTTP answer is 404, the command line's a one-line error."""
+
+    def __init__(self, tenant_id: int) -> None:
+        super().__init__(f"tenant {tenant_id} does not exist")
+        self.tenant_id = tenant_id
+
+
 async def get_tenant(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: int) -> Tenant | None:
     row = await conn.fetchrow("SELECT id, name, timezone FROM tenants WHERE id = $1", tenant_id)
     return Tenant(**row) if row else None
+
+
+async def require_tenant(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: int) -> Tenant:
+    """The tenant; UnknownTenant when there is none."""
+    tenant = await get_tenant(conn, tenant_id)
+    if tenant is None:
+        raise UnknownTenant(tenant_id)
+    return tenant
 
 
 async def list_tenants(conn: asyncpg.Connection | asyncpg.Pool) -> list[Tenant]:
@@ -62,6 +78,7 @@ class TenantDirectory:
     """
 
     pool: asyncpg.Pool
+    lookup_timeout: float = 0.5
     lookups_per_second: float = 20.0
     negative_ttl: float = 1.0
     max_negative: int = 10_000
@@ -111,7 +128,7 @@ class TenantDirectory:
     async def _look_up(self, tenant_id: int, now: float) -> ZoneInfo | None:
         try:
             name = await self.pool.fetchval(
-                "SELECT timezone FROM tenants WHERE id = $1", tenant_id, timeout=0.5)
+                "SELECT timezone FROM tenants WHERE id = $1", tenant_id, timeout=self.lookup_timeout)
         except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
             return None
         finally:

@@ -1,0 +1,63 @@
+"""GET /api/analytics/{tenantId} and /today: the seed's summaries, read from the rollups."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+import orjson
+from quart import Blueprint, Response
+from quart_schema import document_response, security_scheme
+
+from app.http.auth import authorize
+from app.http.errors import document_errors, store_call
+from app.http.tenancy import tenant_zone
+from app.services import Services, services
+from rollups.summaries import Summary, Today, summary, today_summary
+
+T = TypeVar("T")
+blueprint = Blueprint("summary", __name__)
+
+SummaryResponse = dataclasses.make_dataclass(
+    "SummaryResponse", [("success", bool), ("data", Summary)])
+TodayResponse = dataclasses.make_dataclass(
+    "TodayResponse", [("success", bool, dataclasses.field(default=True))], bases=(Today,),
+    frozen=True)
+
+
+async def read(tenant_id: int, reader: Callable[[Services, ZoneInfo], Awaitable[T]]) -> T:
+    """The read path of every GET of numbers: authorize, resolve the tenant's timezone, run
+    one read within the deadline (503 when a store fails)."""
+    await authorize(tenant_id)
+    svc = services()
+    timezone = await tenant_zone(svc, tenant_id)
+    async with store_call(svc.settings.read_deadline):
+        return await reader(svc, timezone)
+
+
+def json_response(document: dict) -> Response:
+    return Response(orjson.dumps(document), content_type="application/json")
+
+
+@blueprint.get("/api/analytics/<int:tenant_id>")
+@security_scheme([{"bearer": []}])
+@document_response(SummaryResponse)
+@document_errors(401, 403, 404, 503)
+async def get_summary(tenant_id: int) -> Response:
+    """Today, the last 7 days and the week's totals, in the tenant's timezone."""
+    result = await read(tenant_id, lambda svc, timezone: summary(
+        svc.pool, svc.scripts, svc.keys, tenant_id, timezone, svc.clock()))
+    return json_response({"success": True, "data": dataclasses.asdict(result)})
+
+
+@blueprint.get("/api/analytics/<int:tenant_id>/today")
+@security_scheme([{"bearer": []}])
+@document_response(TodayResponse)
+@document_errors(401, 403, 404, 503)
+async def get_today(tenant_id: int) -> Response:
+    """Today's visitors, WhatsApp clicks, QR scans and product clicks."""
+    result = await read(tenant_id, lambda svc, timezone: today_summary(
+        svc.pool, tenant_id, timezone, svc.clock()))
+    return json_response({"success": True, **dataclasses.asdict(result)})

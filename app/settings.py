@@ -1,0 +1,127 @@
+"""The one settings object: what the environment sets (the README's configuration table), and
+every timeout and interval of the processes, named here once. Tests change any of them with
+`dataclasses.replace(settings, ...)` before they build an app or a worker."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+DEV_SECRET_FILE = Path(".analytics-secret")
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _dev_secret() -> str:
+    # Every process of a development checkout (web workers, scheduler, CLI) must hash
+    # visitors with the same secret, so the generated one is kept beside the project.
+    try:
+        return DEV_SECRET_FILE.read_text().strip()
+    except FileNotFoundError:
+        secret = secrets.token_urlsafe(48)
+        try:
+            with DEV_SECRET_FILE.open("x") as handle:
+                handle.write(secret)
+            DEV_SECRET_FILE.chmod(0o600)
+        except FileExistsError:
+            return DEV_SECRET_FILE.read_text().strip()
+        return secret
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str
+    secret_key: str
+    env: str
+    rate_limit_per_minute: int
+    flush_interval_seconds: int
+    trusted_proxy_hops: int
+    retention_days: int
+    stream_max_events: int
+    key_prefix: str
+    port: int
+    web_concurrency: int
+
+    # Timeouts and intervals, in seconds. Not read from the environment.
+    # The web process answers 503 within a second when Redis is gone, so it waits little and
+    # retries nothing (a script whose reply was lost may have run): connecting, or waiting
+    # for a pooled connection, takes at most `redis_connect_timeout`; a reply may take
+    # `redis_reply_timeout`, inside /track's `track_deadline`, since a 503 after a late
+    # reply cannot say "not counted" and should be rare, not the price of a busy machine.
+    redis_connect_timeout: float = 0.4
+    redis_reply_timeout: float = 0.8
+    track_deadline: float = 0.9
+    track_body_timeout: float = 10.0  # a client trickling its body is cut off
+    read_deadline: float = 5.0  # the GET endpoints' whole read
+    ready_probe_timeout: float = 1.0  # /readyz, per store
+    directory_refresh: float = 60.0  # tenant directory and daily salts, in the background
+    directory_lookup_timeout: float = 0.5  # one look-up of a tenant the directory lacks
+    # Live sockets. Their Redis client is slower than ingestion's: a late snapshot only
+    # delays a frame, while a timeout on the pub/sub connection closes every socket.
+    live_redis_timeout: float = 2.0
+    live_send_timeout: float = 10.0  # a client that takes longer to accept a frame is dropped
+    live_heartbeat: float = 20.0  # a `ping` frame after this long without another
+    live_reauth_interval: float = 30.0  # how soon a revoked token or ended session loses sockets
+    live_shutdown_grace: float = 2.0  # time sockets get to say 1001 before the server's close
+    live_tick: float = 0.25  # a sustained burst of events becomes one update per tick
+    live_burst: int = 2  # updates a tenant may get at once before the tick paces them
+    live_refresh: float = 10.0  # every watched tenant is recomputed this often
+    live_max_events: int = 10  # feed events a socket holds while it does not read
+    live_ping_interval: float = 5.0  # a silent pub/sub connection is PINGed after this
+    live_ping_timeout: float = 3.0  # and declared dead when the PONG takes longer
+    live_reconnect_delays: tuple[float, float] = (0.25, 5.0)  # backoff, first and longest
+    ws_ping_interval: float = 20.0  # protocol pings find dead dashboards
+    shutdown_grace: float = 10.0  # the web server's graceful shutdown
+    # The scheduler and the command line may wait: nobody is answered while they do.
+    jobs_redis_timeout: float = 10.0
+    jobs_connect_timeout: float = 10.0  # the CLI's Postgres connection
+    flush_max_backoff: float = 60.0  # the longest pause after failed flushes
+    store_probe_timeout: float = 2.0  # the scheduler's check of which store is down
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        mode = env.get("ANALYTICS_ENV", "development")
+        secret = env.get("SECRET_KEY", "")
+        if not secret:
+            if mode == "production":
+                raise ConfigError("SECRET_KEY is required when ANALYTICS_ENV=production")
+            secret = _dev_secret()
+        return cls(
+            database_url=env.get(
+                "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/analytics"
+            ),
+            redis_url=env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            secret_key=secret,
+            env=mode,
+            rate_limit_per_minute=_int(env, "RATE_LIMIT_PER_MINUTE", 100, minimum=1),
+            flush_interval_seconds=_int(env, "FLUSH_INTERVAL_SECONDS", 5, minimum=1),
+            trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
+            retention_days=_int(env, "RETENTION_DAYS", 400, minimum=1),
+            stream_max_events=_int(env, "STREAM_MAX_EVENTS", 500_000, minimum=1),
+            key_prefix=env.get("ANALYTICS_KEY_PREFIX", ""),
+            port=_int(env, "PORT", 8000, minimum=1),
+            web_concurrency=_int(env, "WEB_CONCURRENCY", os.cpu_count() or 1, minimum=1),
+        )

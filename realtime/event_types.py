@@ -1,0 +1,52 @@
+"""The one table of event types: the name a landing page sends, the counter it feeds, and
+what the APIs and the dashboard call that counter. Every list of types, counters, SQL
+columns, snapshot fields, response models and dashboard labels derives from this table;
+adding an event type is one entry here plus a migration adding its rollup column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str  # `event_type` in a /track body
+    counter: str  # Redis counter field, `daily_rollups` column, key of /stats totals
+    label: str  # the dashboard's label of the counter
+    event_label: str  # the dashboard's label of one event in the feed
+    live: str | None = None  # key in the live snapshot's `data`
+    today: str | None = None  # key in GET /{id}/today
+    week: bool = False  # summed over the 7 days of GET /{id}
+    lead: bool = False  # a visitor who sends one is a lead
+    timed: bool = False  # carries `metadata.seconds`
+
+
+EVENT_TYPES: tuple[EventType, ...] = (
+    EventType("pageview", "pageviews", "Page views", "Page view", live="pageviews_today"),
+    EventType("click_whatsapp", "whatsapp_clicks", "WhatsApp clicks", "WhatsApp click",
+              live="whatsapp_clicks", today="whatsapp_clicks", week=True, lead=True),
+    EventType("click_call", "call_clicks", "Calls", "Call click",
+              live="call_clicks", week=True, lead=True),
+    EventType("click_toggle_currency", "currency_toggles", "Currency toggles", "Currency toggle",
+              live="currency_toggles", week=True),
+    EventType("time_on_page", "time_on_page_count", "Timed visits", "Time on page", timed=True),
+    EventType("qr_scan", "qr_scans", "QR scans", "QR scan",
+              live="qr_scans", today="qr_scans", week=True),
+    EventType("product_click", "product_clicks", "Products viewed", "Product click",
+              live="products_viewed", today="products_viewed"),
+)
+
+BY_NAME: dict[str, EventType] = {t.name: t for t in EVENT_TYPES}
+NAMES: tuple[str, ...] = tuple(BY_NAME)
+TIMED: EventType = next(t for t in EVENT_TYPES if t.timed)
+LIVE: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.live)
+TODAY: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.today)
+WEEK: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.week)
+
+# Every accepted event adds one to EVENTS and to its type's counter; a timed one also adds
+# its milliseconds to TIME_MS (realtime/scripts/track.lua names these two as well).
+EVENTS = "events"
+TIME_MS = "time_on_page_ms"
+COUNTERS: tuple[str, ...] = (EVENTS, *(t.counter for t in EVENT_TYPES), TIME_MS)
+COUNTER_OF: dict[str, str] = {t.name: t.counter for t in EVENT_TYPES}

@@ -13,10 +13,10 @@ import asyncpg
 import hiredis
 from redis.asyncio import BlockingConnectionPool, Connection, Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.maint_notifications import MaintNotificationsConfig
 from redis.asyncio.retry import Retry  # the sync Retry never retries an async call
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from app.settings import Settings
 from realtime.keys import Keys

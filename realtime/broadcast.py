@@ -5,9 +5,10 @@ After encode/broadcaster: a listener reads the pub/sub connection and only marks
 tenant dirty (and keeps its last few events); a publisher task computes ONE snapshot per dirty
 tenant and offers it to each of the tenant's local subscriptions. A token bucket per tenant
 (`burst` snapshots at once, refilled at one per `tick`) paces them: a lone event, or two close
-together, show in milliseconds, and a sustained burst becomes 1/`tick` updates a second. A subscription is a
-mailbox holding the newest state and a bounded list of events, so a socket costs the same
-memory whether its client reads fast, slowly or never, and no socket ever waits for another.
+together, show in milliseconds, and a sustained burst becomes 1/`tick` updates a second. A
+subscription is a mailbox holding the newest state and a bounded list of events, so a socket
+costs the same memory whether its client reads fast, slowly or never, and no socket ever waits
+for another.
 Every `refresh` seconds all watched tenants are recomputed, so `active_visitors` falls when
 visitors leave even if no event arrives.
 
@@ -32,13 +33,13 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from realtime.keys import Keys
 from realtime import stream
+from realtime.keys import Keys
 from realtime.snapshots import Snapshot, snapshot, snapshots
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,8 @@ class Broadcaster:
         for work in (self._listen(), self._ticker()):
             self._spawn(work)
 
-    async def stop(self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down") -> None:
+    async def stop(self, code: int = CLOSE_GOING_AWAY,
+                   reason: str = "server shutting down") -> None:
         self.drain(code, reason)
         # Cancelled again until done: redis-py can swallow a cancellation that lands inside
         # a command (redis/redis-py #2028), and the loops would then go on until the next one.
@@ -381,7 +383,7 @@ class Broadcaster:
                                                  timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     changed.cancel()
-                for name, (link, task) in list(readers.items()):
+                for name, (_, task) in list(readers.items()):
                     if task in done:
                         del readers[name]
                         if not task.cancelled() and task.exception() is not None:

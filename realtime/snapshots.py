@@ -31,7 +31,8 @@ class Snapshot:
     counts: tuple[int, ...] = NO_COUNTS
 
     def as_dict(self) -> dict[str, int]:
-        return {"visitors_today": self.visitors_today, **dict(zip(LIVE_NAMES, self.counts)),
+        counts = dict(zip(LIVE_NAMES, self.counts, strict=True))
+        return {"visitors_today": self.visitors_today, **counts,
                 "active_visitors": self.active_visitors}
 
 

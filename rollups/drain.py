@@ -8,6 +8,7 @@ consumer that died are claimed again once idle, so a crash never loses one.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import socket
@@ -57,13 +58,12 @@ def partition_name(month: dt.date) -> str:
 
 async def ensure_partitions(conn: asyncpg.Connection, months: set[dt.date]) -> None:
     for month in sorted(months):
-        try:
+        # Another drainer may create it at the same moment.
+        with contextlib.suppress(asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
             await conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {partition_name(month)} PARTITION OF events "
                 f"FOR VALUES FROM ('{month.isoformat()}') TO ('{next_month(month).isoformat()}')"
             )
-        except (asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
-            pass  # another drainer created it at the same moment
 
 
 def to_record(shard: int, stream_id: bytes, fields: dict[bytes, bytes]) -> tuple:

@@ -28,10 +28,10 @@ import asyncpg
 from redis.asyncio import Redis
 
 from realtime import keys as k
+from realtime.event_types import COUNTERS
 from realtime.scripts import Scripts
 from rollups.faults import Fault, no_fault
 from rollups.locks import Locking, shard_lock
-from realtime.event_types import COUNTERS
 
 BATCH_SIZE = 5000
 # Tenant-days per sketch-merge and reseed call: bounds how long one call holds Redis (250
@@ -91,7 +91,8 @@ async def claim(redis: Redis, keys: k.Keys, fs: Scripts, shard: int,
 
 async def read_batch(redis: Redis, keys: k.Keys, shard: int) -> list[TenantDay]:
     raw = await redis.hgetall(keys.flush_batch(shard))
-    days: dict[tuple[int, dt.date], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
+    days: dict[tuple[int, dt.date], dict[str, int]] = defaultdict(
+        lambda: dict.fromkeys(COUNTERS, 0))
     for name, value in raw.items():
         tenant, day, counter = name.decode().split("|")
         days[(int(tenant), dt.date.fromisoformat(day))][counter] = int(value)
@@ -115,7 +116,8 @@ async def merge_sketches(conn: asyncpg.Connection, keys: k.Keys, fs: Scripts, sh
     # redis-py's pipelines do not reload scripts a restarted node forgot.
     replies = await asyncio.gather(*(
         fs.merge_sketch(
-            keys=[keys.scratch(shard, n), *(keys.day_visitors(td.tenant_id, td.day) for td in chunk)],
+            keys=[keys.scratch(shard, n),
+                  *(keys.day_visitors(td.tenant_id, td.day) for td in chunk)],
             args=[k.DAY_TTL_SECONDS, *(durable.get((td.tenant_id, td.day)) or b"" for td in chunk)],
         )
         for n, chunk in enumerate(chunks)
@@ -126,7 +128,8 @@ async def merge_sketches(conn: asyncpg.Connection, keys: k.Keys, fs: Scripts, sh
                 td.sketch, td.visitors = merged[0], int(merged[1])
 
 
-async def apply(conn: asyncpg.Connection, batch_id: str, batch: list[TenantDay]) -> list[asyncpg.Record]:
+async def apply(conn: asyncpg.Connection, batch_id: str,
+                batch: list[TenantDay]) -> list[asyncpg.Record]:
     """Adds the batch to the rollups once; returns the resulting totals of its tenant-days."""
     async with conn.transaction():
         fresh = await conn.fetchval(
@@ -176,7 +179,8 @@ async def flush_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, fs: Script
             fault("applied")
             await reseed(keys, fs, totals)
             fault("reseeded")
-            await fs.flush_done(keys=[keys.flush_batch(shard), keys.flush_id(shard)], args=[batch_id])
+            await fs.flush_done(keys=[keys.flush_batch(shard), keys.flush_id(shard)],
+                                args=[batch_id])
             applied += len(batch)
     return applied
 

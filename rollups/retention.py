@@ -13,7 +13,8 @@ _PARTITION = re.compile(r"^events_(\d{4})_(\d{2})$")
 FLUSH_IDS_KEPT_DAYS = 30
 
 
-async def drop_expired(conn: asyncpg.Connection, now: dt.datetime, retention_days: int) -> list[str]:
+async def drop_expired(conn: asyncpg.Connection, now: dt.datetime,
+                       retention_days: int) -> list[str]:
     """Drops partitions whose every event is older than the retention; returns their names."""
     cutoff = now.astimezone(dt.UTC).date() - dt.timedelta(days=retention_days)
     names = await conn.fetch(

@@ -25,10 +25,12 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidTimezone(f"unknown timezone {name!r}; use an IANA name such as Europe/Madrid") from None
+        raise InvalidTimezone(
+            f"unknown timezone {name!r}; use an IANA name such as Europe/Madrid") from None
 
 
-async def create_tenant(conn: asyncpg.Connection | asyncpg.Pool, name: str, timezone: str = "UTC") -> Tenant:
+async def create_tenant(conn: asyncpg.Connection | asyncpg.Pool, name: str,
+                        timezone: str = "UTC") -> Tenant:
     zone(timezone)
     row = await conn.fetchrow(
         "INSERT INTO tenants (name, timezone) VALUES ($1, $2) RETURNING id, name, timezone",
@@ -112,7 +114,7 @@ class TenantDirectory:
         if not self._loaded:
             try:
                 await self.reload()
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+            except (TimeoutError, OSError, asyncpg.PostgresError):
                 raise DirectoryUnavailable("the tenant directory is not loaded yet") from None
             return self._zones.get(tenant_id)
         inflight = self._inflight.get(tenant_id)
@@ -128,8 +130,9 @@ class TenantDirectory:
     async def _look_up(self, tenant_id: int, now: float) -> ZoneInfo | None:
         try:
             name = await self.pool.fetchval(
-                "SELECT timezone FROM tenants WHERE id = $1", tenant_id, timeout=self.lookup_timeout)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+                "SELECT timezone FROM tenants WHERE id = $1", tenant_id,
+                timeout=self.lookup_timeout)
+        except (TimeoutError, OSError, asyncpg.PostgresError):
             return None
         finally:
             self._inflight.pop(tenant_id, None)

@@ -10,7 +10,6 @@ import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-
 MIN_PASSWORD_CHARS = 8
 # Long enough for any passphrase, short enough that hashing cannot be used to burn CPU.
 MAX_PASSWORD_CHARS = 1024
@@ -75,7 +74,8 @@ async def create_user(conn: asyncpg.Connection | asyncpg.Pool, email: str, passw
     return User(**row)
 
 
-async def set_password(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, password: str) -> None:
+async def set_password(conn: asyncpg.Connection | asyncpg.Pool, user_id: int,
+                       password: str) -> None:
     password_hash = await asyncio.to_thread(hash_password, password)
     await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
 

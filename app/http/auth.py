@@ -15,9 +15,10 @@ from quart import has_websocket_context, request, websocket
 from quart_auth import current_user
 
 from app.accounts.sessions import session_user
+from app.accounts.tokens import verify_token
 from app.http.errors import APIError, store_call
 from app.services import services
-from app.accounts.tokens import verify_token
+
 
 @dataclass(frozen=True)
 class Principal:

@@ -91,7 +91,8 @@ def store_failure(error: BaseException, *, writing: bool = False) -> APIError:
 
 
 @contextlib.asynccontextmanager
-async def store_call(deadline: float | None = None, *, writing: bool = False) -> AsyncIterator[None]:
+async def store_call(deadline: float | None = None, *,
+                     writing: bool = False) -> AsyncIterator[None]:
     """Runs the block within `deadline`; a store failing in it becomes `store_failure`."""
     try:
         async with asyncio.timeout(deadline):

@@ -106,8 +106,13 @@ def read_password() -> str:
 
 async def cmd_user_create(args: argparse.Namespace, settings: Settings) -> Output:
     from app.accounts.tenants import require_tenant
-    from app.accounts.users import AccountError, add_membership, check_email, check_password
-    from app.accounts.users import create_user
+    from app.accounts.users import (
+        AccountError,
+        add_membership,
+        check_email,
+        check_password,
+        create_user,
+    )
 
     try:
         check_email(args.email)
@@ -226,7 +231,8 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> Output:
     data = {"tenant_id": tenant.id, "token": demo.token, "email": demo.email,
             "password": demo.password, "events": demo.events, "created": demo.created,
             "login": f"{base}/login", "demo_page": f"{base}/demo/{tenant.id}"}
-    seeded = f"seeded a week of traffic ({demo.events} events)" if demo.created else "already seeded"
+    seeded = (f"seeded a week of traffic ({demo.events} events)" if demo.created
+              else "already seeded")
     text = f"""Demo tenant {tenant.id} {tenant.name!r} ({tenant.timezone}): {seeded}.
 Log in at {base}/login as {demo.email} with password {demo.password}
 API token (shown once): {demo.token}
@@ -288,13 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     command(commands, "migrate", cmd_migrate, "create or upgrade the schema")
 
-    tenant = commands.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
+    tenant = commands.add_parser("tenant", help="tenants").add_subparsers(dest="action",
+                                                                      required=True)
     p = command(tenant, "create", cmd_tenant_create, "create a tenant")
     p.add_argument("name")
     p.add_argument("--timezone", default="UTC", help="IANA name, e.g. Europe/Madrid")
     command(tenant, "list", cmd_tenant_list, "list tenants")
 
-    user = commands.add_parser("user", help="tenant owners").add_subparsers(dest="action", required=True)
+    user = commands.add_parser("user", help="tenant owners").add_subparsers(dest="action",
+                                                                      required=True)
     p = command(user, "create", cmd_user_create,
                 "create an owner (password from ANALYTICS_PASSWORD or a prompt)")
     p.add_argument("email")
@@ -303,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("email")
     p.add_argument("--tenant", type=int, required=True)
 
-    token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
+    token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action",
+                                                                      required=True)
     p = command(token, "create", cmd_token_create, "create a token (shown once)")
     p.add_argument("--tenant", type=int, required=True)
     p.add_argument("--label", default="")
@@ -320,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="first local day to recompute, YYYY-MM-DD")
     command(commands, "demo", cmd_demo, "seed a demo tenant with a week of traffic")
     command(commands, "serve", serve, "run the web process (the Procfile's web)")
-    command(commands, "scheduler", cmd_scheduler, "run the scheduler process (the Procfile's scheduler)")
+    command(commands, "scheduler", cmd_scheduler,
+            "run the scheduler process (the Procfile's scheduler)")
     return parser
 
 

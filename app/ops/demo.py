@@ -6,31 +6,33 @@ past times, then through a flush, so the demo shows what production would.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import orjson
 
+from app.accounts.tenants import Tenant, create_tenant
+from app.accounts.tokens import create_token
 from app.accounts.users import add_membership, create_user, get_user_by_email, set_password
-from app.settings import Settings
 from app.clients import opened
 from app.ops.scheduler import Worker
 from app.services import make_ingestor
-from app.accounts.tenants import Tenant, create_tenant
-from app.accounts.tokens import create_token
-from realtime.validation import parse_event
+from app.settings import Settings
 from realtime.ingest import Ingestor, Outcome, Sender
+from realtime.validation import parse_event
 from rollups.locks import Locking
 
 DEMO_NAME = "Demo Café"
 DEMO_EMAIL = "demo@example.com"
 DEMO_TIMEZONE = "Europe/Madrid"
-PRODUCTS = ("cafe-con-leche", "tostada", "zumo")
 BROWSERS = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "Mobile/15E148 Safari/604.1",
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36",
 )
@@ -46,20 +48,26 @@ class Demo:
     created: bool
 
 
+# The visitor's behaviour is data (demo_visit.json), so the demo names no event type itself.
+VISIT = json.loads((Path(__file__).parent / "demo_visit.json").read_text())["steps"]
+
+
+def _value(rng: random.Random, choices):
+    if isinstance(choices, list):
+        return rng.choice(choices)
+    return rng.randint(choices["from"], choices["to"])
+
+
 def visit(rng: random.Random) -> list[tuple[str, dict | None]]:
     """One visitor's events, in order: what a landing page of a café would see."""
-    events: list[tuple[str, dict | None]] = [("pageview", None)]
-    if rng.random() < 0.15:
-        events.insert(0, ("qr_scan", None))
-    if rng.random() < 0.3:
-        events.append(("product_click", {"product": rng.choice(PRODUCTS)}))
-    if rng.random() < 0.1:
-        events.append(("click_toggle_currency", {"currency": "USD"}))
-    if rng.random() < 0.2:
-        events.append(("click_whatsapp", {"button_location": "hero"}))
-    elif rng.random() < 0.08:
-        events.append(("click_call", None))
-    events.append(("time_on_page", {"seconds": rng.randint(5, 400)}))
+    events: list[tuple[str, dict | None]] = []
+    for step in VISIT:
+        if step.get("unless") in {name for name, _ in events}:
+            continue
+        if step["chance"] < 1 and rng.random() >= step["chance"]:
+            continue
+        metadata = {k: _value(rng, v) for k, v in step.get("metadata", {}).items()} or None
+        events.append((step["event_type"], metadata))
     return events
 
 
@@ -69,7 +77,7 @@ async def generate_week(ingestor: Ingestor, tenant: Tenant, now: float, seed: in
     accepted = 0
     for days_ago in range(6, -1, -1):
         day_start = now - days_ago * 86_400 - (now % 86_400)
-        for n in range(rng.randint(25, 70)):
+        for _ in range(rng.randint(25, 70)):
             moment = day_start + rng.uniform(8, 22) * 3600
             if moment > now:
                 continue

@@ -197,7 +197,8 @@ def _close_sockets_on_signals(hub: Broadcaster, grace: float):
 
     def handler_for(previous):
         def handle(signum, frame) -> None:
-            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(close_then(previous, signum, frame)))
+            loop.call_soon_threadsafe(
+                lambda: asyncio.ensure_future(close_then(previous, signum, frame)))
         return handle
 
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone

@@ -12,14 +12,14 @@ from quart import Blueprint, Response, redirect, render_template, request
 from quart_auth import AuthUser, current_user, login_user, logout_user
 from quart_schema import document_querystring, document_request, document_response
 
-from app.http import csrf
 from app.accounts.sessions import end_session, log_in
+from app.accounts.throttle import Throttled
+from app.http import csrf
 from app.http.auth import LoginRequired
 from app.http.errors import APIError, document_errors, store_call
 from app.http.headers import LOGIN_CSP
 from app.http.openapi import HTMLPage
 from app.services import services
-from app.accounts.throttle import Throttled
 from realtime.privacy import client_address
 
 blueprint = Blueprint("login", __name__)

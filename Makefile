@@ -31,7 +31,7 @@ test: install services browser
 	TEST_REDIS=cluster $(BIN)/python -m pytest -q
 
 cluster: install
-	$(BIN)/python -m tests.cluster
+	$(BIN)/python -m tests.support.cluster
 
 test-faults: install services
 	$(BIN)/python -m pytest -q -m faults

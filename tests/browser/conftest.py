@@ -8,37 +8,14 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import pytest
 from redis.asyncio import Redis
 
 from app.settings import Settings
-from tests.browser.helpers import Shop
-from tests.servers import env_for, free_port
-
-ROOT = Path(__file__).parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-# Headless Chromium says "HeadlessChrome", which the bot filter rightly drops. Set for the whole
-# browser: a per-context override is lost by beacons sent while a page unloads.
-DESKTOP_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "Chrome/156.0.0.0 Safari/537.36")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
-@dataclass(frozen=True)
-class Server:
-    base: str  # http://localhost:PORT
-    port: int
-    env: dict[str, str]
+from tests.support.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA, Server, Shop
+from tests.support.servers import ROOT, env_for, free_port, wait_ready
 
 
 @pytest.fixture(scope="session")
@@ -56,19 +33,10 @@ async def server(settings: Settings, database: str, redis: Redis) -> AsyncIterat
     # client address 127.0.0.1, and a Referer of http://127.0.0.1:... would look like one.
     base = f"http://localhost:{port}"
     try:
-        deadline = time.monotonic() + 20
-        async with httpx.AsyncClient() as http:
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"the server exited; see {ARTIFACTS / 'server.log'}")
-                try:
-                    if (await http.get(base + "/readyz", timeout=1)).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the server did not become ready in 20 s")
-                await asyncio.sleep(0.1)
+        try:
+            await wait_ready(base, process)
+        except (RuntimeError, AssertionError) as error:
+            raise RuntimeError(f"{error}; see {ARTIFACTS / 'server.log'}") from error
         yield Server(base, port, env)
     finally:
         # Waited for off the event loop: the session's other fixtures share the loop.
@@ -128,5 +96,3 @@ async def context(browser):
     await context.route("https://api.whatsapp.com/**", lambda route: route.abort())
     yield context
     await context.close()
-
-

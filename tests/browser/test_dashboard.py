@@ -8,8 +8,9 @@ import re
 import httpx
 import pytest
 
-from tests.browser.conftest import ARTIFACTS
-from tests.conftest import PASSWORD
+from tests.support.apps import flush
+from tests.support.browser import ARTIFACTS
+from tests.support.http import PASSWORD
 
 HOSTILE_REFERRER = '<script>window.__pwned = 1</script><img src="x" onerror="window.__pwned = 2">'
 HOSTILE_AGENT = "Mozilla/5.0 <b id=agent-bold>bold</b> Chrome/156.0"
@@ -163,8 +164,6 @@ async def test_snippet_copy_and_qr_downloads(server, dashboard, tenant):
 @pytest.mark.parametrize(("name", "width", "height"), [("phone", 360, 740), ("desktop", 1280, 900)])
 async def test_dashboard_screenshots_and_no_sideways_scroll(app, server, dashboard, tenant, name,
                                                            width, height):
-    from tests.conftest import flush
-
     page = dashboard
     async with httpx.AsyncClient() as http:
         for event_type, metadata in [("pageview", {"referrer": "https://www.google.com/"}),

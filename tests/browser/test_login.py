@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.browser.conftest import ARTIFACTS
-from tests.conftest import PASSWORD
+from tests.support.browser import ARTIFACTS
+from tests.support.http import PASSWORD
 
 
 async def test_login_form_leads_back_to_the_tenant_page(server, browser, owner, tenant):

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.browser.helpers import stored_events, types, wait_for_events
+from tests.support.browser import stored_events, types, wait_for_events
 
 
 def landing(server, tenant_attr: str, body: str = "") -> str:

@@ -1,0 +1,1 @@
+"""The `analytics` command, run as an installed subprocess."""

@@ -1,0 +1,298 @@
+"""POST /api/analytics/track, line by line of the contract."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+
+from tests.support.apps import flush, serving_app
+from tests.support.http import track
+from tests.support.settings import make_settings
+
+BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1"
+
+
+async def test_accepts_each_event_type(client, tenant):
+    for event_type in ["pageview", "click_whatsapp", "click_call", "click_toggle_currency",
+                       "qr_scan", "product_click"]:
+        response = await track(client, tenant.id, event_type, {"button_location": "hero"})
+        assert response.status_code == 200, await response.get_data()
+        assert await response.get_json() == {"success": True}
+    response = await track(client, tenant.id, "time_on_page", {"seconds": 42.5})
+    assert response.status_code == 200
+
+
+async def test_text_plain_from_send_beacon(client, tenant):
+    response = await track(client, tenant.id, content_type="text/plain;charset=UTF-8")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"not json", 400),
+        (b"", 400),
+        (b"\xff\xfe\x00", 400),
+        (b"[1, 2]", 400),
+        (b'"pageview"', 400),
+        (b'{"event_type": "pageview"}', 400),
+        (b'{"tenant_id": true, "event_type": "pageview"}', 400),
+        (b'{"tenant_id": 1.0, "event_type": "pageview"}', 400),
+        (b'{"tenant_id": "1", "event_type": "pageview"}', 400),
+        (b'{"tenant_id": 0, "event_type": "pageview"}', 400),
+        (b'{"tenant_id": -3, "event_type": "pageview"}', 400),
+        (b'{"tenant_id": 9223372036854775808, "event_type": "pageview"}', 400),
+        (b'{"tenant_id": 1, "event_type": "purchase"}', 400),
+        (b'{"tenant_id": 1, "event_type": null}', 400),
+        (b'{"tenant_id": 1, "event_type": "pageview", "metadata": []}', 400),
+        (b'{"tenant_id": 1, "event_type": "pageview", "metadata": "x"}', 400),
+        (b'{"tenant_id": 1, "event_type": "pageview", "metadata": {"x": NaN}}', 400),
+        (b'{"tenant_id": 1, "event_type": "time_on_page"}', 400),
+        (b'{"tenant_id": 1, "event_type": "time_on_page", "metadata": {"seconds": -1}}', 400),
+        (b'{"tenant_id": 1, "event_type": "time_on_page", "metadata": {"seconds": 86401}}', 400),
+        (b'{"tenant_id": 1, "event_type": "time_on_page", "metadata": {"seconds": "9"}}', 400),
+        (b'{"tenant_id": 1, "event_type": "time_on_page", "metadata": {"seconds": true}}', 400),
+        (b'{"tenant_id": 1, "event_type": "pageview", "metadata": {"a": "' + b"x" * 4100
+         + b'"}}', 413),
+        (b'{"tenant_id": 1, "event_type": "pageview", "pad": "' + b"x" * 17000 + b'"}', 413),
+        (b'{"a":' * 2000 + b"1" + b"}" * 2000, 400),
+    ],
+)
+async def test_rejects_bad_bodies(client, body, status):
+    response = await track(client, None, body=body)
+    assert response.status_code == status
+    document = await response.get_json()
+    assert document["success"] is False
+    assert isinstance(document["error"], str) and document["error"]
+
+
+async def test_other_content_types_are_415(client, tenant):
+    for content_type in ["application/x-www-form-urlencoded", "multipart/form-data", "text/html"]:
+        response = await track(client, tenant.id, content_type=content_type)
+        assert response.status_code == 415
+        assert (await response.get_json())["success"] is False
+
+
+async def test_unknown_tenant_is_404(client):
+    response = await track(client, 987_654_321)
+    assert response.status_code == 404
+    assert "987654321" in (await response.get_json())["error"]
+
+
+async def test_new_tenant_is_seen_without_restart(client, pool):
+    from app.accounts.tenants import create_tenant
+
+    await asyncio.sleep(1.1)  # let a previous miss' throttle lapse
+    fresh = await create_tenant(pool, "Brand new", "Europe/Madrid")
+    response = await track(client, fresh.id)
+    assert response.status_code == 200
+
+
+async def test_cors_preflight_and_headers(client):
+    response = await client.options(
+        "/api/analytics/track",
+        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    bad = await track(client, None, body=b"nope")
+    assert bad.headers["Access-Control-Allow-Origin"] == "*"
+
+
+async def test_stores_hash_user_agent_and_referrer_never_the_address(client, tenant, redis, keys):
+    address = "203.0.113.77"
+    response = await track(
+        client, tenant.id, "click_whatsapp", {"button_location": "hero"},
+        headers={"User-Agent": BROWSER, "Referer": "https://cafe.example/menu",
+                 "X-Forwarded-For": address},
+    )
+    assert response.status_code == 200
+    entries = await redis.xrange(keys.events(keys.shard_of(tenant.id)))
+    mine = [e for e in (orjson.loads(f[b"e"]) for _, f in entries) if e["tenant"] == tenant.id]
+    assert len(mine) == 1
+    stored = mine[0]
+    assert stored["type"] == "click_whatsapp"
+    assert stored["ua"] == BROWSER
+    assert stored["ref"] == "https://cafe.example/menu"
+    assert stored["meta"] == {"button_location": "hero"}
+    assert len(stored["ip"]) == 45
+    int(stored["ip"], 16)
+    # No key or value this run wrote to Redis holds the address.
+    async for key in redis.scan_iter(match=keys.pattern(), count=1000):
+        assert address.encode() not in key
+        kind = await redis.type(key)
+        if kind == b"stream":
+            for _, fields in await redis.xrange(key):
+                assert all(address.encode() not in v for v in fields.values())
+        elif kind == b"string":
+            assert address.encode() not in (await redis.get(key) or b"")
+        elif kind == b"hash":
+            assert all(address.encode() not in v for v in (await redis.hgetall(key)).values())
+
+
+async def test_bots_are_answered_but_not_counted(client, tenant, redis, keys):
+    response = await track(
+        client, tenant.id,
+        headers={"User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"},
+    )
+    assert response.status_code == 200
+    assert await response.get_json() == {"success": True}
+    assert await redis.zcard(keys.rate(tenant.id)) == 0
+
+
+async def test_rate_limit_is_exact_under_concurrency(client, tenant, app):
+    limit = app.extensions["analytics"].settings.rate_limit_per_minute
+    responses = await asyncio.gather(*[track(client, tenant.id) for _ in range(2 * limit)])
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == limit
+    assert statuses.count(429) == limit
+    rejected = next(r for r in responses if r.status_code == 429)
+    assert 1 <= int(rejected.headers["Retry-After"]) <= 60
+    assert (await rejected.get_json())["success"] is False
+
+
+async def test_rate_limit_window_rolls(client, tenant, app, clock):
+    limit = app.extensions["analytics"].settings.rate_limit_per_minute
+    start = clock.now
+    # Half the limit at t=0, the other half at t=30: full.
+    for _ in range(limit // 2):
+        assert (await track(client, tenant.id)).status_code == 200
+    clock.now = start + 30
+    for _ in range(limit - limit // 2):
+        assert (await track(client, tenant.id)).status_code == 200
+    refused = await track(client, tenant.id)
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "30"
+    # At t=59.9 the first half is still inside the rolling window (a fixed minute would reset).
+    clock.now = start + 59.9
+    assert (await track(client, tenant.id)).status_code == 429
+    # At t=60.001 the first half has left the window: exactly that many fit again.
+    clock.now = start + 60.001
+    for _ in range(limit // 2):
+        assert (await track(client, tenant.id)).status_code == 200
+    assert (await track(client, tenant.id)).status_code == 429
+
+
+async def test_redis_down_is_503_quickly(settings, database, tenant):
+    import time
+
+    from app.factory import create_app
+
+    app = create_app(make_settings(redis_url="redis://127.0.0.1:1/0"))
+    async with app.test_app():
+        client = app.test_client()
+        started = time.monotonic()
+        response = await track(client, tenant.id)
+        elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    assert (await response.get_json())["success"] is False
+    assert elapsed < 1.0
+
+
+async def test_trusted_proxy_hops(app):
+    from realtime.privacy import client_address
+
+    assert client_address("10.0.0.1", "1.2.3.4, 5.6.7.8", 0) == "10.0.0.1"
+    assert client_address("10.0.0.1", "1.2.3.4, 5.6.7.8", 1) == "5.6.7.8"
+    assert client_address("10.0.0.1", "1.2.3.4, 5.6.7.8", 2) == "1.2.3.4"
+    assert client_address("10.0.0.1", "1.2.3.4", 2) == "10.0.0.1"
+    assert client_address("10.0.0.1", "garbage", 1) == "10.0.0.1"
+
+
+async def test_tenant_id_at_the_integer_limits(client):
+    assert (await track(client, 2**63 - 1)).status_code == 404
+    for tenant_id in (b"9223372036854775808", b"-9223372036854775809"):
+        body = b'{"tenant_id": %s, "event_type": "pageview"}' % tenant_id
+        assert (await track(client, None, body=body)).status_code == 400
+
+
+async def test_hostile_metadata_is_kept_as_inert_data(app, client, tenant, pool):
+    hostile = {
+        "key": "{s1}:t:1:rate",
+        "sql": "'); DROP TABLE events; --",
+        "lua": "redis.call('FLUSHALL')",
+        "nested": {"a": [1, {"b": None}], "unicode": "\u202e\U0001f600"},
+    }
+    response = await track(client, tenant.id, "product_click", hostile)
+    assert response.status_code == 200
+    await flush(app)
+    stored = await pool.fetchval("SELECT metadata FROM events WHERE tenant_id = $1", tenant.id)
+    assert orjson.loads(stored) == hostile
+
+
+async def test_nul_characters_are_refused_before_they_reach_postgres(client, tenant):
+    body = b'{"tenant_id": %d, "event_type": "pageview", "metadata": {"a": "x\\u0000"}}' % tenant.id
+    response = await track(client, None, body=body)
+    assert response.status_code == 400
+    assert "NUL" in (await response.get_json())["error"]
+
+
+async def test_duplicate_keys_take_the_last_value(client, tenant):
+    body = (f'{{"tenant_id": 999999999, "tenant_id": {tenant.id}, '
+            f'"event_type": "pageview"}}').encode()
+    assert (await track(client, None, body=body)).status_code == 200
+
+
+async def test_quart_view_and_fast_path_answer_alike(app, client, tenant):
+    """Both adapters of the endpoint give the same status, body and CORS header."""
+    cases = [
+        dict(tenant_id=tenant.id),
+        dict(tenant_id=None, body=b"nope"),
+        dict(tenant_id=987_654_321),
+        dict(tenant_id=tenant.id, content_type="text/html"),
+        dict(tenant_id=None, body=b'{"tenant_id": 1, "event_type": "pageview", "m": "'
+             + b"x" * 17000 + b'"}'),
+    ]
+    fast = app.asgi_app
+    answers = {}
+    try:
+        for name, asgi in (("fast", fast), ("quart", fast.inner)):
+            app.asgi_app = asgi
+            answers[name] = []
+            for case in cases:
+                tenant_id = case.pop("tenant_id")
+                response = await track(client, tenant_id, **case)
+                case["tenant_id"] = tenant_id
+                answers[name].append((response.status_code, await response.get_json(),
+                                      response.headers.get("Access-Control-Allow-Origin")))
+    finally:
+        app.asgi_app = fast
+    assert answers["fast"] == answers["quart"]
+    assert [a[0] for a in answers["fast"]] == [200, 400, 404, 415, 413]
+
+
+async def _asgi_post(app, messages):
+    """POST /track through the app's ASGI entry with the given body messages."""
+    sent = []
+    queue = list(messages)
+
+    async def receive():
+        if queue:
+            return queue.pop(0)
+        await asyncio.sleep(3600)  # a client that never sends the rest
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/api/analytics/track", "raw_path": b"/api/analytics/track",
+             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5000),
+             "server": ("127.0.0.1", 80),
+             "headers": [(b"content-type", b"application/json"), (b"user-agent", b"Mozilla/5.0")]}
+    await app.asgi_app(scope, receive, send)
+    return sent[0]["status"], orjson.loads(sent[1]["body"])
+
+
+async def test_a_trickled_body_is_cut_off(settings, tenant):
+    async with serving_app(settings, track_body_timeout=0.3) as app:
+        half = {"type": "http.request", "body": b'{"tenant_id": ', "more_body": True}
+        status, body = await _asgi_post(app, [half])
+        assert status == 408 and body["success"] is False
+        rest = b'%d, "event_type": "pageview"}' % tenant.id
+        whole = [half, {"type": "http.request", "body": rest, "more_body": False}]
+        assert (await _asgi_post(app, whole))[0] == 200
+        big = [{"type": "http.request", "body": b"x" * 10_000, "more_body": True}] * 2
+        assert (await _asgi_post(app, big))[0] == 413

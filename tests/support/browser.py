@@ -1,0 +1,101 @@
+"""What the browser tests share: where Chromium is and how it starts, a customer's site on
+another origin, and what the server stored."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio import Redis
+
+from realtime.keys import Keys
+from tests.support.polling import eventually
+from tests.support.servers import ROOT
+
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# Headless Chromium says "HeadlessChrome", which the bot filter rightly drops. Set for the whole
+# browser: a per-context override is lost by beacons sent while a page unloads.
+DESKTOP_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/156.0.0.0 Safari/537.36")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@dataclass(frozen=True)
+class Server:
+    base: str  # http://localhost:PORT
+    port: int
+    env: dict[str, str]
+
+
+class Shop:
+    """A customer's site on another origin (another loopback port) that embeds t.js."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, str] = {}
+        pages = self.pages
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                html = pages.get(self.path.split("?")[0])
+                body = (html or "not found").encode()
+                self.send_response(200 if html else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://localhost:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def serve(self, path: str, html: str) -> str:
+        self.pages[path] = html
+        return self.origin + path
+
+
+@dataclass
+class Stored:
+    type: str
+    metadata: dict
+    page: str
+    user_agent: str
+
+
+async def stored_events(redis: Redis, keys: Keys, tenant_id: int) -> list[Stored]:
+    """What the server accepted for this tenant, oldest first, read from the event stream."""
+    entries = await redis.xrange(keys.events(keys.shard_of(tenant_id)))
+    events = (orjson.loads(fields[b"e"]) for _, fields in entries if fields)
+    return [Stored(e["type"], e["meta"], e["ref"], e["ua"]) for e in events
+            if e["tenant"] == tenant_id]
+
+
+async def wait_for_events(redis: Redis, keys: Keys, tenant_id: int,
+                          done: Callable[[list[Stored]], bool],
+                          timeout: float = 10) -> list[Stored]:
+    """The tenant's stored events, once `done` accepts them."""
+    stored: list[Stored] = []
+
+    async def matched() -> bool:
+        stored[:] = await stored_events(redis, keys, tenant_id)
+        return done(stored)
+
+    try:
+        await eventually(matched, timeout, interval=0.1, what="the stored events to match")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; stored: {stored}") from None
+    return stored
+
+
+def types(events: list[Stored]) -> list[str]:
+    return [e.type for e in events]

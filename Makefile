@@ -38,14 +38,14 @@ test-faults: install services
 
 bench: install services
 	$(BIN)/pip install --quiet -e '.[test,bench]'
-	$(BIN)/python bench/run.py
-	$(BIN)/python bench/report.py
+	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.report
 
-# 10 minutes at half the peak /track rate with 200 live dashboards (bench/soak.py); writes
+# 10 minutes at half the peak /track rate with 200 live dashboards (bench/soak/); writes
 # bench/results/soak.json. Shorter: make soak SOAK_ARGS="--duration 60".
 soak: install services
 	$(BIN)/pip install --quiet -e '.[test,bench]'
-	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -5,7 +5,7 @@ state is what production builds), then one drain and one flush are timed. Each s
 a database and key prefix of its own, removed afterwards. Prints JSON and writes
 bench/results/flush.json.
 
-    .venv/bin/python bench/flush.py [--sizes 1000 10000 100000] [--rounds 3]
+    .venv/bin/python -m bench.flush [--sizes 1000 10000 100000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -16,27 +16,25 @@ import json
 import secrets
 import statistics
 import time
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import orjson
 from redis.asyncio.connection import AbstractConnection
 
-from app.clients import make_redis
-from app.settings import Settings
+from app.clients import Clients, make_redis
 from app.ops.migrate import migrate
-from app.clients import Clients
 from app.services import make_ingestor
-from realtime.validation import parse_event
+from app.settings import Settings
+from bench.stack import ADMIN, RESULTS
 from realtime.ingest import Sender
 from realtime.keys import Keys
 from realtime.scripts import Scripts
+from realtime.validation import parse_event
 from rollups.drain import drain_all
 from rollups.flush import flush_all
 from rollups.locks import Locking
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 UTC = ZoneInfo("UTC")
 
 
@@ -72,7 +70,8 @@ async def _log(conn: asyncpg.Connection) -> None:
 async def one_round(size: int, events_per_day: int) -> dict:
     run = secrets.token_hex(4)
     dsn = f"postgresql://postgres@127.0.0.1:5432/analytics_bench_{run}"
-    base = Settings.from_env({"DATABASE_URL": dsn, "SECRET_KEY": "bench", "ANALYTICS_KEY_PREFIX": f"bench:{run}:",
+    base = Settings.from_env({"DATABASE_URL": dsn, "SECRET_KEY": "bench",
+                              "ANALYTICS_KEY_PREFIX": f"bench:{run}:",
                               "RATE_LIMIT_PER_MINUTE": "1000000"})
     await migrate(dsn)
     redis = make_redis(base.redis_url, timeout=30)
@@ -81,7 +80,8 @@ async def one_round(size: int, events_per_day: int) -> dict:
     keys = Keys(base.key_prefix)
     scripts = Scripts.load(redis)
     try:
-        await pool.execute("INSERT INTO tenants (name) SELECT 't' || g FROM generate_series(1, $1) g", size)
+        await pool.execute(
+            "INSERT INTO tenants (name) SELECT 't' || g FROM generate_series(1, $1) g", size)
         ids = [r["id"] for r in await pool.fetch("SELECT id FROM tenants ORDER BY id")]
         ingestor = make_ingestor(Clients(settings=base, keys=keys, redis=redis, pool=pool,
                                          scripts=scripts))
@@ -91,7 +91,8 @@ async def one_round(size: int, events_per_day: int) -> dict:
             jobs = []
             for tenant_id in ids[chunk:chunk + 500]:
                 for n in range(events_per_day):
-                    event, meta = parse_event(orjson.dumps({"tenant_id": tenant_id, "event_type": "pageview"}))
+                    body = {"tenant_id": tenant_id, "event_type": "pageview"}
+                    event, meta = parse_event(orjson.dumps(body))
                     sender = Sender(f"192.0.2.{n % 250}", "Mozilla/5.0 bench", "")
                     jobs.append(ingestor.ingest(event, meta, sender, UTC, now))
             await asyncio.gather(*jobs)
@@ -144,7 +145,7 @@ async def main() -> None:
     smallest = summary[0]
     for row in summary:
         row["flush_ratio_to_smallest"] = round(row["flush_s"] / smallest["flush_s"], 2)
-    out = Path(__file__).parent / "results" / "flush.json"
+    out = RESULTS / "flush.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"rounds": args.rounds, "median": summary}, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

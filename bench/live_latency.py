@@ -7,7 +7,7 @@ time: each once every socket has the previous one, after a further random pause 
 for the throttle's trailing edge. The clock starts when the `/track` response is read and
 stops when a socket reads the update showing the event. Prints JSON.
 
-    .venv/bin/python bench/live_latency.py [--events 1000] [--sockets 500]
+    .venv/bin/python -m bench.live_latency [--events 1000] [--sockets 500]
 
 Uses DATABASE_URL (its server, with a database of its own) and REDIS_URL, as `make run` does.
 """
@@ -20,12 +20,8 @@ import json
 import os
 import random
 import secrets
-import socket
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -33,20 +29,14 @@ import orjson
 from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from app.ops.migrate import migrate  # noqa: E402
-from app.accounts.tenants import create_tenant  # noqa: E402
-from app.accounts.tokens import create_token  # noqa: E402
+from app.accounts.tenants import create_tenant
+from app.accounts.tokens import create_token
+from app.ops.migrate import migrate
+from app.settings import Settings
+from tests.support.http import bearer
+from tests.support.servers import WebServer, web_server
 
 TICK = 0.25
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -60,113 +50,94 @@ def summary(values: list[float]) -> dict[str, float]:
             "max_ms": round(max(ms), 1)}
 
 
-async def wait_ready(url: str, process: subprocess.Popen) -> None:
-    async with httpx.AsyncClient() as http:
-        for _ in range(200):
-            if process.poll() is not None:
-                raise SystemExit(f"server exited with {process.returncode}")
-            try:
-                if (await http.get(f"{url}/readyz", timeout=1)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("server not ready")
-
-
 async def run(events: int, sockets: int) -> dict:
     base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/analytics")
     run_id = secrets.token_hex(4)
     database_url = base.rsplit("/", 1)[0] + f"/analytics_bench_{run_id}"
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    prefix = f"bench:{run_id}:"
+    settings = Settings.from_env({
+        "DATABASE_URL": database_url,
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "ANALYTICS_KEY_PREFIX": f"bench:{run_id}:", "SECRET_KEY": "bench-" + run_id,
+        "RATE_LIMIT_PER_MINUTE": "1000000",
+    })
     await migrate(database_url)
-    conn = await asyncpg.connect(database_url)
-    tenant = await create_tenant(conn, "Bench cafe", "UTC")
-    _, token = await create_token(conn, tenant.id)
-    await conn.close()
-
-    port = free_port()
-    env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url,
-               ANALYTICS_KEY_PREFIX=prefix, SECRET_KEY="bench-" + run_id,
-               RATE_LIMIT_PER_MINUTE="1000000", WEB_CONCURRENCY="1")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1", "--port",
-         str(port), "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio",
-         "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )
     try:
-        http_url = f"http://127.0.0.1:{port}"
-        await wait_ready(http_url, server)
-        url = f"ws://127.0.0.1:{port}/api/analytics/{tenant.id}/live"
-        headers = {"Authorization": f"Bearer {token}"}
-        clients = []
-        for start in range(0, sockets, 50):
-            batch = await asyncio.gather(*[connect(url, additional_headers=headers, max_queue=None)
-                                           for _ in range(start, min(sockets, start + 50))])
-            clients.extend(batch)
-        for ws in clients:
-            assert orjson.loads(await ws.recv())["type"] == "snapshot"
-
-        # arrivals[k][i]: when socket i first saw pageviews_today == k.
-        arrivals: dict[int, dict[int, float]] = {}
-        complete: dict[int, asyncio.Event] = {}
-
-        async def read(index: int, ws) -> None:
-            async for message in ws:
-                frame = orjson.loads(message)
-                if frame["type"] != "update":
-                    continue
-                k = frame["data"]["pageviews_today"]
-                seen = arrivals.setdefault(k, {})
-                if index not in seen:
-                    seen[index] = time.perf_counter()
-                    if len(seen) == sockets and k in complete:
-                        complete[k].set()
-
-        readers = [asyncio.create_task(read(i, ws)) for i, ws in enumerate(clients)]
-        per_socket: list[float] = []
-        first_socket: list[float] = []
-        last_socket: list[float] = []
-        body = orjson.dumps({"tenant_id": tenant.id, "event_type": "pageview"})
-        async with httpx.AsyncClient(base_url=http_url) as http:
-            for k in range(1, events + 1):
-                await asyncio.sleep(random.uniform(0, TICK))
-                complete[k] = asyncio.Event()
-                response = await http.post("/api/analytics/track", content=body, headers={
-                    "Content-Type": "application/json", "User-Agent": "Mozilla/5.0 bench"})
-                answered = time.perf_counter()
-                assert response.status_code == 200, response.text
-                if len(arrivals.get(k, {})) < sockets:
-                    await asyncio.wait_for(complete[k].wait(), 10)
-                delays = [t - answered for t in arrivals[k].values()]
-                per_socket.extend(delays)
-                first_socket.append(min(delays))
-                last_socket.append(max(delays))
-        for task in readers:
-            task.cancel()
-        for ws in clients:
-            await ws.close()
-        return {
-            "events": events,
-            "sockets": sockets,
-            "tick_ms": TICK * 1000,
-            "track_response_to_update_every_socket": summary(per_socket),
-            "track_response_to_update_first_socket": summary(first_socket),
-            "track_response_to_update_last_socket": summary(last_socket),
-        }
+        conn = await asyncpg.connect(database_url)
+        tenant = await create_tenant(conn, "Bench cafe", "UTC")
+        _, token = await create_token(conn, tenant.id)
+        await conn.close()
+        async with web_server(settings) as server:
+            return await measure(server, tenant.id, token, events, sockets)
     finally:
-        server.terminate()
-        server.wait(20)
-        redis = Redis.from_url(redis_url)
-        keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)]
+        redis = Redis.from_url(settings.redis_url)
+        keys = [key async for key in redis.scan_iter(match=f"{settings.key_prefix}*", count=1000)]
         if keys:
             await redis.unlink(*keys)
         await redis.aclose()
         admin = await asyncpg.connect(base.rsplit("/", 1)[0] + "/postgres")
         await admin.execute(f'DROP DATABASE IF EXISTS "analytics_bench_{run_id}" WITH (FORCE)')
         await admin.close()
+
+
+async def measure(server: WebServer, tenant_id: int, token: str, events: int,
+                  sockets: int) -> dict:
+    url = f"{server.ws}/api/analytics/{tenant_id}/live"
+    clients = []
+    for start in range(0, sockets, 50):
+        batch = await asyncio.gather(*[
+            connect(url, additional_headers=bearer(token), max_queue=None)
+            for _ in range(start, min(sockets, start + 50))])
+        clients.extend(batch)
+    for ws in clients:
+        assert orjson.loads(await ws.recv())["type"] == "snapshot"
+
+    # arrivals[k][i]: when socket i first saw pageviews_today == k.
+    arrivals: dict[int, dict[int, float]] = {}
+    complete: dict[int, asyncio.Event] = {}
+
+    async def read(index: int, ws) -> None:
+        async for message in ws:
+            frame = orjson.loads(message)
+            if frame["type"] != "update":
+                continue
+            k = frame["data"]["pageviews_today"]
+            seen = arrivals.setdefault(k, {})
+            if index not in seen:
+                seen[index] = time.perf_counter()
+                if len(seen) == sockets and k in complete:
+                    complete[k].set()
+
+    readers = [asyncio.create_task(read(i, ws)) for i, ws in enumerate(clients)]
+    per_socket: list[float] = []
+    first_socket: list[float] = []
+    last_socket: list[float] = []
+    body = orjson.dumps({"tenant_id": tenant_id, "event_type": "pageview"})
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        for k in range(1, events + 1):
+            await asyncio.sleep(random.uniform(0, TICK))
+            complete[k] = asyncio.Event()
+            response = await http.post("/api/analytics/track", content=body, headers={
+                "Content-Type": "application/json", "User-Agent": "Mozilla/5.0 bench"})
+            answered = time.perf_counter()
+            assert response.status_code == 200, response.text
+            if len(arrivals.get(k, {})) < sockets:
+                await asyncio.wait_for(complete[k].wait(), 10)
+            delays = [t - answered for t in arrivals[k].values()]
+            per_socket.extend(delays)
+            first_socket.append(min(delays))
+            last_socket.append(max(delays))
+    for task in readers:
+        task.cancel()
+    for ws in clients:
+        await ws.close()
+    return {
+        "events": events,
+        "sockets": sockets,
+        "tick_ms": TICK * 1000,
+        "track_response_to_update_every_socket": summary(per_socket),
+        "track_response_to_update_first_socket": summary(first_socket),
+        "track_response_to_update_last_socket": summary(last_socket),
+    }
 
 
 def main() -> None:

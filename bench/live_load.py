@@ -13,25 +13,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import asyncpg
 import httpx
 import orjson
 from websockets.asyncio.client import connect
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from app.accounts.tokens import create_token
+from bench.live_latency import summary as latency_summary
+from bench.stack import ROOT
+from tests.support.http import bearer
 
-from app.accounts.tokens import create_token  # noqa: E402
-from bench.live_latency import summary as latency_summary  # noqa: E402
 PAUSE = 0.25
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"  # httpx's own is counted as a bot
 
@@ -55,7 +54,7 @@ async def measure(stack, background_rps: float, *, sockets: int = 500, tenants: 
     for start in range(0, sockets, 50):
         clients += await asyncio.gather(*[
             connect(f"{ws_base}/api/analytics/{t}/live", max_queue=None,
-                    additional_headers={"Authorization": f"Bearer {tokens[t]}"})
+                    additional_headers=bearer(tokens[t]))
             for t in owners[start:start + 50]])
     arrivals: dict[tuple[int, int], dict[int, float]] = {}  # (tenant, count) -> socket -> time
     initial: dict[int, int] = {}  # tenant -> qr_scans before the first probe
@@ -78,11 +77,11 @@ async def measure(stack, background_rps: float, *, sockets: int = 500, tenants: 
     per_tenant = {t: [i for i, owner in enumerate(owners) if owner == t] for t in watched}
     probes_sent = {t: 0 for t in watched}
     background = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--url", base,
+        [sys.executable, "-m", "bench.loadgen", "--url", base,
          "--rate", str(background_rps), "--duration", "3600", "--report-every", "3600",
          "--first-tenant", str(stack.first_tenant), "--tenants", "10000",
          "--types", "pageview,click_whatsapp,click_call,product_click"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     delays: list[float] = []
     lost = 0
     try:
@@ -105,10 +104,9 @@ async def measure(stack, background_rps: float, *, sockets: int = 500, tenants: 
                     if len(got) == len(per_tenant[tenant]) or time.perf_counter() > deadline:
                         break
                     changed.clear()
-                    try:
-                        await asyncio.wait_for(changed.wait(), max(0.0, deadline - time.perf_counter()))
-                    except TimeoutError:
-                        pass
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(),
+                                               max(0.0, deadline - time.perf_counter()))
                 lost += len(per_tenant[tenant]) - len(got)
                 if probes_sent[tenant] == 1 or sum(probes_sent.values()) % 50 == 0:
                     print(f"live under load: {sum(probes_sent.values())} probes", file=sys.stderr,

@@ -2,17 +2,17 @@
 
 The page's "## Soak" section (`make soak`, filled in by hand) is carried over unchanged.
 
-    .venv/bin/python bench/report.py
+    .venv/bin/python -m bench.report
 """
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results" / "latest.json"
+from bench.stack import RESULTS, ROOT
+
+LATEST = RESULTS / "latest.json"
 DOC = ROOT / "docs" / "performance.md"
 PLOT = ROOT / "docs" / "throughput.png"
 
@@ -53,13 +53,13 @@ def render(results: dict) -> str:
     live = results.get("live", {})
     memory = results.get("memory_after_runs", {})
     flush = results["flush"]
-    every = live.get("track_response_to_update_every_socket")
     under_load = results.get("live_under_load", {})
     loaded = under_load.get("track_response_to_update")
     parts = [
         "# Performance",
         "",
-        "Measured by `make bench` (`bench/run.py`, then `bench/report.py` writes this page) on "
+        "Measured by `make bench` (`python -m bench.run`, then `python -m bench.report` writes "
+        "this page) on "
         f"{results['machine']['cores']} shared cores, {results['started']}. The real processes "
         "run with production settings: the Procfile's `web` (uvicorn, uvloop, httptools, "
         f"{results['machine']['workers_per_server']} workers), the `scheduler`, Redis and "
@@ -71,14 +71,19 @@ def render(results: dict) -> str:
         "",
         table([
             ["`/track` throughput vs bare Quart route, c=32", ">= 0.6x",
-             f"{ingest['ratio_rps']}x ({ingest['track']['rps']:.0f} vs {ingest['bare']['rps']:.0f} req/s)"],
-            ["GET endpoints p99 at c=16", "< 20 ms", f"{reads['p99_ms']} ms ({reads['rps']:.0f} req/s)"],
+             f"{ingest['ratio_rps']}x ({ingest['track']['rps']:.0f} vs "
+             f"{ingest['bare']['rps']:.0f} req/s)"],
+            ["GET endpoints p99 at c=16", "< 20 ms",
+             f"{reads['p99_ms']} ms ({reads['rps']:.0f} req/s)"],
             ["flush of 10,000 changed tenant-days", "< 2 s",
              next((f"{r['flush_s']} s" for r in flush if r["tenant_days"] == 10_000), "n/a")],
-            ["live update delay p99, 500 sockets on 50 tenants, ingest at half its peak", "< 100 ms",
-             f"{loaded['p99_ms']} ms (median {loaded['median_ms']} ms, {loaded['samples']} deliveries)"
+            ["live update delay p99, 500 sockets on 50 tenants, ingest at half its peak",
+             "< 100 ms",
+             f"{loaded['p99_ms']} ms (median {loaded['median_ms']} ms, "
+             f"{loaded['samples']} deliveries)"
              if loaded else "see below"],
-            ["Postgres queries / Redis round trips per accepted `/track`", "0 / 1", "0 / 1 (by construction, `realtime/scripts/track.lua`)"],
+            ["Postgres queries / Redis round trips per accepted `/track`", "0 / 1",
+             "0 / 1 (by construction, `realtime/scripts/track.lua`)"],
         ], ["what", "target", "measured"]),
         "",
         "Where a target is missed, why:",
@@ -171,7 +176,7 @@ def render(results: dict) -> str:
         "",
         "```sh",
         "make bench          # about 6 minutes; writes bench/results/latest.json and this page",
-        ".venv/bin/python bench/run.py --quick   # a one-round smoke run",
+        ".venv/bin/python -m bench.run --quick   # a one-round smoke run",
         "```",
         "",
     ]
@@ -186,7 +191,7 @@ def kept_sections(doc: str) -> str:
 
 
 def main() -> None:
-    results = json.loads(RESULTS.read_text())
+    results = json.loads(LATEST.read_text())
     DOC.parent.mkdir(exist_ok=True)
     plot(results)
     page = render(results)

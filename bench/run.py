@@ -13,10 +13,10 @@ floor), and then measures, interleaving what is compared, median of the rounds:
     cpu      where the CPU goes during the ingest rounds: web workers, scheduler, Redis, Postgres
     memory   resident memory of each process after the runs, and per idle websocket
 
-Results go to bench/results/latest.json; bench/report.py turns them into
+Results go to bench/results/latest.json; `python -m bench.report` turns them into
 docs/performance.md and its plot. Only loopback addresses are ever sent traffic.
 
-    .venv/bin/python bench/run.py [--rounds 3] [--duration 10] [--quick]
+    .venv/bin/python -m bench.run [--rounds 3] [--duration 10] [--quick]
 """
 
 from __future__ import annotations
@@ -29,12 +29,20 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.stack import RESULTS, Stack, children, cpu_seconds, ensure_wrk, rss_mb, run_wrk  # noqa: E402
+from bench.flush import RoundTrips, one_round
+from bench.live_load import measure as live_under_load
+from bench.stack import (
+    RESULTS,
+    ROOT,
+    Stack,
+    children,
+    cpu_seconds,
+    ensure_wrk,
+    rss_mb,
+    run_wrk,
+)
+from tests.support.http import bearer
 
 
 def pids_of(name: str) -> list[int]:
@@ -78,7 +86,7 @@ async def idle_socket_memory(stack: Stack, count: int) -> dict:
     workers = children(web.pid) or [web.pid]
     before = sum(rss_mb(pid) for pid in workers)
     url = f"ws://127.0.0.1:{stack.ports['web']}/api/analytics/{stack.first_tenant}/live"
-    headers = {"Authorization": f"Bearer {stack.token}"}
+    headers = bearer(stack.token)
     sockets = []
     try:
         for _ in range(count):
@@ -114,7 +122,8 @@ async def main() -> None:
                      "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     try:
         await stack.setup(args.tenants)
-        track_env = {"BENCH_TENANTS": str(args.tenants), "BENCH_FIRST_TENANT": str(stack.first_tenant),
+        track_env = {"BENCH_TENANTS": str(args.tenants),
+                     "BENCH_FIRST_TENANT": str(stack.first_tenant),
                      "BENCH_VISITORS": "100000"}
         script = ROOT / "bench" / "track.lua"
         # Ingest vs the floor, interleaved rounds at c=32.
@@ -130,21 +139,24 @@ async def main() -> None:
         # % of one core per group, and CPU microseconds per request, over the same rounds.
         ingest["cpu_percent_of_a_core"] = {name: meter.report() for name, meter in meters.items()}
         ingest["cpu_us_per_request"] = {
-            name: {group: round(10_000 * pct / ingest[name]["rps"]) for group, pct in meter.report().items()}
+            name: {group: round(10_000 * pct / ingest[name]["rps"])
+                   for group, pct in meter.report().items()}
             for name, meter in meters.items()}
         results["ingest_c32"] = ingest
         print(json.dumps({"ingest_c32": ingest}), flush=True)
 
         sweep = []
         for connections in (1, 4, 16, 32, 64):
-            bare = run_wrk(wrk, stack.url("bare"), script, connections, max(2, args.duration // 2), track_env)
-            track = run_wrk(wrk, stack.url("web"), script, connections, max(2, args.duration // 2), track_env)
+            seconds = max(2, args.duration // 2)
+            bare = run_wrk(wrk, stack.url("bare"), script, connections, seconds, track_env)
+            track = run_wrk(wrk, stack.url("web"), script, connections, seconds, track_env)
             sweep.append({"connections": connections, "track": track, "bare": bare})
         results["sweep"] = sweep
 
         stack.analytics("flush")
         read_env = {"BENCH_TENANT": str(stack.first_tenant), "BENCH_TOKEN": stack.token}
-        reads = [run_wrk(wrk, stack.url("web"), ROOT / "bench" / "read.lua", 16, args.duration, read_env)
+        reads = [run_wrk(wrk, stack.url("web"), ROOT / "bench" / "read.lua", 16, args.duration,
+                         read_env)
                  for _ in range(args.rounds)]
         results["reads_c16"] = median_of(reads)
         print(json.dumps({"reads_c16": results["reads_c16"]}), flush=True)
@@ -154,8 +166,6 @@ async def main() -> None:
         print(json.dumps({"idle_websockets": results["idle_websockets"]}), flush=True)
 
         # The live target's setting: 500 dashboards on 50 tenants, ingest at half its peak.
-        from bench.live_load import measure as live_under_load
-
         results["live_under_load"] = await live_under_load(
             stack, ingest["track"]["rps"] / 2, probes=100 if args.quick else 300)
         print(json.dumps({"live_under_load": results["live_under_load"]}), flush=True)
@@ -164,7 +174,7 @@ async def main() -> None:
 
     # The worst case, on its own server: 500 dashboards on ONE tenant, events one at a time.
     events = "100" if args.quick else "400"
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "live_latency.py"),
+    out = subprocess.run([sys.executable, "-m", "bench.live_latency",
                           "--events", events, "--sockets", "500"],
                          capture_output=True, text=True, cwd=ROOT)
     try:
@@ -172,8 +182,6 @@ async def main() -> None:
     except ValueError:
         results["live"] = {"error": (out.stderr or out.stdout)[-500:]}
     print(json.dumps({"live": results["live"]}), flush=True)
-
-    from bench.flush import RoundTrips, one_round
 
     RoundTrips.install()
     sizes = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000)

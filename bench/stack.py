@@ -21,14 +21,11 @@ from pathlib import Path
 
 import asyncpg
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.servers import ROOT, free_port, wait_for_port
+
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.servers import free_port, wait_for_port  # noqa: E402
 
 
 def ensure_wrk() -> str:
@@ -38,7 +35,8 @@ def ensure_wrk() -> str:
     if os.geteuid() == 0 and shutil.which("apt-get"):
         subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True,
-                       stdout=subprocess.DEVNULL, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+                       stdout=subprocess.DEVNULL,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         return shutil.which("wrk") or "wrk"
     sys.exit("bench: wrk is missing; install it (apt-get install wrk)")
 
@@ -114,7 +112,8 @@ class Stack:
     discarding it.
     """
 
-    def __init__(self, workers: int, redis_url: str | None = None, logs: Path | None = None) -> None:
+    def __init__(self, workers: int, redis_url: str | None = None,
+                 logs: Path | None = None) -> None:
         run = secrets.token_hex(4)
         self.run = run
         self.db = f"analytics_bench_{run}"
@@ -162,15 +161,17 @@ class Stack:
         self.analytics("migrate")
         conn = await asyncpg.connect(self.env["DATABASE_URL"])
         await conn.execute(
-            "INSERT INTO tenants (name) SELECT 'bench ' || g FROM generate_series(1, $1) g", tenants)
+            "INSERT INTO tenants (name) SELECT 'bench ' || g FROM generate_series(1, $1) g",
+            tenants)
         self.first_tenant = await conn.fetchval("SELECT min(id) FROM tenants")
         await conn.close()
         self.token = self.analytics("token", "create", "--tenant", str(self.first_tenant))["token"]
         self.start("web", [str(BIN / "analytics"), "serve"], free_port())
         if bare:
             port = free_port()
-            self.start("bare", [sys.executable, "-m", "uvicorn", "bench.bare:app", "--host", "127.0.0.1",
-                                "--workers", str(self.workers), "--loop", "uvloop", "--http", "httptools",
+            self.start("bare", [sys.executable, "-m", "uvicorn", "bench.bare:app",
+                                "--host", "127.0.0.1", "--workers", str(self.workers),
+                                "--loop", "uvloop", "--http", "httptools",
                                 "--no-access-log", "--port", str(port)], port)
         self.start("scheduler", [str(BIN / "analytics"), "scheduler"])
         time.sleep(2)  # let every worker finish its startup
@@ -182,7 +183,8 @@ class Stack:
         report = {}
         for name, process in self.processes.items():
             pids = [process.pid, *children(process.pid)]
-            report[name] = {"processes": len(pids), "rss_mb": round(sum(rss_mb(p) for p in pids), 1),
+            report[name] = {"processes": len(pids),
+                            "rss_mb": round(sum(rss_mb(p) for p in pids), 1),
                             "per_process_mb": [round(rss_mb(p), 1) for p in pids]}
         return report
 
@@ -201,7 +203,8 @@ class Stack:
 
         redis = Redis.from_url(self.env.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
         try:
-            batch = [key async for key in redis.scan_iter(match=self.env["ANALYTICS_KEY_PREFIX"] + "*",
+            pattern = self.env["ANALYTICS_KEY_PREFIX"] + "*"
+            batch = [key async for key in redis.scan_iter(match=pattern,
                                                           count=5000)]
             for i in range(0, len(batch), 1000):
                 await redis.unlink(*batch[i:i + 1000])

@@ -25,8 +25,10 @@ run: install services
 	$(BIN)/analytics demo
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
 
-# The suite twice: on the single Redis, then on a 3-master Redis Cluster it starts itself.
+# The linter, then the suite twice: on the single Redis, then on a 3-master Redis Cluster it
+# starts itself.
 test: install services browser
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 	TEST_REDIS=cluster $(BIN)/python -m pytest -q
 

@@ -4,8 +4,6 @@ Playwright (no browser is ever downloaded). They skip only when Chromium cannot 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -14,7 +12,15 @@ import pytest
 from redis.asyncio import Redis
 
 from app.settings import Settings
-from tests.support.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA, Server, Shop
+from tests.support.browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DESKTOP_UA,
+    Server,
+    Shop,
+    chromium_available,
+)
 from tests.support.servers import ROOT, env_for, free_port, wait_ready
 
 
@@ -57,18 +63,9 @@ def shop():
     shop.httpd.server_close()
 
 
-def _chromium_available() -> bool:
-    if os.access(CHROMIUM, os.X_OK):
-        return True
-    # `make test` runs scripts/browser.sh first; a bare `pytest` gets the same chance.
-    if shutil.which("bash"):
-        subprocess.run(["bash", str(ROOT / "scripts" / "browser.sh")], check=False)
-    return os.access(CHROMIUM, os.X_OK)
-
-
 @pytest.fixture(scope="session")
 async def browser():
-    if not _chromium_available():
+    if not chromium_available():
         pytest.skip(f"Chromium is not at {CHROMIUM} and could not be installed")
     try:
         from playwright.async_api import async_playwright

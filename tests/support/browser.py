@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import http.server
 import os
+import shutil
+import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +28,16 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
+
+
+def chromium_available() -> bool:
+    """Whether Chromium is at CHROMIUM, installing it first when it is missing."""
+    if os.access(CHROMIUM, os.X_OK):
+        return True
+    # `make test` runs scripts/browser.sh first; a bare `pytest` gets the same chance.
+    if shutil.which("bash"):
+        subprocess.run(["bash", str(ROOT / "scripts" / "browser.sh")], check=False)
+    return os.access(CHROMIUM, os.X_OK)
 
 
 @dataclass(frozen=True)

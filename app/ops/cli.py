@@ -221,7 +221,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> Output:
     from app.ops.demo import seed_demo
 
     demo = await seed_demo(settings)
-    base = f"http://127.0.0.1:{settings.port}"
+    base = settings.public_url or f"http://127.0.0.1:{settings.port}"
     tenant = demo.tenant
     data = {"tenant_id": tenant.id, "token": demo.token, "email": demo.email,
             "password": demo.password, "events": demo.events, "created": demo.created,

@@ -60,7 +60,10 @@ def _public_url(env: dict[str, str], production: bool) -> str:
     if production and url.scheme != "https":
         raise ConfigError(f"PUBLIC_URL must start with https:// when ANALYTICS_ENV=production "
                           f"(session cookies are Secure and HSTS is sent), got {raw!r}")
-    return f"{url.scheme}://{url.netloc}"
+    netloc = url.netloc
+    if url.port == {"http": 80, "https": 443}[url.scheme]:
+        netloc = netloc.rsplit(":", 1)[0]  # as browsers write it in an Origin header
+    return f"{url.scheme}://{netloc}"
 
 
 def _dev_secret() -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from app.routes.pages import render_qr
 from app.settings import ConfigError, Settings
-from tests.conftest import login, serving_app
+from tests.conftest import AUTH_COOKIE, cookie_from, login, serving_app
 from tests.servers import ANALYTICS, ROOT, env_for, run_cli
 
 PUBLIC = "https://stats.example"
@@ -29,10 +29,16 @@ PRODUCTION = {"ANALYTICS_ENV": "production", "SECRET_KEY": "s" * 32}
     ("https://stats.example/", "https://stats.example"),
     ("  https://stats.example:8443  ", "https://stats.example:8443"),
     ("https://[2001:db8::1]:8443/", "https://[2001:db8::1]:8443"),
+    ("https://stats.example:443/", "https://stats.example"),
 ])
 def test_public_url_is_kept_as_an_origin(raw, stored):
     assert Settings.from_env({**PRODUCTION, "PUBLIC_URL": raw}).public_url == stored
     assert Settings.from_env({"SECRET_KEY": "x", "PUBLIC_URL": raw}).public_url == stored
+
+
+def test_a_default_port_is_dropped_as_in_an_origin_header():
+    assert Settings.from_env({"SECRET_KEY": "x", "PUBLIC_URL": "http://stats.example:80"}
+                             ).public_url == "http://stats.example"
 
 
 def test_development_without_public_url_uses_the_request_host():
@@ -85,6 +91,30 @@ async def test_a_forged_host_header_cannot_change_the_snippet_or_the_qr_code(set
         assert body == render_qr(landing, "svg")  # the modules encode it, not only the title
         png = await session.get(f"/dashboard/{tenant.id}/qr.png", headers=FORGED)
         assert await png.get_data() == render_qr(landing, "png")
+
+
+async def test_a_forged_host_header_cannot_vouch_for_a_websocket_origin(settings, owner, tenant):
+    """A session cookie opens a live socket only for pages of PUBLIC_URL: an Origin that merely
+    matches a Host header the client forged is another site."""
+    from quart.testing.connections import WebsocketResponseError
+
+    async with serving_app(settings, public_url=PUBLIC) as app:
+        response = await login(app.test_client(), owner.email)
+        assert response.status_code == 200
+        session = {"Cookie": f"{AUTH_COOKIE}={cookie_from(response)}"}
+        client = app.test_client(use_cookies=False)
+        outcomes = {}
+        for origin in ("https://evil.example", PUBLIC, PUBLIC.upper(), "http://stats.example"):
+            headers = {**session, **FORGED, "Origin": origin}
+            async with client.websocket(f"/api/analytics/{tenant.id}/live",
+                                        headers=headers) as socket:
+                try:
+                    frame = await asyncio.wait_for(socket.receive_json(), 5)
+                    outcomes[origin] = frame["type"]
+                except WebsocketResponseError as error:
+                    outcomes[origin] = error.response.status_code
+    assert outcomes == {"https://evil.example": 401, PUBLIC: "snapshot",
+                        PUBLIC.upper(): "snapshot", "http://stats.example": 401}
 
 
 def _production_env(**extra) -> dict[str, str]:

@@ -257,7 +257,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
 
     uvicorn.run(
         "app.asgi:app",
-        host="0.0.0.0",
+        host=args.host,
         port=settings.port,
         workers=settings.web_concurrency,
         loop="uvloop",
@@ -319,7 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant", type=int, required=True)
     p.add_argument("--since", help="first local day to recompute, YYYY-MM-DD")
     command(commands, "demo", cmd_demo, "seed a demo tenant with a week of traffic")
-    command(commands, "serve", serve, "run the web process (the Procfile's web)")
+    p = command(commands, "serve", serve, "run the web process (the Procfile's web)")
+    # Behind a proxy that writes X-Forwarded-For (TRUSTED_PROXY_HOPS=1), only the proxy may
+    # reach the process: deploy/'s units bind it to 127.0.0.1.
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     command(commands, "scheduler", cmd_scheduler, "run the scheduler process (the Procfile's scheduler)")
     return parser
 

@@ -389,7 +389,15 @@ async def test_a_rolling_restart_loses_no_accepted_event(deployment, settings, p
           "retried on the other process after a refused connection")
 
     assert len(sent) >= RATE * 8
-    assert statuses == {200: len(sent)}, statuses
+    # Every request was answered: 200, or 502 for one that nginx had already sent to a process
+    # which reset the connection unread (one still in its listen queue when it stopped
+    # listening), which nginx rightly does not send to the other process too. A refused
+    # connection is always retried: such a 502 is a failure of the setup.
+    assert statuses.keys() <= {200, 502}, statuses
+    resets = re.findall(r"(?:reset by peer|prematurely closed)[^\n]*while reading response "
+                        r"header from upstream[^\n]*POST /api/analytics/track",
+                        deployment.nginx.error_log())
+    assert statuses[502] == len(resets), (statuses, deployment.nginx.error_log())
     assert found == want
     assert set(stored) == {s.seq for s in accepted} and max(stored.values()) == 1
     assert retried, "no request met a stopped process: the restart proved nothing"

@@ -9,6 +9,7 @@ import html
 import json
 import os
 import re
+import signal
 import subprocess
 import xml.etree.ElementTree as ElementTree
 
@@ -17,7 +18,7 @@ import pytest
 from app.routes.pages import render_qr
 from app.settings import ConfigError, Settings
 from tests.conftest import AUTH_COOKIE, cookie_from, login, serving_app
-from tests.servers import ANALYTICS, ROOT, env_for, run_cli
+from tests.servers import ANALYTICS, ROOT, env_for, free_port, run_cli
 
 PUBLIC = "https://stats.example"
 FORGED = {"Host": "evil.example"}
@@ -122,12 +123,25 @@ def _production_env(**extra) -> dict[str, str]:
     return {**env, **PRODUCTION, **extra}
 
 
-@pytest.mark.parametrize("command", [["serve"], ["scheduler"], ["flush"]])
+def _run_to_the_end(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Runs a command that should refuse to start; if it starts anyway, it and every worker it
+    forked are killed (its own process group) and the test fails."""
+    process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise AssertionError(f"{argv} started instead of refusing to") from None
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize("command", [["serve", "--host", "127.0.0.1"], ["scheduler"], ["flush"]])
 def test_production_without_public_url_refuses_to_start(settings, command):
-    done = subprocess.run([ANALYTICS, *command],
-                          env=_production_env(**{k: v for k, v in env_for(settings).items()
-                                                 if k in ("DATABASE_URL", "REDIS_URL")}),
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    stores = {k: v for k, v in env_for(settings).items() if k in ("DATABASE_URL", "REDIS_URL")}
+    done = _run_to_the_end([ANALYTICS, *command], _production_env(
+        **stores, PORT=str(free_port()), WEB_CONCURRENCY="1"))
     assert done.returncode == 2, done
     assert done.stderr.strip().splitlines() == [
         "analytics: PUBLIC_URL is required when ANALYTICS_ENV=production: the https address "
@@ -136,9 +150,9 @@ def test_production_without_public_url_refuses_to_start(settings, command):
 
 def test_the_asgi_app_refuses_to_load_in_production_without_public_url():
     # What a server that imports `app.asgi:app` directly (uvicorn, systemd) runs into.
-    done = subprocess.run(
+    done = _run_to_the_end(
         [os.path.join(os.path.dirname(ANALYTICS), "python"), "-c", "import app.asgi"],
-        env=_production_env(), cwd=ROOT, capture_output=True, text=True, timeout=60)
+        _production_env())
     assert done.returncode != 0
     assert "PUBLIC_URL is required when ANALYTICS_ENV=production" in done.stderr
 

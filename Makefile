@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-faults bench soak cluster services browser install clean
+.PHONY: run test test-faults test-deploy bench soak cluster services browser nginx install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ services:
 
 browser:
 	bash scripts/browser.sh
+
+nginx:
+	bash scripts/nginx.sh
 
 run: install services
 	$(BIN)/analytics migrate
@@ -37,6 +40,10 @@ cluster: install
 
 test-faults: install services
 	$(BIN)/python -m pytest -q -m faults
+
+# deploy/'s nginx site (with TLS) and systemd units in front of real `web` processes.
+test-deploy: install services nginx
+	$(BIN)/python -m pytest -q -m deploy
 
 bench: install services
 	$(BIN)/pip install --quiet -e '.[test,bench]'

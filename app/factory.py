@@ -14,7 +14,7 @@ from app.accounts.sessions import SESSION_LIFETIME
 from app.clients import Clients
 from app.http import csrf, errors
 from app.http.fastpath import TrackFastPath
-from app.http.headers import SECURITY_HEADERS
+from app.http.headers import security_headers
 from app.http.openapi import OpenAPI
 from app.routes import events, health, live, login, pages, summary, track
 from app.services import Services
@@ -55,12 +55,13 @@ def create_app(settings: Settings | None = None) -> Quart:
     for route_group in (health, track, summary, events, login, pages, live):
         app.register_blueprint(route_group.blueprint)
 
-    app.asgi_app = TrackFastPath(app, app.asgi_app, SECURITY_HEADERS)
+    fixed_headers = security_headers(settings.production)
+    app.asgi_app = TrackFastPath(app, app.asgi_app, fixed_headers)
 
     @app.after_request
-    async def security_headers(response: Response) -> Response:
+    async def add_security_headers(response: Response) -> Response:
         if "X-Content-Type-Options" not in response.headers:  # one scan, not one per header
-            response.headers.extend(SECURITY_HEADERS)
+            response.headers.extend(fixed_headers)
         return response
 
     @app.while_serving

@@ -8,6 +8,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEV_SECRET_FILE = Path(".analytics-secret")
 
@@ -27,6 +28,42 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _public_url(env: dict[str, str], production: bool) -> str:
+    """PUBLIC_URL as an origin without a trailing slash; "" in development when unset (the
+    request's host is used then). In production the Host header is the client's to choose, so
+    the address we print into snippets and encode into printed QR codes must be configured."""
+    raw = env.get("PUBLIC_URL", "").strip()
+    if not raw:
+        if production:
+            raise ConfigError("PUBLIC_URL is required when ANALYTICS_ENV=production: the https "
+                              "address people reach the service at, like "
+                              "https://analytics.example.com")
+        return ""
+    url = urlsplit(raw)
+    try:
+        _ = url.port  # a port that is not a number raises here
+    except ValueError:
+        raise ConfigError(f"PUBLIC_URL has an invalid port: {raw!r}") from None
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ConfigError(f"PUBLIC_URL must be an absolute http(s) address like "
+                          f"https://analytics.example.com, got {raw!r}")
+    if url.query or url.fragment or raw.endswith(("?", "#")):
+        raise ConfigError(f"PUBLIC_URL must have no query or fragment, got {raw!r}")
+    if url.username is not None or url.password is not None:
+        raise ConfigError(f"PUBLIC_URL must not carry a user or password, got {raw!r}")
+    if url.path not in ("", "/"):
+        # Every route, redirect and static file lives at the root of the host.
+        raise ConfigError(f"PUBLIC_URL must be the service's origin with no path, like "
+                          f"https://analytics.example.com, got {raw!r}")
+    if production and url.scheme != "https":
+        raise ConfigError(f"PUBLIC_URL must start with https:// when ANALYTICS_ENV=production "
+                          f"(session cookies are Secure and HSTS is sent), got {raw!r}")
+    netloc = url.netloc
+    if url.port == {"http": 80, "https": 443}[url.scheme]:
+        netloc = netloc.rsplit(":", 1)[0]  # as browsers write it in an Origin header
+    return f"{url.scheme}://{netloc}"
 
 
 def _dev_secret() -> str:
@@ -59,6 +96,8 @@ class Settings:
     key_prefix: str
     port: int
     web_concurrency: int
+    # The origin of every absolute URL we print or encode; "" means the request's host.
+    public_url: str = ""
 
     # Timeouts and intervals, in seconds. Not read from the environment.
     # The web process answers 503 within a second when Redis is gone, so it waits little and
@@ -124,4 +163,5 @@ class Settings:
             key_prefix=env.get("ANALYTICS_KEY_PREFIX", ""),
             port=_int(env, "PORT", 8000, minimum=1),
             web_concurrency=_int(env, "WEB_CONCURRENCY", os.cpu_count() or 1, minimum=1),
+            public_url=_public_url(env, mode == "production"),
         )

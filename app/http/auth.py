@@ -41,7 +41,12 @@ def _same_origin() -> bool:
     # Browsers attach cookies to a websocket opened by any page and CORS does not apply,
     # so a cookie only counts when the page that opened the socket is ours.
     origin = websocket.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc.lower() == websocket.host.lower()
+    if origin is None:
+        return True
+    public_url = services().settings.public_url
+    if public_url:  # our address, rather than the Host header the client chose
+        return origin.lower() == public_url.lower()
+    return urlsplit(origin).netloc.lower() == websocket.host.lower()
 
 
 async def authenticate() -> Principal | None:

@@ -8,6 +8,16 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "strict-origin-when-cross-origin",
     "X-Frame-Options": "DENY",
 }
+# Production is served over https only (PUBLIC_URL is https there): browsers that saw this once
+# never try plain http again, so no first request can be downgraded. Not in development, where
+# it would pin a developer's localhost to https for a year.
+HSTS = {"Strict-Transport-Security": "max-age=31536000; includeSubDomains"}
+
+
+def security_headers(production: bool) -> dict[str, str]:
+    """The headers every answer carries, the /track fast path's included."""
+    return {**SECURITY_HEADERS, **HSTS} if production else dict(SECURITY_HEADERS)
+
 # No inline scripts or styles anywhere: every script and stylesheet is a file under /static.
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -226,7 +226,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> Output:
     from app.ops.demo import seed_demo
 
     demo = await seed_demo(settings)
-    base = f"http://127.0.0.1:{settings.port}"
+    base = settings.public_url or f"http://127.0.0.1:{settings.port}"
     tenant = demo.tenant
     data = {"tenant_id": tenant.id, "token": demo.token, "email": demo.email,
             "password": demo.password, "events": demo.events, "created": demo.created,
@@ -263,7 +263,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
 
     uvicorn.run(
         "app.asgi:app",
-        host="0.0.0.0",
+        host=args.host,
         port=settings.port,
         workers=settings.web_concurrency,
         loop="uvloop",
@@ -328,7 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant", type=int, required=True)
     p.add_argument("--since", help="first local day to recompute, YYYY-MM-DD")
     command(commands, "demo", cmd_demo, "seed a demo tenant with a week of traffic")
-    command(commands, "serve", serve, "run the web process (the Procfile's web)")
+    p = command(commands, "serve", serve, "run the web process (the Procfile's web)")
+    # Behind a proxy that writes X-Forwarded-For (TRUSTED_PROXY_HOPS=1), only the proxy may
+    # reach the process: deploy/'s units bind it to 127.0.0.1.
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     command(commands, "scheduler", cmd_scheduler,
             "run the scheduler process (the Procfile's scheduler)")
     return parser

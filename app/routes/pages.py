@@ -88,9 +88,14 @@ async def qr_code(tenant_id: int, kind: str) -> Response:
 
 
 def _external(endpoint: str, **values) -> str:
-    # Production sits behind TLS that may end at a proxy: an http:// snippet would be blocked
-    # as mixed content on the owner's https page.
-    scheme = "https" if services().settings.production else request.scheme
+    """The absolute URL of `endpoint` at PUBLIC_URL: never at the request's Host header, which
+    the client chooses, once the service knows its address (production always does)."""
+    settings = services().settings
+    if settings.public_url:
+        return settings.public_url + url_for(endpoint, **values)
+    # Development: the host the request came to. Production sits behind TLS that may end at a
+    # proxy: an http:// snippet would be blocked as mixed content on the owner's https page.
+    scheme = "https" if settings.production else request.scheme
     return url_for(endpoint, _external=True, _scheme=scheme, **values)
 
 

@@ -1,0 +1,1 @@
+"""deploy/ in front of real processes: nginx, systemd units (make test-deploy)."""

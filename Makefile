@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-faults bench soak cluster services browser install clean
+.PHONY: run test test-faults mutants bench soak cluster services browser install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: install services browser
 
 cluster: install
 	$(BIN)/python -m tests.cluster
+
+# Deliberate bugs (scripts/mutants.toml), one at a time on a scratch copy: each must make
+# the tests it names fail. About 6 minutes.
+mutants: install services browser
+	$(BIN)/python scripts/mutants.py
 
 test-faults: install services
 	$(BIN)/python -m pytest -q -m faults

@@ -21,33 +21,6 @@ class Crash(Exception):
     pass
 
 
-def crash_at(step: str):
-    def fault(name: str) -> None:
-        if name == step:
-            raise Crash(name)
-    return fault
-
-
-async def entries_of(redis, keys, tenant_id: int) -> set[bytes]:
-    """The stream ids of the tenant's entries still in its shard's stream."""
-    return {
-        stream_id for stream_id, fields in await redis.xrange(keys.events(keys.shard_of(tenant_id)))
-        if fields and stream.decode(fields[stream.FIELD]).tenant_id == tenant_id
-    }
-
-
-async def pending(redis, keys, shard: int) -> set[bytes]:
-    """Entries delivered to a consumer of the drain group and not acknowledged."""
-    rows = await redis.xpending_range(keys.events(shard), k.DRAIN_GROUP, min="-", max="+",
-                                      count=100_000)
-    return {row["message_id"] for row in rows}
-
-
-async def stored(pool, tenant_id: int) -> list[str]:
-    return [row["id"] for row in await pool.fetch(
-        "SELECT id FROM events WHERE tenant_id = $1", tenant_id)]
-
-
 @pytest.mark.parametrize("step", ["read", "uncommitted", "inserted"])
 async def test_a_crash_before_the_ack_leaves_the_entries_pending(app, client, pool, redis, keys,
                                                                 clock, step):
@@ -87,3 +60,30 @@ async def test_a_crash_before_the_ack_leaves_the_entries_pending(app, client, po
     assert set(rows) == {stream.entry_id(shard, i) for i in sent}
     assert not sent & await pending(redis, keys, shard)
     assert not await entries_of(redis, keys, tenant.id)
+
+
+def crash_at(step: str):
+    def fault(name: str) -> None:
+        if name == step:
+            raise Crash(name)
+    return fault
+
+
+async def entries_of(redis, keys, tenant_id: int) -> set[bytes]:
+    """The stream ids of the tenant's entries still in its shard's stream."""
+    return {
+        stream_id for stream_id, fields in await redis.xrange(keys.events(keys.shard_of(tenant_id)))
+        if fields and stream.decode(fields[stream.FIELD]).tenant_id == tenant_id
+    }
+
+
+async def pending(redis, keys, shard: int) -> set[bytes]:
+    """Entries delivered to a consumer of the drain group and not acknowledged."""
+    rows = await redis.xpending_range(keys.events(shard), k.DRAIN_GROUP, min="-", max="+",
+                                      count=100_000)
+    return {row["message_id"] for row in rows}
+
+
+async def stored(pool, tenant_id: int) -> list[str]:
+    return [row["id"] for row in await pool.fetch(
+        "SELECT id FROM events WHERE tenant_id = $1", tenant_id)]

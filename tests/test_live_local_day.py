@@ -32,11 +32,6 @@ CASES = [
 ]
 
 
-async def receive(ws, timeout: float = 5.0) -> dict:
-    async with asyncio.timeout(timeout):
-        return orjson.loads(await ws.receive())
-
-
 @pytest.mark.parametrize(("zone", "earlier", "now", "earlier_today"), CASES,
                          ids=[case[0] for case in CASES])
 async def test_the_live_snapshot_counts_the_local_day(client, pool, clock, zone, earlier, now,
@@ -58,3 +53,8 @@ async def test_the_live_snapshot_counts_the_local_day(client, pool, clock, zone,
     assert first == {"type": "snapshot", "data": {
         **ZERO, "visitors_today": 1 + earlier_today, "pageviews_today": 1,
         "qr_scans": earlier_today, "active_visitors": 1}}
+
+
+async def receive(ws, timeout: float = 5.0) -> dict:
+    async with asyncio.timeout(timeout):
+        return orjson.loads(await ws.receive())

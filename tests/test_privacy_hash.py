@@ -14,25 +14,6 @@ from tests.conftest import flush, from_address, new_address
 DAYS = (dt.date(2031, 1, 15), dt.date(2031, 1, 16))
 
 
-def noon(day: dt.date) -> float:
-    return dt.datetime.combine(day, dt.time(12), dt.UTC).timestamp()
-
-
-async def track_from(client, tenant_id: int, address: str):
-    return await client.post(
-        "/api/analytics/track", json={"tenant_id": tenant_id, "event_type": "pageview"},
-        headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"},
-        scope_base=from_address(address),
-    )
-
-
-async def buffered_hashes(redis, keys, tenant_id: int) -> list[str]:
-    """The `ip` of the tenant's raw events still in the stream, oldest first."""
-    entries = await redis.xrange(keys.events(keys.shard_of(tenant_id)))
-    events = (stream.decode(fields[stream.FIELD]) for _, fields in entries if fields)
-    return [event.ip_hash for event in events if event.tenant_id == tenant_id]
-
-
 async def test_the_address_hash_is_salted_and_changes_with_the_day(app, client, tenant, clock,
                                                                   redis, keys, pool):
     address = new_address()
@@ -66,3 +47,22 @@ async def test_the_days_salt_is_forgotten_after_its_day(app, client, tenant, clo
     lifetime = 12 * 3600 + SALT_GRACE_SECONDS  # noon to midnight, and the grace
     # Redis counts the TTL down in real time while the test runs: allow an hour of that.
     assert lifetime - 3600 < ttl <= lifetime
+
+
+def noon(day: dt.date) -> float:
+    return dt.datetime.combine(day, dt.time(12), dt.UTC).timestamp()
+
+
+async def track_from(client, tenant_id: int, address: str):
+    return await client.post(
+        "/api/analytics/track", json={"tenant_id": tenant_id, "event_type": "pageview"},
+        headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"},
+        scope_base=from_address(address),
+    )
+
+
+async def buffered_hashes(redis, keys, tenant_id: int) -> list[str]:
+    """The `ip` of the tenant's raw events still in the stream, oldest first."""
+    entries = await redis.xrange(keys.events(keys.shard_of(tenant_id)))
+    events = (stream.decode(fields[stream.FIELD]) for _, fields in entries if fields)
+    return [event.ip_hash for event in events if event.tenant_id == tenant_id]

@@ -15,12 +15,6 @@ from tests.conftest import flush, serving_app, track
 BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1"
 
 
-async def live_totals(redis, keys, tenant, now: float) -> dict[str, int]:
-    """The tenant's running totals of the day `now` falls on."""
-    day = local_day(now, ZoneInfo(tenant.timezone))
-    return {name.decode(): int(value) for name, value in (await redis.hgetall(keys.totals(tenant.id, day))).items()}
-
-
 async def test_accepts_each_event_type(client, tenant, clock, redis, keys):
     for event_type in ["pageview", "click_whatsapp", "click_call", "click_toggle_currency",
                        "qr_scan", "product_click"]:
@@ -135,45 +129,6 @@ async def test_stores_hash_user_agent_and_referrer_never_the_address(settings, t
         dump = await pool.fetchval(f'SELECT string_agg(t::text, \' \') FROM "{table}" t')
         assert address not in (dump or ""), table
     assert await pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", tenant.id) == 1
-
-
-async def assert_buffered_once_without(address: str, tenant, redis, keys) -> None:
-    """The raw event is buffered as the contract says, and no key or value this run wrote to
-    Redis holds the address, whatever the key's type."""
-    entries = await redis.xrange(keys.events(keys.shard_of(tenant.id)))
-    mine = [e for e in (orjson.loads(f[b"e"]) for _, f in entries) if e["tenant"] == tenant.id]
-    assert len(mine) == 1
-    stored = mine[0]
-    assert stored["type"] == "click_whatsapp"
-    assert stored["ua"] == BROWSER
-    assert stored["ref"] == "https://cafe.example/menu"
-    assert stored["meta"] == {"button_location": "hero"}
-    assert len(stored["ip"]) == 45
-    int(stored["ip"], 16)
-    raw = address.encode()
-    searched = 0
-    async for key in redis.scan_iter(match=keys.pattern(), count=1000):
-        assert raw not in key
-        kind = await redis.type(key)
-        if kind == b"stream":
-            values = [v for _, fields in await redis.xrange(key) for v in (*fields, *fields.values())]
-        elif kind == b"string":
-            values = [await redis.get(key) or b""]
-        elif kind == b"hash":
-            values = [v for pair in (await redis.hgetall(key)).items() for v in pair]
-        elif kind == b"zset":
-            values = await redis.zrange(key, 0, -1)
-        elif kind == b"set":
-            values = list(await redis.smembers(key))
-        elif kind == b"list":
-            values = await redis.lrange(key, 0, -1)
-        elif kind == b"none":
-            continue  # expired while we looked
-        else:
-            raise AssertionError(f"{key!r} is a {kind!r}: search it too")
-        assert all(raw not in v for v in values), key
-        searched += 1
-    assert searched
 
 
 async def test_bots_are_answered_but_not_counted(client, tenant, redis, keys):
@@ -339,3 +294,50 @@ async def test_a_trickled_body_is_cut_off(settings, tenant):
         assert (await _asgi_post(app, whole))[0] == 200
         big = [{"type": "http.request", "body": b"x" * 10_000, "more_body": True}] * 2
         assert (await _asgi_post(app, big))[0] == 413
+
+
+async def live_totals(redis, keys, tenant, now: float) -> dict[str, int]:
+    """The tenant's running totals of the day `now` falls on."""
+    day = local_day(now, ZoneInfo(tenant.timezone))
+    totals = await redis.hgetall(keys.totals(tenant.id, day))
+    return {name.decode(): int(value) for name, value in totals.items()}
+
+
+async def assert_buffered_once_without(address: str, tenant, redis, keys) -> None:
+    """The raw event is buffered as the contract says, and no key or value this run wrote to
+    Redis holds the address, whatever the key's type."""
+    entries = await redis.xrange(keys.events(keys.shard_of(tenant.id)))
+    mine = [e for e in (orjson.loads(f[b"e"]) for _, f in entries) if e["tenant"] == tenant.id]
+    assert len(mine) == 1
+    stored = mine[0]
+    assert stored["type"] == "click_whatsapp"
+    assert stored["ua"] == BROWSER
+    assert stored["ref"] == "https://cafe.example/menu"
+    assert stored["meta"] == {"button_location": "hero"}
+    assert len(stored["ip"]) == 45
+    int(stored["ip"], 16)
+    raw = address.encode()
+    searched = 0
+    async for key in redis.scan_iter(match=keys.pattern(), count=1000):
+        assert raw not in key
+        kind = await redis.type(key)
+        if kind == b"stream":
+            values = [v for _, fields in await redis.xrange(key) for pair in fields.items()
+                      for v in pair]
+        elif kind == b"string":
+            values = [await redis.get(key) or b""]
+        elif kind == b"hash":
+            values = [v for pair in (await redis.hgetall(key)).items() for v in pair]
+        elif kind == b"zset":
+            values = await redis.zrange(key, 0, -1)
+        elif kind == b"set":
+            values = list(await redis.smembers(key))
+        elif kind == b"list":
+            values = await redis.lrange(key, 0, -1)
+        elif kind == b"none":
+            continue  # expired while we looked
+        else:
+            raise AssertionError(f"{key!r} is a {kind!r}: search it too")
+        assert all(raw not in v for v in values), key
+        searched += 1
+    assert searched

@@ -136,7 +136,9 @@ def pytest(scratch: Path, env: dict[str, str], tests: tuple[str, ...], timeout: 
                              timeout=timeout)
     except subprocess.TimeoutExpired:
         return "timeout", f"no answer in {timeout:.0f} s"
-    tail = "\n".join((run.stdout + run.stderr).strip().splitlines()[-15:])
+    lines = (run.stdout + run.stderr).strip().splitlines()
+    # The assertion that failed, then how the run ended.
+    tail = "\n".join([line for line in lines if line.startswith("E ")][:12] + lines[-12:])
     if run.returncode not in (0, 1):
         # 2 interrupted (a collection error), 3 internal error, 4 usage (a test not found),
         # 5 nothing collected: the mutant proves nothing.

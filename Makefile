@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-faults test-deploy bench soak cluster services browser nginx install clean
+.PHONY: run test test-faults test-deploy mutants bench soak cluster services browser nginx install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test: install services browser
 
 cluster: install
 	$(BIN)/python -m tests.support.cluster
+
+# Deliberate bugs (scripts/mutants.toml), one at a time on a scratch copy: each must make
+# the tests it names fail. About 6 minutes.
+mutants: install services browser
+	$(BIN)/python scripts/mutants.py
 
 test-faults: install services
 	$(BIN)/python -m pytest -q -m faults

@@ -115,19 +115,23 @@ async def _read(redis: Redis, keys: k.Keys, shard: int, consumer: str, batch_siz
     return reply[0][1] if reply else []
 
 
-async def _insert(conn: asyncpg.Connection, records: list[tuple]) -> int:
+async def _insert(conn: asyncpg.Connection, records: list[tuple],
+                  fault: Fault = no_fault) -> int:
     async with conn.transaction():
         await conn.copy_records_to_table("events_staging", records=records, columns=COLUMNS)
         status = await conn.execute(INSERT_SQL)
+        # Inserted, not yet committed: a crash here must leave the entries pending.
+        fault("uncommitted")
     return int(status.rsplit(" ", 1)[1])
 
 
-async def _insert_one_by_one(conn: asyncpg.Connection, records: list[tuple]) -> int:
+async def _insert_one_by_one(conn: asyncpg.Connection, records: list[tuple],
+                             fault: Fault = no_fault) -> int:
     """A batch Postgres refused: store what it accepts, so one bad row cannot stall a shard."""
     moved = 0
     for record in records:
         try:
-            moved += await _insert(conn, [record])
+            moved += await _insert(conn, [record], fault)
         except asyncpg.DataError as error:
             log.error("raw event %s of tenant %s not stored: %s", record[0], record[1],
                       type(error).__name__)
@@ -163,15 +167,16 @@ async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, shard: int
                 continue
             if not entries:
                 return moved
+            fault("read")
             records = to_records(shard, entries)
             months = {month_start(r[3].date()) for r in records} - known_months
             if months:
                 await ensure_partitions(conn, months)
                 known_months |= months
             try:
-                moved += await _insert(conn, records)
+                moved += await _insert(conn, records, fault)
             except asyncpg.DataError:
-                moved += await _insert_one_by_one(conn, records)
+                moved += await _insert_one_by_one(conn, records, fault)
             fault("inserted")
             ids = [entry_id for entry_id, _ in entries]
             # Pipelined, so both reach Redis together; were the delete lost, the entry would

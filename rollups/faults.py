@@ -1,4 +1,10 @@
-"""Fault points: named steps of the drain and the flush where tests make a crash happen."""
+"""Fault points: named steps of the drain and the flush where tests make a crash happen.
+
+The drain's steps, in order: `read` (entries delivered to this consumer, nothing stored),
+`uncommitted` (inserted inside the transaction, not yet committed), `inserted` (committed,
+not yet acknowledged). The flush's: `claimed`, `merged`, `applied`, `reseeded` (see
+rollups.flush).
+"""
 
 from __future__ import annotations
 

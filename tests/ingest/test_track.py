@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 
+from realtime.days import local_day
+from realtime.event_types import COUNTER_OF
 from tests.support.apps import flush, serving_app
 from tests.support.http import track
 from tests.support.settings import make_settings
@@ -14,7 +17,7 @@ from tests.support.settings import make_settings
 BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1"
 
 
-async def test_accepts_each_event_type(client, tenant):
+async def test_accepts_each_event_type(client, tenant, clock, redis, keys):
     for event_type in ["pageview", "click_whatsapp", "click_call", "click_toggle_currency",
                        "qr_scan", "product_click"]:
         response = await track(client, tenant.id, event_type, {"button_location": "hero"})
@@ -22,11 +25,16 @@ async def test_accepts_each_event_type(client, tenant):
         assert await response.get_json() == {"success": True}
     response = await track(client, tenant.id, "time_on_page", {"seconds": 42.5})
     assert response.status_code == 200
+    # Each one counted, once, under its own counter.
+    assert await live_totals(redis, keys, tenant, clock.now) == {
+        "events": 7, **{counter: 1 for counter in COUNTER_OF.values()}, "time_on_page_ms": 42_500,
+    }
 
 
-async def test_text_plain_from_send_beacon(client, tenant):
-    response = await track(client, tenant.id, content_type="text/plain;charset=UTF-8")
+async def test_text_plain_from_send_beacon(client, tenant, clock, redis, keys):
+    response = await track(client, tenant.id, "qr_scan", content_type="text/plain;charset=UTF-8")
     assert response.status_code == 200
+    assert await live_totals(redis, keys, tenant, clock.now) == {"events": 1, "qr_scans": 1}
 
 
 @pytest.mark.parametrize(
@@ -102,35 +110,28 @@ async def test_cors_preflight_and_headers(client):
     assert bad.headers["Access-Control-Allow-Origin"] == "*"
 
 
-async def test_stores_hash_user_agent_and_referrer_never_the_address(client, tenant, redis, keys):
+async def test_stores_hash_user_agent_and_referrer_never_the_address(settings, tenant, redis, keys,
+                                                                    pool):
     address = "203.0.113.77"
-    response = await track(
-        client, tenant.id, "click_whatsapp", {"button_location": "hero"},
-        headers={"User-Agent": BROWSER, "Referer": "https://cafe.example/menu",
-                 "X-Forwarded-For": address},
-    )
-    assert response.status_code == 200
-    entries = await redis.xrange(keys.events(keys.shard_of(tenant.id)))
-    mine = [e for e in (orjson.loads(f[b"e"]) for _, f in entries) if e["tenant"] == tenant.id]
-    assert len(mine) == 1
-    stored = mine[0]
-    assert stored["type"] == "click_whatsapp"
-    assert stored["ua"] == BROWSER
-    assert stored["ref"] == "https://cafe.example/menu"
-    assert stored["meta"] == {"button_location": "hero"}
-    assert len(stored["ip"]) == 45
-    int(stored["ip"], 16)
-    # No key or value this run wrote to Redis holds the address.
-    async for key in redis.scan_iter(match=keys.pattern(), count=1000):
-        assert address.encode() not in key
-        kind = await redis.type(key)
-        if kind == b"stream":
-            for _, fields in await redis.xrange(key):
-                assert all(address.encode() not in v for v in fields.values())
-        elif kind == b"string":
-            assert address.encode() not in (await redis.get(key) or b"")
-        elif kind == b"hash":
-            assert all(address.encode() not in v for v in (await redis.hgetall(key)).values())
+    # Behind one trusted proxy, so the address X-Forwarded-For names IS the client's.
+    async with serving_app(settings, trusted_proxy_hops=1) as app:
+        client = app.test_client()
+        response = await track(
+            client, tenant.id, "click_whatsapp", {"button_location": "hero"},
+            headers={"User-Agent": BROWSER, "Referer": "https://cafe.example/menu",
+                     "X-Forwarded-For": f"198.51.100.1, {address}"},
+        )
+        assert response.status_code == 200
+        await assert_buffered_once_without(address, tenant, redis, keys)
+        await flush(app)
+    # Nor does any row of any table, once the event is stored.
+    tables = await pool.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    assert tables
+    for table in (row["tablename"] for row in tables):
+        dump = await pool.fetchval(f'SELECT string_agg(t::text, \' \') FROM "{table}" t')
+        assert address not in (dump or ""), table
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", tenant.id) == 1
 
 
 async def test_bots_are_answered_but_not_counted(client, tenant, redis, keys):
@@ -302,3 +303,50 @@ async def test_a_trickled_body_is_cut_off(settings, tenant):
         assert (await _asgi_post(app, whole))[0] == 200
         big = [{"type": "http.request", "body": b"x" * 10_000, "more_body": True}] * 2
         assert (await _asgi_post(app, big))[0] == 413
+
+
+async def live_totals(redis, keys, tenant, now: float) -> dict[str, int]:
+    """The tenant's running totals of the day `now` falls on."""
+    day = local_day(now, ZoneInfo(tenant.timezone))
+    totals = await redis.hgetall(keys.totals(tenant.id, day))
+    return {name.decode(): int(value) for name, value in totals.items()}
+
+
+async def assert_buffered_once_without(address: str, tenant, redis, keys) -> None:
+    """The raw event is buffered as the contract says, and no key or value this run wrote to
+    Redis holds the address, whatever the key's type."""
+    entries = await redis.xrange(keys.events(keys.shard_of(tenant.id)))
+    mine = [e for e in (orjson.loads(f[b"e"]) for _, f in entries) if e["tenant"] == tenant.id]
+    assert len(mine) == 1
+    stored = mine[0]
+    assert stored["type"] == "click_whatsapp"
+    assert stored["ua"] == BROWSER
+    assert stored["ref"] == "https://cafe.example/menu"
+    assert stored["meta"] == {"button_location": "hero"}
+    assert len(stored["ip"]) == 45
+    int(stored["ip"], 16)
+    raw = address.encode()
+    searched = 0
+    async for key in redis.scan_iter(match=keys.pattern(), count=1000):
+        assert raw not in key
+        kind = await redis.type(key)
+        if kind == b"stream":
+            values = [v for _, fields in await redis.xrange(key) for pair in fields.items()
+                      for v in pair]
+        elif kind == b"string":
+            values = [await redis.get(key) or b""]
+        elif kind == b"hash":
+            values = [v for pair in (await redis.hgetall(key)).items() for v in pair]
+        elif kind == b"zset":
+            values = await redis.zrange(key, 0, -1)
+        elif kind == b"set":
+            values = list(await redis.smembers(key))
+        elif kind == b"list":
+            values = await redis.lrange(key, 0, -1)
+        elif kind == b"none":
+            continue  # expired while we looked
+        else:
+            raise AssertionError(f"{key!r} is a {kind!r}: search it too")
+        assert all(raw not in v for v in values), key
+        searched += 1
+    assert searched

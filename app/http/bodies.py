@@ -1,0 +1,37 @@
+"""JSON request bodies of the management and provisioning routes.
+
+Only `application/json` is read: another site's form cannot send it without a CORS
+preflight, which nothing here grants, so a JSON body is proof enough against CSRF.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+from quart import request
+
+from app.http.errors import APIError
+
+T = TypeVar("T")
+
+
+async def json_body(model: type[T], example: str) -> T:
+    """The body as `model`; 415 when it is not JSON, 400 (saying `example`) when it does not
+    fit."""
+    if request.mimetype != "application/json":
+        raise APIError(415, "send the body as application/json")
+    try:
+        data = orjson.loads(await request.get_data())
+        return TypeAdapter(model).validate_python(data)
+    except (orjson.JSONDecodeError, ValidationError) as error:
+        raise APIError(400, f"send {example}: {_first_problem(error)}") from None
+
+
+def _first_problem(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "body"
+        return f"{where}: {problem['msg']}"
+    return "the body is not valid JSON"

@@ -72,7 +72,7 @@ def share_info(share: Share) -> dict:
 @blueprint.get("/api/analytics/<int:tenant_id>/shares")
 @security_scheme([{"session": []}])
 @document_response(ShareListResponse)
-@document_errors(401, 403, 503)
+@document_errors(401, 403, 404, 503)
 async def get_shares(tenant_id: int) -> dict:
     """The tenant's share links (without their URLs, which only their creation shows)."""
     await authorize_owner(tenant_id)
@@ -85,7 +85,7 @@ async def get_shares(tenant_id: int) -> dict:
 @security_scheme([{"session": []}])
 @document_request(NewShare)
 @document_response(CreatedShareResponse, 201)
-@document_errors(400, 401, 403, 413, 415, 503)
+@document_errors(400, 401, 403, 404, 413, 415, 503)
 async def post_share(tenant_id: int) -> tuple[dict, int]:
     """Create a share link: `url` opens a read-only dashboard with live numbers, no login.
     Owners only (JSON body)."""
@@ -103,7 +103,7 @@ async def post_share(tenant_id: int) -> tuple[dict, int]:
 @blueprint.delete("/api/analytics/<int:tenant_id>/shares/<int:share_id>")
 @security_scheme([{"session": []}])
 @document_response(RevokedResponse)
-@document_errors(401, 403, 404, 503)
+@document_errors(400, 401, 403, 404, 503)
 async def delete_share(tenant_id: int, share_id: int) -> dict:
     """End a share link at once: its page answers 404 and open pages lose their numbers."""
     await authorize_owner(tenant_id)

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from quart import Blueprint, Response, redirect, render_template, request
 from quart_auth import AuthUser, login_user
-from quart_schema import document_response, hide, security_scheme
+from quart_schema import document_request, document_response, hide, security_scheme
 
 from app.accounts.invites import (
     LastOwner, create_invite, list_invites, list_owners, open_invite, remove_owner, take_invite,
@@ -21,6 +21,7 @@ from app.accounts.sessions import start_session
 from app.accounts.users import AccountError, create_user
 from app.http import csrf
 from app.http.auth import authenticate, authorize_owner
+from app.http.bodies import json_body
 from app.http.errors import APIError, document_errors, store_call
 from app.http.headers import LOGIN_CSP
 from app.routes.pages import _external
@@ -29,6 +30,11 @@ from app.services import services
 
 blueprint = Blueprint("team", __name__)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+@dataclass
+class NewInvite:
+    """Nothing to say: send `{}`."""
 
 
 @dataclass
@@ -71,14 +77,14 @@ class TeamResponse:
 
 @blueprint.post("/api/analytics/<int:tenant_id>/invites")
 @security_scheme([{"session": []}])
+@document_request(NewInvite)
 @document_response(CreatedInviteResponse, 201)
-@document_errors(401, 403, 503)
+@document_errors(400, 401, 403, 404, 413, 415, 503)
 async def post_invite(tenant_id: int) -> tuple[dict, int]:
     """Create an invite link: single use, valid 7 days; whoever takes it becomes an owner of
     this tenant. Owners only (send `{}` as application/json)."""
     principal = await authorize_owner(tenant_id)
-    if request.mimetype != "application/json":
-        raise APIError(415, "send the body as application/json")
+    await json_body(NewInvite, "{}")
     async with store_call():
         invite, token = await create_invite(services().pool, tenant_id, principal.subject_id,
                                             now())
@@ -91,7 +97,7 @@ async def post_invite(tenant_id: int) -> tuple[dict, int]:
 @blueprint.get("/api/analytics/<int:tenant_id>/team")
 @security_scheme([{"session": []}])
 @document_response(TeamResponse)
-@document_errors(401, 403, 503)
+@document_errors(401, 403, 404, 503)
 async def get_team(tenant_id: int) -> dict:
     """The tenant's owners (`you` marks the caller) and its invites. Owners only."""
     principal = await authorize_owner(tenant_id)
@@ -110,7 +116,7 @@ async def get_team(tenant_id: int) -> dict:
 @blueprint.delete("/api/analytics/<int:tenant_id>/owners/<int:user_id>")
 @security_scheme([{"session": []}])
 @document_response(RevokedResponse)
-@document_errors(401, 403, 404, 409, 503)
+@document_errors(400, 401, 403, 404, 409, 503)
 async def delete_owner(tenant_id: int, user_id: int) -> dict:
     """Remove an owner from this tenant (yourself too, unless you are the last one: 409)."""
     await authorize_owner(tenant_id)

@@ -87,7 +87,7 @@ def now() -> dt.datetime:
 @blueprint.get("/api/analytics/<int:tenant_id>/tokens")
 @security_scheme([{"session": []}])
 @document_response(TokenListResponse)
-@document_errors(401, 403, 503)
+@document_errors(401, 403, 404, 503)
 async def get_tokens(tenant_id: int) -> dict:
     """The tenant's API tokens, revoked ones included, without their secrets. Owners only."""
     await authorize_owner(tenant_id)
@@ -100,7 +100,7 @@ async def get_tokens(tenant_id: int) -> dict:
 @security_scheme([{"session": []}])
 @document_request(NewToken)
 @document_response(CreatedTokenResponse, 201)
-@document_errors(400, 401, 403, 413, 415, 503)
+@document_errors(400, 401, 403, 404, 413, 415, 503)
 async def post_token(tenant_id: int) -> tuple[dict, int]:
     """Create an API token that reads this tenant's numbers; `token` is shown only here.
     Owners only (JSON body)."""
@@ -117,7 +117,7 @@ async def post_token(tenant_id: int) -> tuple[dict, int]:
 @blueprint.delete("/api/analytics/<int:tenant_id>/tokens/<int:token_id>")
 @security_scheme([{"session": []}])
 @document_response(RevokedResponse)
-@document_errors(401, 403, 404, 503)
+@document_errors(400, 401, 403, 404, 503)
 async def delete_token(tenant_id: int, token_id: int) -> dict:
     """Revoke a token of this tenant at once. Owners only."""
     await authorize_owner(tenant_id)

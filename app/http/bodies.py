@@ -6,15 +6,20 @@ preflight, which nothing here grants, so a JSON body is proof enough against CSR
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import RootModel, TypeAdapter, ValidationError
 from quart import request
 
 from app.http.errors import APIError
 
 T = TypeVar("T")
+
+
+class JSONConfirm(RootModel[Any]):
+    """Any JSON (it is not read), sent as application/json: for a DELETE from a session, the
+    content type is the CSRF proof (a form or another site cannot send it)."""
 
 
 async def json_body(model: type[T], example: str) -> T:

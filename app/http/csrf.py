@@ -24,9 +24,6 @@ SESSION_KEY = "csrf"
 # A login form left open longer than this must be reloaded.
 MAX_AGE_SECONDS = 12 * 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-# No form can send these, and another site's script cannot without a CORS preflight (which
-# nothing but /track grants): like a JSON body, the method itself is the proof.
-PREFLIGHTED_METHODS = frozenset({"PUT", "PATCH", "DELETE"})
 EXEMPT = "csrf_exempt_blueprints"
 
 
@@ -53,7 +50,7 @@ async def check() -> None:
     # its `Allow`), not a complaint about a token.
     if request.routing_exception is not None:
         return
-    if request.mimetype == "application/json" or request.method in PREFLIGHTED_METHODS:
+    if request.mimetype == "application/json":
         return
     sent = (await request.form).get(FIELD) or request.headers.get(HEADER, "")
     expected = session.get(SESSION_KEY)

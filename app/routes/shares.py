@@ -18,7 +18,7 @@ from quart_schema import document_request, document_response, hide, security_sch
 from app.accounts.shares import Share, create_share, list_shares, revoke_share, verify_share
 from app.accounts.tenants import require_tenant
 from app.http.auth import authorize_owner
-from app.http.bodies import json_body
+from app.http.bodies import JSONConfirm, json_body
 from app.http.errors import APIError, document_errors, store_call
 from app.http.headers import PAGE_CSP
 from app.routes.pages import _external
@@ -102,6 +102,7 @@ async def post_share(tenant_id: int) -> tuple[dict, int]:
 
 @blueprint.delete("/api/analytics/<int:tenant_id>/shares/<int:share_id>")
 @security_scheme([{"session": []}])
+@document_request(JSONConfirm)
 @document_response(RevokedResponse)
 @document_errors(400, 401, 403, 404, 503)
 async def delete_share(tenant_id: int, share_id: int) -> dict:

@@ -21,7 +21,7 @@ from app.accounts.sessions import start_session
 from app.accounts.users import AccountError, create_user
 from app.http import csrf
 from app.http.auth import authenticate, authorize_owner
-from app.http.bodies import json_body
+from app.http.bodies import JSONConfirm, json_body
 from app.http.errors import APIError, document_errors, store_call
 from app.http.headers import LOGIN_CSP
 from app.routes.pages import _external
@@ -115,6 +115,7 @@ async def get_team(tenant_id: int) -> dict:
 
 @blueprint.delete("/api/analytics/<int:tenant_id>/owners/<int:user_id>")
 @security_scheme([{"session": []}])
+@document_request(JSONConfirm)
 @document_response(RevokedResponse)
 @document_errors(400, 401, 403, 404, 409, 503)
 async def delete_owner(tenant_id: int, user_id: int) -> dict:

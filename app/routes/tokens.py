@@ -12,7 +12,7 @@ from quart_schema import document_request, document_response, security_scheme
 
 from app.accounts.tokens import MAX_LABEL_CHARS, Token, create_token, list_tokens, revoke_token
 from app.http.auth import authorize_owner
-from app.http.bodies import json_body
+from app.http.bodies import JSONConfirm, json_body
 from app.http.errors import APIError, document_errors, store_call
 from app.services import services
 
@@ -116,6 +116,7 @@ async def post_token(tenant_id: int) -> tuple[dict, int]:
 
 @blueprint.delete("/api/analytics/<int:tenant_id>/tokens/<int:token_id>")
 @security_scheme([{"session": []}])
+@document_request(JSONConfirm)
 @document_response(RevokedResponse)
 @document_errors(400, 401, 403, 404, 503)
 async def delete_token(tenant_id: int, token_id: int) -> dict:

@@ -45,9 +45,17 @@ async def test_an_invite_makes_a_second_owner_of_that_tenant_only(app, pool, ten
     assert {o["email"] for o in team["owners"]} == {owner.email, email}
     assert [o["you"] for o in team["owners"] if o["email"] == owner.email] == [True]
 
-    # Single use: a second person gets the "not valid" page.
+    # Single use: a second person gets the "not valid" page, and posting anyway (with a
+    # CSRF token from the login page) makes no owner and no account.
     third = app.test_client()
     assert (await third.get(path)).status_code == 404
+    login_page = (await (await third.get("/login")).get_data()).decode()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', login_page).group(1)
+    late = f"late{next(_names)}.{RUN}@example.com"
+    posted = await third.post(path, form={"csrf_token": csrf, "email": late,
+                                          "password": PASSWORD})
+    assert posted.status_code == 404
+    assert (await login(app.test_client(), late)).status_code == 401
 
 
 async def test_a_logged_in_user_accepts_with_their_session(app, pool, tenant, owner):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.accounts.tenants import create_tenant
+from app.accounts.tokens import create_token
 from tests.conftest import login
 
 
@@ -49,6 +50,13 @@ async def test_tokens_and_foreign_tenants_cannot_manage(client, pool, tenant, ow
                .get_json())["data"]
     assert (await client.delete(f"/api/analytics/{other.id}/tokens/{created['id']}", json={})
             ).status_code == 403
+    # Nor by naming another tenant's token id under their own tenant.
+    foreign, plaintext = await create_token(pool, other.id, "theirs")
+    wrong = await client.delete(f"/api/analytics/{tenant.id}/tokens/{foreign.id}", json={})
+    assert wrong.status_code == 404
+    still = await anonymous.get(f"/api/analytics/{other.id}/today",
+                                headers={"Authorization": f"Bearer {plaintext}"})
+    assert still.status_code == 200
 
 
 async def test_cross_site_form_and_text_plain_are_refused(client, tenant, owner):

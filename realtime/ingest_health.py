@@ -32,8 +32,9 @@ class IngestTally:
 
     async def flush(self, redis: Redis) -> int:
         """Adds the pending counts to Redis; the number of counts added. On failure the counts
-        are kept for the next flush (a count may then be added twice if the reply was lost,
-        which a health panel can afford)."""
+        of the last hour are kept for the next flush (older ones could no longer be shown, so
+        a long outage cannot grow the dict without bound; a count may be added twice if only
+        the reply was lost, which a health panel can afford)."""
         if not self.pending:
             return 0
         taken, self.pending = self.pending, Counter()
@@ -48,7 +49,9 @@ class IngestTally:
                     pipe.expire(key, k.HEALTH_TTL_SECONDS)
                 await pipe.execute()
         except BaseException:
-            self.pending.update(taken)
+            newest = max(minute for _, minute, _ in taken)
+            self.pending.update({key: n for key, n in taken.items()
+                                 if key[1] > newest - WINDOW_MINUTES})
             raise
         return sum(taken.values())
 

@@ -91,3 +91,29 @@ async def test_both_adapters_say_bot(app, client, tenant):
             assert response.headers["Access-Control-Expose-Headers"] == "X-Analytics-Ignored"
     finally:
         app.asgi_app = fast
+
+
+async def test_counts_survive_a_failed_flush_for_an_hour_only(keys, redis):
+    """Redis away: the counts wait for the next flush, but not past the hour they are for."""
+    from app.clients import make_redis
+    from realtime.ingest_health import IngestTally
+
+    tally = IngestTally(keys)
+    now = 1_780_000_000.0
+    tally.add(7, "accepted", now - 3600)  # a minute the panel no longer shows
+    tally.add(7, "accepted", now)
+    tally.add(7, "bot", now)
+    away = make_redis("redis://127.0.0.1:1/0", timeout=0.2)
+    try:
+        import pytest
+
+        with pytest.raises(Exception):
+            await tally.flush(away)
+    finally:
+        await away.aclose()
+    minute = int(now // 60)
+    assert dict(tally.pending) == {(7, minute, "accepted"): 1, (7, minute, "bot"): 1}
+    assert await tally.flush(redis) == 2
+    assert await redis.hgetall(keys.ingest_health(7, minute)) in (
+        {b"accepted": b"1", b"bot": b"1"}, {"accepted": "1", "bot": "1"})
+    assert tally.pending == {}

@@ -117,3 +117,13 @@ async def test_counts_survive_a_failed_flush_for_an_hour_only(keys, redis):
     assert await redis.hgetall(keys.ingest_health(7, minute)) in (
         {b"accepted": b"1", b"bot": b"1"}, {"accepted": "1", "bot": "1"})
     assert tally.pending == {}
+
+
+async def test_counts_of_the_last_second_are_flushed_at_shutdown(settings, tenant, redis, keys):
+    async with serving_app(settings, ingest_health_flush=3600) as app:  # no periodic flush
+        client = app.test_client()
+        now = app.extensions["analytics"].clock()
+        assert (await track(client, tenant.id, headers=BOT)).status_code == 200
+        key = keys.ingest_health(tenant.id, int(now // 60))
+        assert await redis.hget(key, "bot") is None
+    assert int(await redis.hget(key, "bot")) == 1

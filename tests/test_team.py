@@ -101,3 +101,24 @@ async def test_an_expired_invite_and_a_bad_password_leave_nothing(app, tenant, o
     assert short.status_code == 400 and "password" in (await short.get_data()).decode()
     clock.now += 7 * 86400 + 1
     assert (await newcomer.get(path)).status_code == 404
+
+
+async def test_the_invite_page_sends_a_member_to_log_in_and_back(app, pool, tenant, owner):
+    first = app.test_client()
+    await login(first, owner.email)
+    path = await make_invite(first, tenant.id)
+    existing = await create_user(pool, f"back{next(_names)}.{RUN}@example.com", PASSWORD)
+
+    browser = app.test_client()
+    page = (await (await browser.get(path)).get_data()).decode()
+    login_url = re.search(r'href="(/login\?next=[^"]+)" id="login-link"', page).group(1)
+    assert login_url.endswith(path.replace("/", "%2F"))
+    form = (await (await browser.get(login_url.replace("&amp;", "&"))).get_data()).decode()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    nxt = re.search(r'name="next" value="([^"]+)"', form).group(1)
+    logged = await browser.post("/login", form={"csrf_token": csrf, "next": nxt,
+                                                "email": existing.email, "password": PASSWORD})
+    assert logged.status_code == 303 and logged.headers["Location"] == path
+    accepted = await form_post(browser, path, {})
+    assert accepted.status_code == 303
+    assert (await browser.get(f"/api/analytics/{tenant.id}/today")).status_code == 200

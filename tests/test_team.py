@@ -34,6 +34,7 @@ async def test_an_invite_makes_a_second_owner_of_that_tenant_only(app, pool, ten
     path = await make_invite(first, tenant.id)
 
     newcomer = app.test_client()
+    assert tenant.name in (await (await newcomer.get(path)).get_data()).decode()
     email = f"partner{next(_names)}.{RUN}@example.com"
     taken = await form_post(newcomer, path, {"email": email, "password": PASSWORD})
     assert taken.status_code == 303 and taken.headers["Location"] == f"/dashboard/{tenant.id}"

@@ -18,6 +18,7 @@ from app.accounts.invites import (
     LastOwner, create_invite, list_invites, list_owners, open_invite, remove_owner, take_invite,
 )
 from app.accounts.sessions import start_session
+from app.accounts.tenants import get_tenant
 from app.accounts.users import AccountError, create_user
 from app.http import csrf
 from app.http.auth import authenticate, authorize_owner
@@ -139,12 +140,13 @@ async def _page(token: str, *, error: str = "", status: int = 200) -> Response:
     async with store_call():
         invite = await open_invite(services().pool, token, now())
         principal = await authenticate()
-    if invite is None:
+        tenant = await get_tenant(services().pool, invite.tenant_id) if invite else None
+    if invite is None or tenant is None:
         page = await render_template("invite.html", invite=None)
         status = 404
     else:
         page = await render_template(
-            "invite.html", invite=invite, token=token, error=error,
+            "invite.html", invite=invite, tenant=tenant, error=error,
             logged_in=principal is not None and principal.kind == "user",
             login_url="/login?" + urlencode({"next": request.path}),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 
 from tests.browser.conftest import ARTIFACTS
@@ -33,6 +34,15 @@ async def owner_page(server, browser, owner, tenant):
 async def test_owner_makes_a_token_and_a_share_link_that_opens_without_cookies(
         server, browser, owner_page, tenant, owner):
     page = owner_page
+    # A crawler's event (curl without -A): the health panel says it was ignored, in words.
+    async with httpx.AsyncClient() as http:
+        ignored = await http.post(f"{server.base}/api/analytics/track",
+                                  json={"tenant_id": tenant.id, "event_type": "pageview"},
+                                  headers={"User-Agent": "curl/8.5.0"})
+    assert ignored.headers["X-Analytics-Ignored"] == "bot"
+    await page.reload()
+    await page.locator("#health-problems li",
+                       has_text="1 event from a crawler was ignored").wait_for()
     await page.fill("#token-label", "weekly report")
     await page.get_by_role("button", name="Create token").click()
     secret = page.locator("#token-value")

@@ -16,7 +16,20 @@ from app.http import csrf, errors
 from app.http.fastpath import TrackFastPath
 from app.http.headers import security_headers
 from app.http.openapi import OpenAPI
-from app.routes import events, health, live, login, pages, summary, track
+from app.routes import (
+    events,
+    health,
+    ingest_health,
+    live,
+    login,
+    pages,
+    platform,
+    shares,
+    summary,
+    team,
+    tokens,
+    track,
+)
 from app.services import Services
 from app.settings import Settings
 from realtime.validation import MAX_BODY_BYTES
@@ -52,7 +65,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     QuartAuth(app)
     errors.register(app)
     csrf.init_app(app, exempt_blueprints=[track.blueprint.name])
-    for route_group in (health, track, summary, events, login, pages, live):
+    for route_group in (health, track, summary, events, login, pages, live, tokens, shares,
+                        team, platform, ingest_health):
         app.register_blueprint(route_group.blueprint)
 
     fixed_headers = security_headers(settings.production)
@@ -69,10 +83,18 @@ def create_app(settings: Settings | None = None) -> Quart:
         svc = await Services.start(await Clients.open(settings, web=True))
         app.extensions["analytics"] = svc
         refresher = asyncio.create_task(background(svc))
+        tallier = asyncio.create_task(flush_ingest_health(svc))
         try:
             async with live.serving(app, svc):
                 yield
         finally:
+            tallier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tallier
+            try:  # the last second's counts
+                await svc.ingest_health.flush(svc.redis)
+            except Exception as error:
+                log.warning("ingest health not flushed at shutdown: %s", type(error).__name__)
             # redis-py can swallow a cancellation that lands inside a pipeline (redis/redis-py
             # #2028, #2551), which left shutdown waiting on the refresher's next sleep.
             while not refresher.done():
@@ -83,6 +105,16 @@ def create_app(settings: Settings | None = None) -> Quart:
             await svc.close()
 
     return app
+
+
+async def flush_ingest_health(svc: Services) -> None:
+    """Adds the /track outcomes counted in process to Redis every `ingest_health_flush` s."""
+    while True:
+        await asyncio.sleep(svc.settings.ingest_health_flush)
+        try:
+            await svc.ingest_health.flush(svc.redis)
+        except Exception as error:
+            log.warning("ingest health not flushed: %s", type(error).__name__)
 
 
 async def background(svc: Services) -> None:

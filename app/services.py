@@ -12,6 +12,7 @@ from app.accounts.throttle import LoginThrottle
 from app.clients import Clients
 from realtime.bots import warm_up
 from realtime.ingest import Ingestor
+from realtime.ingest_health import IngestTally
 from realtime.privacy import DailySalts, derive_key
 
 
@@ -21,6 +22,7 @@ class Services(Clients):
     salts: DailySalts
     ingestor: Ingestor
     login_throttle: LoginThrottle
+    ingest_health: IngestTally
 
     @classmethod
     async def start(cls, clients: Clients) -> Services:
@@ -34,6 +36,7 @@ class Services(Clients):
             ingestor=ingestor,
             login_throttle=LoginThrottle(clients.redis, clients.keys,
                                          derive_key(settings.secret_key, "login-throttle")),
+            ingest_health=IngestTally(clients.keys),
         )
 
 

@@ -118,6 +118,7 @@ class Settings:
     live_redis_timeout: float = 2.0
     live_send_timeout: float = 10.0  # a client that takes longer to accept a frame is dropped
     live_heartbeat: float = 20.0  # a `ping` frame after this long without another
+    ingest_health_flush: float = 1.0  # in-process /track outcome counts reach Redis this often
     live_reauth_interval: float = 30.0  # how soon a revoked token or ended session loses sockets
     live_shutdown_grace: float = 2.0  # time sockets get to say 1001 before the server's close
     live_tick: float = 0.25  # a sustained burst of events becomes one update per tick

@@ -21,6 +21,8 @@ MINUTE_TTL_SECONDS = 6 * 60
 ACTIVE_WINDOW_MINUTES = 5
 # Failed logins are remembered this long; the throttle counts them over the same window.
 LOGIN_WINDOW_SECONDS = 15 * 60
+# Ingest health is shown for the last hour; a little longer lets the oldest minute be read.
+HEALTH_TTL_SECONDS = 3600 + 5 * 60
 DRAIN_GROUP = "drain"
 
 
@@ -63,6 +65,11 @@ class Keys:
             self.minute_visitors(tenant_id, minute - back)
             for back in range(ACTIVE_WINDOW_MINUTES)
         ]
+
+    def ingest_health(self, tenant_id: int, minute: int) -> str:
+        """Hash of the minute's /track outcomes (accepted, bot, rate_limited, invalid);
+        `minute` counts whole minutes since the epoch."""
+        return f"{self._tenant(tenant_id)}:ih:{minute}"
 
     def scratch(self, shard: int, n: int = 0) -> str:
         """Short-lived keys a script fills and deletes within one call."""

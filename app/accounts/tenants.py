@@ -107,6 +107,10 @@ class TenantDirectory:
         self._tokens -= 1
         return True
 
+    def knows(self, tenant_id: int) -> bool:
+        """Whether the tenant is in memory now (no look-up)."""
+        return tenant_id in self._zones
+
     async def timezone(self, tenant_id: int) -> ZoneInfo | None:
         found = self._zones.get(tenant_id)
         if found is not None:

@@ -1,4 +1,8 @@
-"""API tokens for programs: random, shown once, stored only as a SHA-256 hash."""
+"""API tokens for programs: random, shown once, stored only as a SHA-256 hash.
+
+A tenant token (`kind` "tenant") reads one tenant's numbers; a platform token ("platform",
+no tenant) provisions tenants, users and tenant tokens and reads nobody's numbers.
+"""
 
 from __future__ import annotations
 
@@ -13,49 +17,65 @@ TOKEN_PREFIX = "lat_"
 # last_used_at is kept to about a minute: exact enough for "is this token still in use?",
 # without a write on every request.
 LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
+TENANT = "tenant"
+PLATFORM = "platform"
+MAX_LABEL_CHARS = 100
 
 
 @dataclass(frozen=True)
 class Token:
     id: int
-    tenant_id: int
+    tenant_id: int | None
     label: str
     created_at: dt.datetime | None = None
     last_used_at: dt.datetime | None = None
     expires_at: dt.datetime | None = None
     revoked_at: dt.datetime | None = None
+    kind: str = TENANT
 
 
-COLUMNS = "id, tenant_id, label, created_at, last_used_at, expires_at, revoked_at"
+COLUMNS = "id, tenant_id, label, created_at, last_used_at, expires_at, revoked_at, kind"
 
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-async def create_token(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: int,
-                       label: str = "", expires_at: dt.datetime | None = None) -> tuple[Token, str]:
-    """Returns the record and the plaintext token, which is not kept anywhere."""
+async def create_token(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: int | None,
+                       label: str = "", expires_at: dt.datetime | None = None,
+                       ) -> tuple[Token, str]:
+    """Returns the record and the plaintext token, which is not kept anywhere. Without a
+    tenant the token is a platform token."""
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = await conn.fetchrow(
-        f"""INSERT INTO api_tokens (tenant_id, token_hash, label, expires_at)
-            VALUES ($1, $2, $3, $4)
+        f"""INSERT INTO api_tokens (tenant_id, token_hash, label, expires_at, kind)
+            VALUES ($1, $2, $3, $4, $5)
             RETURNING {COLUMNS}""",
         tenant_id, _digest(plaintext), label, expires_at,
+        TENANT if tenant_id is not None else PLATFORM,
     )
     return Token(**row), plaintext
 
 
-async def revoke_token(conn: asyncpg.Connection | asyncpg.Pool, token_id: int) -> bool:
+async def revoke_token(conn: asyncpg.Connection | asyncpg.Pool, token_id: int,
+                       tenant_id: int | None = None) -> bool:
+    """Revokes the token at once; with `tenant_id`, only a token of that tenant (an owner
+    revoking from the dashboard cannot reach another tenant's tokens by id)."""
     status = await conn.execute(
-        "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", token_id
+        """UPDATE api_tokens SET revoked_at = now()
+           WHERE id = $1 AND revoked_at IS NULL AND ($2::bigint IS NULL OR tenant_id = $2)""",
+        token_id, tenant_id,
     )
     return status.endswith(" 1")
 
 
-async def list_tokens(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: int) -> list[Token]:
+async def list_tokens(conn: asyncpg.Connection | asyncpg.Pool,
+                      tenant_id: int | None) -> list[Token]:
+    """A tenant's tokens, or with None the platform tokens."""
     rows = await conn.fetch(
-        f"SELECT {COLUMNS} FROM api_tokens WHERE tenant_id = $1 ORDER BY id", tenant_id
+        f"""SELECT {COLUMNS} FROM api_tokens
+            WHERE tenant_id = $1 OR ($1::bigint IS NULL AND kind = 'platform') ORDER BY id""",
+        tenant_id,
     )
     return [Token(**row) for row in rows]
 

@@ -1,8 +1,14 @@
 """The one authorization path of REST endpoints, websockets and pages.
 
-Credentials are a bearer token (programs) or the quart-auth session cookie of a logged-in
-owner (people). Both are checked against Postgres on every request: a revoked token, a
-logout or a removed membership takes effect at once in every process.
+Credentials are a bearer token (programs), the quart-auth session cookie of a logged-in
+owner (people), or a share link's token (a read-only dashboard: as bearer, or as `?share=`
+on the live socket, which a browser cannot give headers). All are checked against Postgres
+on every request: a revoked token or share, a logout or a removed membership takes effect at
+once in every process.
+
+Principal kinds: "user" (an owner's session: reads and manages their tenants), "token" (a
+tenant token: reads one tenant), "share" (reads one tenant, manages nothing), "platform"
+(provisions tenants, reads none).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from quart import has_websocket_context, request, websocket
 from quart_auth import current_user
 
 from app.accounts.sessions import session_user
-from app.accounts.tokens import verify_token
+from app.accounts.shares import SHARE_PREFIX, verify_share
+from app.accounts.tokens import PLATFORM, verify_token
 from app.http.errors import APIError, store_call
 from app.services import services
 
@@ -24,7 +31,7 @@ from app.services import services
 class Principal:
     """Who is asking, and which tenants they may see."""
 
-    kind: str  # "token" or "user"
+    kind: str  # "user", "token", "share" or "platform"
     subject_id: int
     tenant_ids: frozenset[int]
 
@@ -64,10 +71,17 @@ async def _authenticate() -> Principal | None:
         credentials = credentials.strip()
         if scheme.lower() != "bearer" or not credentials:
             return None
+        if credentials.startswith(SHARE_PREFIX):
+            return await _share(credentials)
         token = await verify_token(services().pool, credentials, _now())
         if token is None:
             return None
+        if token.kind == PLATFORM:
+            return Principal("platform", token.id, frozenset())
         return Principal("token", token.id, frozenset({token.tenant_id}))
+
+    if has_websocket_context() and "share" in websocket.args:
+        return await _share(websocket.args["share"])
 
     session_id = current_user.auth_id  # None unless the cookie's signature and age are good
     if session_id is None or (has_websocket_context() and not _same_origin()):
@@ -76,6 +90,13 @@ async def _authenticate() -> Principal | None:
     if found is None:
         return None
     return Principal("user", found.user_id, found.tenant_ids)
+
+
+async def _share(token: str) -> Principal | None:
+    share = await verify_share(services().pool, token, _now())
+    if share is None:
+        return None
+    return Principal("share", share.id, frozenset({share.tenant_id}))
 
 
 async def authorize(tenant_id: int) -> Principal:
@@ -97,4 +118,30 @@ async def require_owner() -> Principal:
     principal = await authenticate()
     if principal is None or principal.kind != "user":
         raise LoginRequired()
+    return principal
+
+
+async def authorize_owner(tenant_id: int) -> Principal:
+    """For management routes: an owner's session covering `tenant_id`. 401 without
+    credentials; 403 for other credentials (tokens and share links read, they never manage)."""
+    principal = await authenticate()
+    if principal is None:
+        raise APIError(401, "authentication required: log in as an owner of this tenant")
+    if principal.kind != "user":
+        raise APIError(403, "only an owner's session manages a tenant; tokens and share links "
+                            "only read")
+    if tenant_id not in principal.tenant_ids:
+        raise APIError(403, f"your account does not cover tenant {tenant_id}")
+    return principal
+
+
+async def authorize_platform() -> Principal:
+    """For provisioning routes: a platform token. 401 without credentials, 403 with others."""
+    principal = await authenticate()
+    if principal is None:
+        raise APIError(401, "authentication required: send Authorization: Bearer "
+                            "<platform token>")
+    if principal.kind != "platform":
+        raise APIError(403, "only a platform token may provision (analytics token create "
+                            "--platform)")
     return principal

@@ -18,7 +18,7 @@ from quart import Quart
 from app.accounts.tenants import UnknownTenant
 from app.http.errors import MESSAGES, APIError, error_body
 from app.http.headers import CORS
-from app.routes.track import SUCCESS, TRACK_PATH, Delivery, accept_event
+from app.routes.track import SUCCESS, TRACK_PATH, Delivery, accept_event, ignored_headers
 from realtime.validation import MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class TrackFastPath:
                 raise APIError(413, MESSAGES[413])
             payload = await read_body(receive, MAX_BODY_BYTES, svc.settings.track_body_timeout)
             client = scope.get("client")
-            await accept_event(svc, Delivery(
+            reason = await accept_event(svc, Delivery(
                 mimetype=headers.get(b"content-type", "").split(";", 1)[0].strip().lower(),
                 body=payload,
                 user_agent=headers.get(b"user-agent", ""),
@@ -89,6 +89,7 @@ class TrackFastPath:
                 forwarded_for=headers.get(b"x-forwarded-for"),
                 remote_addr=client[0] if client else None,
             ))
+            extra = ignored_headers(reason)
         except ClientGone:
             return
         except APIError as error:

@@ -153,29 +153,38 @@ async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> Outp
     expires_at = None
     if args.expires_in_days is not None:
         expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(days=args.expires_in_days)
+    if args.platform == (args.tenant is not None):
+        raise CommandError("give either --tenant ID (reads that tenant) or --platform "
+                           "(provisions tenants over /api/platform)")
     async with database(settings) as conn:
-        await require_tenant(conn, args.tenant)
+        if args.tenant is not None:
+            await require_tenant(conn, args.tenant)
         token, plaintext = await create_token(conn, args.tenant, args.label, expires_at)
     data = {"id": token.id, "token": plaintext, "tenant_id": token.tenant_id, "label": token.label,
-            "expires_at": _iso(token.expires_at)}
-    return Output(data, f"token {token.id} for tenant {token.tenant_id} (shown once):\n{plaintext}")
+            "kind": token.kind, "expires_at": _iso(token.expires_at)}
+    owner = "the platform" if args.platform else f"tenant {token.tenant_id}"
+    return Output(data, f"token {token.id} for {owner} (shown once):\n{plaintext}")
 
 
 async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> Output:
     from app.accounts.tenants import require_tenant
     from app.accounts.tokens import list_tokens
 
+    if args.platform == (args.tenant is not None):
+        raise CommandError("give either --tenant ID or --platform")
     async with database(settings) as conn:
-        await require_tenant(conn, args.tenant)
+        if args.tenant is not None:
+            await require_tenant(conn, args.tenant)
         tokens = await list_tokens(conn, args.tenant)
     rows = [
-        {"id": t.id, "tenant_id": t.tenant_id, "label": t.label,
+        {"id": t.id, "tenant_id": t.tenant_id, "kind": t.kind, "label": t.label,
          "created_at": _iso(t.created_at), "last_used_at": _iso(t.last_used_at),
          "expires_at": _iso(t.expires_at), "revoked_at": _iso(t.revoked_at)}
         for t in tokens
     ]
     text = "\n".join(_token_line(t) for t in tokens)
-    return Output({"tokens": rows}, text or f"tenant {args.tenant} has no tokens")
+    owner = "the platform" if args.platform else f"tenant {args.tenant}"
+    return Output({"tokens": rows}, text or f"{owner} has no tokens")
 
 
 def _token_line(token) -> str:
@@ -314,12 +323,16 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action",
                                                                       required=True)
     p = command(token, "create", cmd_token_create, "create a token (shown once)")
-    p.add_argument("--tenant", type=int, required=True)
+    p.add_argument("--tenant", type=int)
+    p.add_argument("--platform", action="store_true",
+                   help="a platform token: provisions tenants, users and tenant tokens")
     p.add_argument("--label", default="")
     p.add_argument("--expires-in-days", type=int, default=None, metavar="DAYS",
                    help="the token stops working after this many days (default: never)")
-    p = command(token, "list", cmd_token_list, "list a tenant's tokens (never their values)")
-    p.add_argument("--tenant", type=int, required=True)
+    p = command(token, "list", cmd_token_list,
+                "list a tenant's or the platform's tokens (never their values)")
+    p.add_argument("--tenant", type=int)
+    p.add_argument("--platform", action="store_true")
     p = command(token, "revoke", cmd_token_revoke, "revoke a token at once")
     p.add_argument("id", type=int)
 

@@ -1,8 +1,10 @@
 """WS /api/analytics/<tenant_id>/live: a tenant's numbers, pushed to dashboards as they change.
 
-Credentials are checked before the handshake completes: without valid ones the upgrade is
-answered with HTTP 401, for another tenant 403, for an unknown tenant 404 and while Redis is
-unreachable 503, each with the usual JSON error body; no websocket frame is ever sent.
+Credentials (a bearer token, the owner's session cookie, or `?share=<token>` of a share link,
+since a browser cannot give a socket headers) are checked before the handshake completes:
+without valid ones the upgrade is answered with HTTP 401, for another tenant 403, for an
+unknown tenant 404 and while Redis is unreachable 503, each with the usual JSON error body;
+no websocket frame is ever sent.
 
 Then the server sends JSON text frames:
 

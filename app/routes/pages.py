@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 
 import segno
-from quart import Blueprint, Response, current_app, render_template, request, url_for
+from quart import Blueprint, Response, current_app, render_template, request
 from quart_schema import hide
 
 from app.accounts.tenants import require_tenant, tenants_by_ids
 from app.http.auth import Principal, require_owner
 from app.http.errors import APIError
 from app.http.headers import PAGE_CSP, TRACKER_HEADERS
+from app.http.urls import external_url
 from app.services import services
 from realtime.event_types import EVENT_TYPES, LIVE, WEEK
 
@@ -87,24 +88,13 @@ async def qr_code(tenant_id: int, kind: str) -> Response:
     return Response(body, content_type=QR_TYPES[kind], headers=headers)
 
 
-def _external(endpoint: str, **values) -> str:
-    """The absolute URL of `endpoint` at PUBLIC_URL: never at the request's Host header, which
-    the client chooses, once the service knows its address (production always does)."""
-    settings = services().settings
-    if settings.public_url:
-        return settings.public_url + url_for(endpoint, **values)
-    # Development: the host the request came to. Production sits behind TLS that may end at a
-    # proxy: an http:// snippet would be blocked as mixed content on the owner's https page.
-    scheme = "https" if settings.production else request.scheme
-    return url_for(endpoint, _external=True, _scheme=scheme, **values)
-
-
 def landing_url(tenant_id: int) -> str:
-    return _external("pages.demo", tenant_id=tenant_id) + "?src=qr"
+    return external_url("pages.demo", tenant_id=tenant_id) + "?src=qr"
 
 
 def snippet(tenant_id: int) -> str:
-    return f'<script defer src="{_external("pages.tracker")}" data-tenant="{tenant_id}"></script>'
+    tracker = external_url("pages.tracker")
+    return f'<script defer src="{tracker}" data-tenant="{tenant_id}"></script>'
 
 
 def render_qr(url: str, kind: str) -> bytes:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+import orjson
 from pydantic import TypeAdapter
 from quart import Blueprint, Response, request
 from quart_schema import document_request, document_response
@@ -33,6 +34,9 @@ blueprint = Blueprint("track", __name__)
 TRACK_PATH = "/api/analytics/track"
 ACCEPTED_TYPES = ("application/json", "text/plain")
 SUCCESS = b'{"success":true}'
+# An event answered 200 but not counted says why in this header; counted events carry none.
+IGNORED_HEADER = "X-Analytics-Ignored"
+IGNORED_BOT = "bot"
 NUL_FREE = r"^[^\x00]*$"
 METADATA_VALUE = "#/components/schemas/MetadataValue"
 
@@ -95,18 +99,27 @@ class Delivery:
     remote_addr: str | None
 
 
-async def accept_event(svc: Services, delivery: Delivery) -> None:
-    """Validates and ingests one event; raises APIError with the status to answer."""
+async def accept_event(svc: Services, delivery: Delivery) -> str | None:
+    """Validates and ingests one event; raises APIError with the status to answer. Returns
+    None when the event counted, else why it did not (for `X-Analytics-Ignored`).
+
+    Each outcome is counted for the tenant's ingest health in process (no Redis call here).
+    """
+    now = svc.clock()
     if delivery.mimetype not in ACCEPTED_TYPES:
+        _count_invalid(svc, delivery.body, now)
         raise APIError(415, "send the event as application/json or text/plain")
     try:
         event, metadata = parse_event(delivery.body)
     except InvalidEvent as error:
+        _count_invalid(svc, delivery.body, now)
         raise APIError(error.status, error.message) from None
-    if is_bot(delivery.user_agent):
-        return
 
+    # The tenant first (contract): an unknown tenant is 404 whatever the user agent.
     timezone = await tenant_zone(svc, event.tenant_id, public=True)
+    if is_bot(delivery.user_agent):
+        svc.ingest_health.add(event.tenant_id, "bot", now)
+        return IGNORED_BOT
     sender = Sender(
         address=client_address(delivery.remote_addr, delivery.forwarded_for,
                                svc.settings.trusted_proxy_hops),
@@ -115,11 +128,12 @@ async def accept_event(svc: Services, delivery: Delivery) -> None:
     )
     try:
         async with asyncio.timeout(svc.settings.track_deadline):
-            result = await svc.ingestor.ingest(event, metadata, sender, timezone, svc.clock())
+            result = await svc.ingestor.ingest(event, metadata, sender, timezone, now)
     except STORE_FAILURES as error:
         raise store_failure(error, writing=True) from None
 
     if result.outcome is Outcome.RATE_LIMITED:
+        svc.ingest_health.add(event.tenant_id, "rate_limited", now)
         raise APIError(
             429,
             f"tenant {event.tenant_id} sent more than {svc.settings.rate_limit_per_minute} "
@@ -128,6 +142,26 @@ async def accept_event(svc: Services, delivery: Delivery) -> None:
         )
     if result.outcome is Outcome.BUFFER_FULL:
         raise APIError(503, "the event buffer is full, try again later")
+    svc.ingest_health.add(event.tenant_id, "accepted", now)
+    return None
+
+
+def _count_invalid(svc: Services, body: bytes, now: float) -> None:
+    """Counts a refused body for the tenant it names, best-effort. Only tenants the
+    in-process directory knows are counted, so made-up ids cannot create Redis keys."""
+    try:
+        tenant_id = orjson.loads(body).get("tenant_id")
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        return
+    if type(tenant_id) is int and svc.tenants.knows(tenant_id):
+        svc.ingest_health.add(tenant_id, "invalid", now)
+
+
+def ignored_headers(reason: str | None) -> dict[str, str]:
+    """The headers a 200 carries for an event that did not count (readable cross-origin)."""
+    if reason is None:
+        return {}
+    return {IGNORED_HEADER: reason, "Access-Control-Expose-Headers": IGNORED_HEADER}
 
 
 @blueprint.after_request
@@ -153,9 +187,10 @@ async def track() -> Response:
 
     Public. Accepts `application/json` or `text/plain` (what `navigator.sendBeacon` sends).
     Answers 429 with `Retry-After` past the tenant's rate limit, and 503 when the buffer is
-    unreachable or full.
+    unreachable or full. An event answered 200 without being counted (a crawler's) carries
+    `X-Analytics-Ignored` with the reason (`bot`).
     """
-    await accept_event(services(), Delivery(
+    reason = await accept_event(services(), Delivery(
         mimetype=request.mimetype,
         body=await request.get_data(cache=False),
         user_agent=request.headers.get("User-Agent", ""),
@@ -163,4 +198,4 @@ async def track() -> Response:
         forwarded_for=request.headers.get("X-Forwarded-For"),
         remote_addr=request.remote_addr,
     ))
-    return Response(SUCCESS, content_type="application/json")
+    return Response(SUCCESS, content_type="application/json", headers=ignored_headers(reason))

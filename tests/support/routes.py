@@ -18,6 +18,26 @@ PUBLIC = frozenset({
     "/api/analytics/track",     # landing pages send events without credentials
     "/t.js",                    # the tracker script
     "/demo/<int:tenant_id>",    # a sample landing page, no data in it
+    "/s/<token>",               # a share link: the token in the path is the credential
+    "/invite/<token>",          # an invite: likewise; taking it is a CSRF-checked form
+})
+# Routes whose credential is the token in their path: a wrong one gets 404, nothing else.
+TOKEN_IN_PATH = frozenset({"/s/<token>", "/invite/<token>"})
+# Management: an owner's session only; a tenant token (which reads) gets 403.
+OWNER_ONLY = frozenset({
+    "/api/analytics/<int:tenant_id>/tokens",
+    "/api/analytics/<int:tenant_id>/tokens/<int:token_id>",
+    "/api/analytics/<int:tenant_id>/shares",
+    "/api/analytics/<int:tenant_id>/shares/<int:share_id>",
+    "/api/analytics/<int:tenant_id>/invites",
+    "/api/analytics/<int:tenant_id>/team",
+    "/api/analytics/<int:tenant_id>/owners/<int:user_id>",
+})
+# Provisioning: a platform token only; a tenant token and an owner's session get 403.
+PLATFORM_ONLY = frozenset({
+    "/api/platform/tenants",
+    "/api/platform/users",
+    "/api/platform/tenants/<int:tenant_id>/tokens",
 })
 _ARGUMENT = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 

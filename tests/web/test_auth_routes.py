@@ -14,7 +14,14 @@ from quart.testing import WebsocketResponseError
 
 from app.factory import create_app
 from tests.support.probes import add_probes
-from tests.support.routes import PUBLIC, is_api, sample_path
+from tests.support.routes import (
+    OWNER_ONLY,
+    PLATFORM_ONLY,
+    PUBLIC,
+    TOKEN_IN_PATH,
+    is_api,
+    sample_path,
+)
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -113,3 +120,38 @@ def test_sample_paths_fill_every_argument():
     assert sample_path("/api/analytics/<int:tenant_id>/today", 7) == "/api/analytics/7/today"
     assert sample_path("/static/<path:filename>", 7) == "/static/x"
     assert sample_path("/a/<name>/<int(min=1):n>", 7) == "/a/x/7"
+
+
+async def test_management_and_platform_routes_refuse_other_credentials(app, tenant, owner,
+                                                                       bearer):
+    from tests.support.http import login
+
+    session = app.test_client()
+    await login(session, owner.email)
+    tokened = app.test_client(use_cookies=False)
+    wrong = {}
+    seen = set()
+    for rule in app.url_map.iter_rules():
+        path = sample_path(rule.rule, tenant.id)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            kwargs = {"json": {}} if method in UNSAFE_METHODS else {}
+            if rule.rule in OWNER_ONLY:
+                seen.add(rule.rule)
+                answer = await tokened.open(path, method=method, headers=bearer, **kwargs)
+                if answer.status_code != 403:
+                    wrong[f"{method} {rule.rule} with a tenant token"] = answer.status_code
+            elif rule.rule in PLATFORM_ONLY:
+                seen.add(rule.rule)
+                for name, client, headers in (("a tenant token", tokened, bearer),
+                                              ("a session", session, {})):
+                    answer = await client.open(path, method=method, headers=headers, **kwargs)
+                    if answer.status_code != 403:
+                        wrong[f"{method} {rule.rule} with {name}"] = answer.status_code
+            elif rule.rule in TOKEN_IN_PATH:
+                seen.add(rule.rule)
+                answer = await tokened.open(path, method=method, **kwargs)
+                # POST /invite/x as JSON is not the invite form: 415 before any look-up.
+                if answer.status_code not in (404, 415):
+                    wrong[f"{method} {rule.rule} with a wrong token"] = answer.status_code
+    assert wrong == {}
+    assert seen == OWNER_ONLY | PLATFORM_ONLY | TOKEN_IN_PATH  # no stale entry

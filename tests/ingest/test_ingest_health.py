@@ -14,13 +14,13 @@ from tests.support.http import track
 BOT = {"User-Agent": "curl/8.5.0"}
 
 
-async def health(client, tenant_id: int, bearer: dict) -> dict:
-    response = await client.get(f"/api/analytics/{tenant_id}/health", headers=bearer)
+async def health(client, tenant_id: int, auth_headers: dict) -> dict:
+    response = await client.get(f"/api/analytics/{tenant_id}/health", headers=auth_headers)
     assert response.status_code == 200, await response.get_data()
     return (await response.get_json())["data"]
 
 
-async def test_a_bot_a_429_and_a_400_are_counted_in_their_minute(settings, tenant, bearer):
+async def test_a_bot_a_429_and_a_400_are_counted_in_their_minute(settings, tenant, auth_headers):
     async with serving_app(settings, rate_limit_per_minute=2) as app:
         from tests.support.apps import pin_clock
 
@@ -40,7 +40,7 @@ async def test_a_bot_a_429_and_a_400_are_counted_in_their_minute(settings, tenan
         clock.now += 60  # the next minute: one more accepted (the rate window rolled on)
         assert (await track(client, tenant.id, "click_call")).status_code == 200
 
-        data = await health(client, tenant.id, bearer)
+        data = await health(client, tenant.id, auth_headers)
         assert len(data["minutes"]) == 60
         *_, before, last = data["minutes"]
         assert before == {"minute": _minute(clock.now - 60), "accepted": 2, "bot": 1,

@@ -123,7 +123,7 @@ def test_sample_paths_fill_every_argument():
 
 
 async def test_management_and_platform_routes_refuse_other_credentials(app, tenant, owner,
-                                                                       bearer):
+                                                                       auth_headers):
     from tests.support.http import login
 
     session = app.test_client()
@@ -137,12 +137,12 @@ async def test_management_and_platform_routes_refuse_other_credentials(app, tena
             kwargs = {"json": {}} if method in UNSAFE_METHODS else {}
             if rule.rule in OWNER_ONLY:
                 seen.add(rule.rule)
-                answer = await tokened.open(path, method=method, headers=bearer, **kwargs)
+                answer = await tokened.open(path, method=method, headers=auth_headers, **kwargs)
                 if answer.status_code != 403:
                     wrong[f"{method} {rule.rule} with a tenant token"] = answer.status_code
             elif rule.rule in PLATFORM_ONLY:
                 seen.add(rule.rule)
-                for name, client, headers in (("a tenant token", tokened, bearer),
+                for name, client, headers in (("a tenant token", tokened, auth_headers),
                                               ("a session", session, {})):
                     answer = await client.open(path, method=method, headers=headers, **kwargs)
                     if answer.status_code != 403:

@@ -48,12 +48,12 @@ async def test_a_platform_token_provisions_a_tenant_that_then_reads_its_numbers(
     assert (await owner.get(f"/api/analytics/{tenant['id']}/tokens")).status_code == 200
 
 
-async def test_tenant_tokens_and_sessions_cannot_provision(app, tenant, bearer, owner):
+async def test_tenant_tokens_and_sessions_cannot_provision(app, tenant, auth_headers, owner):
     client = app.test_client(use_cookies=False)
     body = {"name": "Sneaky"}
     assert (await client.post("/api/platform/tenants", json=body)).status_code == 401
     assert (await client.post("/api/platform/tenants", json=body,
-                              headers=bearer)).status_code == 403
+                              headers=auth_headers)).status_code == 403
     session = app.test_client()
     await login(session, owner.email)
     assert (await session.post("/api/platform/tenants", json=body)).status_code == 403

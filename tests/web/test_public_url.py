@@ -13,6 +13,7 @@ import signal
 import subprocess
 import xml.etree.ElementTree as ElementTree
 
+import asyncpg
 import pytest
 
 from app.routes.pages import render_qr
@@ -20,6 +21,7 @@ from app.settings import ConfigError, Settings
 from tests.support.apps import serving_app
 from tests.support.http import AUTH_COOKIE, cookie_from, login
 from tests.support.servers import ANALYTICS, ROOT, env_for, free_port, run_cli
+from tests.support.settings import ADMIN_DSN
 
 PUBLIC = "https://stats.example"
 FORGED = {"Host": "evil.example"}
@@ -160,14 +162,26 @@ def test_the_asgi_app_refuses_to_load_in_production_without_public_url():
 
 
 async def test_demo_prints_its_urls_at_public_url(settings, database):
-    data = (await asyncio.to_thread(run_cli, settings, "demo", "--json", PUBLIC_URL=PUBLIC))
-    assert data.returncode == 0, data.stderr
-    found = json.loads(data.stdout)
-    assert found["login"] == f"{PUBLIC}/login"
-    assert found["demo_page"] == f"{PUBLIC}/demo/{found['tenant_id']}"
+    # A database of its own: the demo seeds once per database, and the CLI's demo test
+    # expects to be the one that seeds the run's.
+    dsn = f"{settings.database_url}_public_url"
+    env = {"PUBLIC_URL": PUBLIC, "DATABASE_URL": dsn}
+    try:
+        assert (await asyncio.to_thread(run_cli, settings, "migrate", **env)).returncode == 0
+        data = await asyncio.to_thread(run_cli, settings, "demo", "--json", **env)
+        assert data.returncode == 0, data.stderr
+        found = json.loads(data.stdout)
+        assert found["login"] == f"{PUBLIC}/login"
+        assert found["demo_page"] == f"{PUBLIC}/demo/{found['tenant_id']}"
 
-    text = await asyncio.to_thread(run_cli, settings, "demo", PUBLIC_URL=PUBLIC)
-    assert text.returncode == 0, text.stderr
-    urls = re.findall(r"https?://\S+", text.stdout)
-    assert len(urls) >= 4, text.stdout
-    assert all(url.startswith(f"{PUBLIC}/") for url in urls), urls
+        text = await asyncio.to_thread(run_cli, settings, "demo", **env)
+        assert text.returncode == 0, text.stderr
+        urls = re.findall(r"https?://\S+", text.stdout)
+        assert len(urls) >= 4, text.stdout
+        assert all(url.startswith(f"{PUBLIC}/") for url in urls), urls
+    finally:
+        conn = await asyncpg.connect(ADMIN_DSN)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
+        finally:
+            await conn.close()

@@ -99,8 +99,8 @@ async def test_revoking_closes_an_open_shared_socket(settings, tenant, owner):
     assert closed.value.args[0] == 4401
 
 
-async def test_only_owners_make_share_links(app, tenant, bearer):
+async def test_only_owners_make_share_links(app, tenant, auth_headers):
     client = app.test_client(use_cookies=False)
     assert (await client.post(f"/api/analytics/{tenant.id}/shares", json={},
-                              headers=bearer)).status_code == 403
+                              headers=auth_headers)).status_code == 403
     assert (await client.get("/s/las_nothing")).status_code == 404

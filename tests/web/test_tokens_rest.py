@@ -36,11 +36,11 @@ async def test_token_lifecycle_from_the_dashboards_calls(client, tenant, owner):
     assert [t["revoked_at"] for t in listed if t["id"] == data["id"]] != [None]
 
 
-async def test_tokens_and_foreign_tenants_cannot_manage(client, pool, tenant, owner, bearer):
+async def test_tokens_and_foreign_tenants_cannot_manage(client, pool, tenant, owner, auth_headers):
     # A tenant token reads; it manages nothing.
     anonymous = client.app.test_client(use_cookies=False)
     refused = await anonymous.post(f"/api/analytics/{tenant.id}/tokens", json={},
-                                   headers=bearer)
+                                   headers=auth_headers)
     assert refused.status_code == 403
     # An owner cannot reach another tenant's tokens, by list or by id.
     other = await create_tenant(pool, "Someone else's cafe")

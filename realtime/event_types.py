@@ -20,10 +20,12 @@ class EventType:
     week: bool = False  # summed over the 7 days of GET /{id}
     lead: bool = False  # a visitor who sends one is a lead
     timed: bool = False  # carries `metadata.seconds`
+    series: bool = False  # counted per step in the /stats series, beside visitors and leads
 
 
 EVENT_TYPES: tuple[EventType, ...] = (
-    EventType("pageview", "pageviews", "Page views", "Page view", live="pageviews_today"),
+    EventType("pageview", "pageviews", "Page views", "Page view", live="pageviews_today",
+              series=True),
     EventType("click_whatsapp", "whatsapp_clicks", "WhatsApp clicks", "WhatsApp click",
               live="whatsapp_clicks", today="whatsapp_clicks", week=True, lead=True),
     EventType("click_call", "call_clicks", "Calls", "Call click",
@@ -43,6 +45,8 @@ TIMED: EventType = next(t for t in EVENT_TYPES if t.timed)
 LIVE: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.live)
 TODAY: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.today)
 WEEK: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.week)
+LEADS: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.lead)
+SERIES: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.series)
 
 # Every accepted event adds one to EVENTS and to its type's counter; a timed one also adds
 # its milliseconds to TIME_MS (realtime/scripts/track.lua names these two as well).

@@ -88,10 +88,12 @@ class Ingestor:
                 self.keys.minute_visitors(tenant, minute),
                 self.keys.events(shard),
                 self.keys.dirty(shard),
+                self.keys.day_leads(tenant, day),
             ],
             args=[
                 now_ms, self.limits, kind.counter, time_ms, visitor,
                 k.dirty_member(tenant, day), self.keys.channel(tenant), entry,
+                "1" if kind.lead else "",
             ],
         )
         if reply[0] == 1:

@@ -9,7 +9,8 @@ bodies made from a model. Here:
 - response headers sit on the response (required unless their field has a default;
   `retry_after` is named `Retry-After`);
 - `document_response(None, status, HeadersModel)` is a response without a body (a 204, a
-  redirect), described by the headers model's docstring; `document_response(HTMLPage)` a page.
+  redirect), described by the headers model's docstring; `document_response(HTMLPage)` a page;
+  a model with `csv_alternative = True` may also be answered as CSV (`format=csv`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class OpenAPI(OpenAPIProvider):
             definitions = {}
         else:
             response, definitions = super().build_response_object(model, None)
+            if getattr(model, "csv_alternative", False):
+                response["content"]["text/csv"] = {"schema": {"type": "string"}}
         if headers_model is not None:
             response["headers"] = self.build_response_headers(headers_model)
         return response, definitions

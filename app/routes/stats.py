@@ -1,0 +1,111 @@
+"""GET /api/analytics/{tenantId}/stats: totals over a period of the tenant's days, the same
+totals for the period just before, and a series by hour, day or month (JSON, or CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import ClassVar, Literal
+
+from quart import Blueprint, Response, request
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+from quart_schema import document_querystring, document_response, security_scheme
+
+from app.http.errors import APIError, document_errors
+from app.routes.summary import json_response, read
+from realtime.days import local_day
+from rollups.periods import PERIODS, Period, PeriodError, resolve, stats
+
+blueprint = Blueprint("stats", __name__)
+
+FORMATS = ("json", "csv")
+
+
+DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+
+
+class StatsQuery(BaseModel):
+    """`from` and `to` go with `period=custom` only (inclusive, at most 400 days)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    period: Literal[PERIODS] = "7d"  # type: ignore[valid-type]
+    from_: str | SkipJsonSchema[None] = Field(None, alias="from", pattern=DAY_PATTERN)
+    to: str | SkipJsonSchema[None] = Field(None, pattern=DAY_PATTERN)
+    format: Literal[FORMATS] = "json"  # type: ignore[valid-type]
+
+
+class PeriodOut(BaseModel):
+    from_: str = Field(alias="from")
+    to: str
+    timezone: str
+
+
+class StatsData(BaseModel):
+    period: PeriodOut
+    totals: dict[str, float]
+    previous: dict[str, float]
+    series: list[dict[str, str | int]]
+
+
+class StatsResponse(BaseModel):
+    """Totals, the period before, and the series; with `format=csv`, the series as CSV."""
+
+    csv_alternative: ClassVar[bool] = True
+    success: bool
+    data: StatsData
+
+
+def output_format() -> str:
+    chosen = request.args.get("format", "json")
+    if chosen not in FORMATS:
+        raise APIError(400, f"unknown format {chosen[:40]!r}; one of: {', '.join(FORMATS)}")
+    return chosen
+
+
+def periods(today) -> tuple[Period, Period]:
+    """The query's period and the one before it; 400 with the reason when it names none."""
+    try:
+        return resolve(request.args.get("period"), request.args.get("from"),
+                       request.args.get("to"), today)
+    except PeriodError as error:
+        raise APIError(400, str(error)) from None
+
+
+def csv_response(rows: list[dict], filename: str) -> Response:
+    return Response(to_csv(rows), content_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def to_csv(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+@blueprint.get("/api/analytics/<int:tenant_id>/stats")
+@security_scheme([{"bearer": []}])
+@document_querystring(StatsQuery)
+@document_response(StatsResponse)
+@document_errors(400, 401, 403, 404, 503)
+async def get_stats(tenant_id: int) -> Response:
+    """Totals over a period of the tenant's days (`visitors` and `leads` are unions over its
+    days), the same totals for the period of the same length just before (for `12mo`, the 12
+    months before), and a series: by hour for `today` and `yesterday`, by month for `12mo`,
+    else by day. `format=csv` answers the series as CSV."""
+    chosen = output_format()
+
+    async def reader(svc, timezone):
+        period, previous = periods(local_day(svc.clock(), timezone))
+        return await stats(svc.pool, svc.scripts, svc.keys, tenant_id, timezone, period,
+                           previous)
+
+    data = await read(tenant_id, reader)
+    if chosen == "csv":
+        return csv_response(data["series"],
+                            f"stats-{tenant_id}-{data['period']['from']}-{data['period']['to']}.csv")
+    return json_response({"success": True, "data": data})

@@ -16,7 +16,7 @@ from app.http import csrf, errors
 from app.http.fastpath import TrackFastPath
 from app.http.headers import SECURITY_HEADERS
 from app.http.openapi import OpenAPI
-from app.routes import events, health, live, login, pages, stats, summary, track
+from app.routes import breakdowns, events, health, live, login, pages, stats, summary, track
 from app.services import Services
 from app.settings import Settings
 from realtime.validation import MAX_BODY_BYTES
@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     QuartAuth(app)
     errors.register(app)
     csrf.init_app(app, exempt_blueprints=[track.blueprint.name])
-    for route_group in (health, track, summary, stats, events, login, pages, live):
+    breakdowns.register_converters(app)
+    for route_group in (health, track, summary, stats, breakdowns, events, login, pages, live):
         app.register_blueprint(route_group.blueprint)
 
     app.asgi_app = TrackFastPath(app, app.asgi_app, SECURITY_HEADERS)

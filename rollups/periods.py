@@ -223,4 +223,5 @@ async def stats(pool: asyncpg.Pool, scripts: Scripts, keys: k.Keys, tenant_id: i
         "totals": current_totals,
         "previous": previous_totals,
         "series": steps,
+        "unit": period.unit,  # what each step of the series is: hour, day or month
     }

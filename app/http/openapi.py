@@ -10,7 +10,9 @@ bodies made from a model. Here:
   `retry_after` is named `Retry-After`);
 - `document_response(None, status, HeadersModel)` is a response without a body (a 204, a
   redirect), described by the headers model's docstring; `document_response(HTMLPage)` a page;
-  a model with `csv_alternative = True` may also be answered as CSV (`format=csv`).
+  a model with `csv_alternative = True` may also be answered as CSV (`format=csv`);
+- a path converter's `openapi_pattern` documents which values the handler takes (it still
+  matches any, so the handler can answer 400 saying why).
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ class HTMLPage:
     """An HTML page."""
 
 
+class ZipArchive:
+    """A zip archive of CSV files."""
+
+
 @dataclass(frozen=True)
 class Described:
     """A JSON body described by a JSON Schema written out; refer to its `$defs` as
@@ -42,6 +48,13 @@ def header_name(field: str) -> str:
 
 
 class OpenAPI(OpenAPIProvider):
+    def build_path_parameter(self, name: str, converter: Any) -> dict[str, Any]:
+        parameter = super().build_path_parameter(name, converter)
+        pattern = getattr(converter, "openapi_pattern", None)
+        if pattern:
+            parameter["schema"]["pattern"] = pattern
+        return parameter
+
     def build_request_body(self, model: type[Model] | Described,
                            source: DataSource) -> tuple[dict[str, Any], dict[str, Any]]:
         if isinstance(model, Described):
@@ -58,6 +71,11 @@ class OpenAPI(OpenAPIProvider):
         if model is None:
             described = inspect.getdoc(headers_model) if headers_model is not None else None
             response, definitions = {"description": described or "No body."}, {}
+        elif model is ZipArchive:
+            response = {"description": inspect.getdoc(ZipArchive),
+                        "content": {"application/zip": {"schema": {"type": "string",
+                                                                   "format": "binary"}}}}
+            definitions = {}
         elif model is HTMLPage:
             response = {"description": inspect.getdoc(HTMLPage),
                         "content": {"text/html": {"schema": {"type": "string"}}}}

@@ -3,27 +3,20 @@ totals for the period just before, and a series by hour, day or month (JSON, or 
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import ClassVar, Literal
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 from quart_schema import document_querystring, document_response, security_scheme
 
-from app.http.errors import APIError, document_errors
+from app.http.errors import document_errors
+from app.http.query import DAY_PATTERN, FORMATS, csv_response, output_format, periods, to_csv
 from app.routes.summary import json_response, read
 from realtime.days import local_day
-from rollups.periods import PERIODS, Period, PeriodError, resolve, stats
+from rollups.periods import PERIODS, SERIES_COLUMNS, stats
 
 blueprint = Blueprint("stats", __name__)
-
-FORMATS = ("json", "csv")
-
-
-DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
-
 
 class StatsQuery(BaseModel):
     """`from` and `to` go with `period=custom` only (inclusive, at most 400 days)."""
@@ -56,35 +49,9 @@ class StatsResponse(BaseModel):
     data: StatsData
 
 
-def output_format() -> str:
-    chosen = request.args.get("format", "json")
-    if chosen not in FORMATS:
-        raise APIError(400, f"unknown format {chosen[:40]!r}; one of: {', '.join(FORMATS)}")
-    return chosen
-
-
-def periods(today) -> tuple[Period, Period]:
-    """The query's period and the one before it; 400 with the reason when it names none."""
-    try:
-        return resolve(request.args.get("period"), request.args.get("from"),
-                       request.args.get("to"), today)
-    except PeriodError as error:
-        raise APIError(400, str(error)) from None
-
-
-def csv_response(rows: list[dict], filename: str) -> Response:
-    return Response(to_csv(rows), content_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-
-
-def to_csv(rows: list[dict]) -> str:
-    if not rows:
-        return ""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+def series_csv(data: dict) -> str:
+    step = {"hour": "hour", "day": "date", "month": "month"}[data["unit"]]
+    return to_csv([step, *SERIES_COLUMNS], data["series"])
 
 
 @blueprint.get("/api/analytics/<int:tenant_id>/stats")
@@ -106,6 +73,7 @@ async def get_stats(tenant_id: int) -> Response:
 
     data = await read(tenant_id, reader)
     if chosen == "csv":
-        return csv_response(data["series"],
+        return csv_response(series_csv(data),
                             f"stats-{tenant_id}-{data['period']['from']}-{data['period']['to']}.csv")
+    del data["unit"]
     return json_response({"success": True, "data": data})

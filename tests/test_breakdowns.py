@@ -319,3 +319,13 @@ def test_every_dimension_is_read_by_some_event_type():
     named = {name for t in EVENT_TYPES for name in t.dimensions}
     assert named <= set(dimensions.BY_NAME)
     assert all(d.every or d.name in named for d in dimensions.DIMENSIONS)
+
+
+async def test_the_feed_says_who_sent_each_event(app, client, pool, clock):
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 16, 12)
+    await send(client, tenant.id, "pageview", {"path": "/", "referrer": "https://l.instagram.com/"},
+               agent=IPHONE, address=GB)
+    response = await client.get(f"/api/analytics/{tenant.id}/events", headers=headers)
+    [event] = (await response.get_json())["events"]
+    assert event["visitor"] == "iPhone · Safari · from Instagram"

@@ -24,6 +24,11 @@ from rollups.summaries import count_union
 
 PERIODS = ("today", "yesterday", "7d", "30d", "month", "last_month", "12mo", "custom")
 DEFAULT_PERIOD = "7d"
+# The dashboard's period picker: every named period (custom ranges are for the API).
+PERIOD_LABELS: tuple[tuple[str, str], ...] = (
+    ("today", "Today"), ("yesterday", "Yesterday"), ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"), ("month", "This month"), ("last_month", "Last month"),
+    ("12mo", "Last 12 months"))
 MAX_DAYS = 400
 
 # Counters shown as totals: every event type's but the timed one's, which becomes an average.

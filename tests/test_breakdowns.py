@@ -171,8 +171,8 @@ async def test_values_past_the_cap_count_under_other(app, client, pool, clock):
 
 
 async def test_a_replayed_batch_counts_nothing_twice(app, client, pool, clock):
-    from rollups import drain
     from realtime import stream
+    from rollups import drain
 
     tenant, headers = await zoned_tenant(pool)
     clock.now = at("UTC", 2026, 9, 12, 12)

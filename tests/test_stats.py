@@ -287,6 +287,6 @@ async def test_bad_queries_get_400_with_a_message(client, tenant, bearer, query,
 async def test_stats_needs_credentials_of_the_tenant(client, tenant, pool):
     response = await client.get(f"/api/analytics/{tenant.id}/stats")
     assert response.status_code == 401
-    other, headers = await zoned_tenant(pool, "UTC")
+    _, headers = await zoned_tenant(pool, "UTC")
     response = await client.get(f"/api/analytics/{tenant.id}/stats", headers=headers)
     assert response.status_code == 403

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from quart import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
+from quart import Blueprint, Response
 from quart_schema import document_querystring, document_response, security_scheme
 
 from app.http.errors import document_errors

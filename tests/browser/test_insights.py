@@ -4,8 +4,10 @@ and screenshots at phone and desktop widths."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import zipfile
+from pathlib import Path
 
 import httpx
 import pytest
@@ -76,8 +78,8 @@ async def test_period_picker_cards_and_export(app, server, dashboard, tenant):  
     async with page.expect_download() as info:
         await page.get_by_role("link", name="Export CSV").click()
     download = await info.value
-    with open(await download.path(), "rb") as saved:
-        archive = zipfile.ZipFile(io.BytesIO(saved.read()))
+    saved = await asyncio.to_thread(Path(await download.path()).read_bytes)
+    archive = zipfile.ZipFile(io.BytesIO(saved))
     assert "series.csv" in archive.namelist()
     assert "Instagram,1,1,1" in archive.read("breakdown-source.csv").decode()
 

@@ -57,6 +57,11 @@ def text(value: Any) -> str | None:
 def host(url: Any) -> str | None:
     if not isinstance(url, str) or not url:
         return None
+    return _host(url)
+
+
+@functools.lru_cache(maxsize=4096)  # a site sees few distinct referrers and pages
+def _host(url: str) -> str | None:
     try:
         name = urlsplit(url if "//" in url else f"//{url}").hostname
     except ValueError:

@@ -17,6 +17,7 @@ from app.http.fastpath import TrackFastPath
 from app.http.headers import security_headers
 from app.http.openapi import OpenAPI
 from app.routes import (
+    breakdowns,
     events,
     health,
     ingest_health,
@@ -25,6 +26,7 @@ from app.routes import (
     pages,
     platform,
     shares,
+    stats,
     summary,
     team,
     tokens,
@@ -65,8 +67,9 @@ def create_app(settings: Settings | None = None) -> Quart:
     QuartAuth(app)
     errors.register(app)
     csrf.init_app(app, exempt_blueprints=[track.blueprint.name])
-    for route_group in (health, track, summary, events, login, pages, live, tokens, shares,
-                        team, platform, ingest_health):
+    breakdowns.register_converters(app)
+    for route_group in (health, track, summary, stats, breakdowns, events, login, pages, live,
+                        tokens, shares, team, platform, ingest_health):
         app.register_blueprint(route_group.blueprint)
 
     fixed_headers = security_headers(settings.production)

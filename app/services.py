@@ -11,6 +11,7 @@ from app.accounts.tenants import TenantDirectory
 from app.accounts.throttle import LoginThrottle
 from app.clients import Clients
 from realtime.bots import warm_up
+from realtime.geo import Countries
 from realtime.ingest import Ingestor
 from realtime.ingest_health import IngestTally
 from realtime.privacy import DailySalts, derive_key
@@ -45,7 +46,7 @@ def make_ingestor(clients: Clients) -> Ingestor:
     return Ingestor(
         clients.keys, DailySalts(clients.redis, clients.keys),
         derive_key(settings.secret_key, "visitors"), settings.rate_limit_per_minute,
-        settings.stream_max_events, clients.scripts.track,
+        settings.stream_max_events, clients.scripts.track, Countries.load(),
     )
 
 

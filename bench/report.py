@@ -184,10 +184,14 @@ def render(results: dict) -> str:
 
 
 def kept_sections(doc: str) -> str:
-    """The "## Soak" section of the current page (filled in by hand from `make soak`), kept
-    as it is when the rest of the page is rewritten."""
-    match = re.search(r"^## Soak\n.*?(?=^## |\Z)", doc, re.S | re.M)
-    return match[0].rstrip("\n") + "\n\n" if match else ""
+    """The "## Soak" and "## Insights reads" sections of the current page (filled in by hand
+    from `make soak` and `python -m bench.insights`), kept as they are when the rest of the
+    page is rewritten."""
+    kept = ""
+    for title in ("Soak", "Insights reads"):
+        match = re.search(rf"^## {title}\b.*?(?=^## |\Z)", doc, re.S | re.M)
+        kept += match[0].rstrip("\n") + "\n\n" if match else ""
+    return kept
 
 
 def main() -> None:

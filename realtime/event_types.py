@@ -20,21 +20,28 @@ class EventType:
     week: bool = False  # summed over the 7 days of GET /{id}
     lead: bool = False  # a visitor who sends one is a lead
     timed: bool = False  # carries `metadata.seconds`
+    series: bool = False  # counted per step in the /stats series, beside visitors and leads
+    # Breakdowns (rollups/dimensions.py) that read this type's events, besides those that
+    # read every event (device, browser, os, country) and `meta.<key>`.
+    dimensions: tuple[str, ...] = ()
 
 
 EVENT_TYPES: tuple[EventType, ...] = (
-    EventType("pageview", "pageviews", "Page views", "Page view", live="pageviews_today"),
+    EventType("pageview", "pageviews", "Page views", "Page view", live="pageviews_today",
+              series=True, dimensions=("page", "source", "referrer", "utm_source",
+                                       "utm_medium", "utm_campaign")),
     EventType("click_whatsapp", "whatsapp_clicks", "WhatsApp clicks", "WhatsApp click",
-              live="whatsapp_clicks", today="whatsapp_clicks", week=True, lead=True),
+              live="whatsapp_clicks", today="whatsapp_clicks", week=True, lead=True,
+              dimensions=("button_location",)),
     EventType("click_call", "call_clicks", "Calls", "Call click",
-              live="call_clicks", week=True, lead=True),
+              live="call_clicks", week=True, lead=True, dimensions=("button_location",)),
     EventType("click_toggle_currency", "currency_toggles", "Currency toggles", "Currency toggle",
-              live="currency_toggles", week=True),
+              live="currency_toggles", week=True, dimensions=("currency",)),
     EventType("time_on_page", "time_on_page_count", "Timed visits", "Time on page", timed=True),
     EventType("qr_scan", "qr_scans", "QR scans", "QR scan",
               live="qr_scans", today="qr_scans", week=True),
     EventType("product_click", "product_clicks", "Products viewed", "Product click",
-              live="products_viewed", today="products_viewed"),
+              live="products_viewed", today="products_viewed", dimensions=("product",)),
 )
 
 BY_NAME: dict[str, EventType] = {t.name: t for t in EVENT_TYPES}
@@ -43,6 +50,8 @@ TIMED: EventType = next(t for t in EVENT_TYPES if t.timed)
 LIVE: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.live)
 TODAY: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.today)
 WEEK: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.week)
+LEADS: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.lead)
+SERIES: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.series)
 
 # Every accepted event adds one to EVENTS and to its type's counter; a timed one also adds
 # its milliseconds to TIME_MS (realtime/scripts/track.lua names these two as well).

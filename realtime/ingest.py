@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 from functools import cached_property
@@ -16,6 +16,7 @@ from realtime import keys as k
 from realtime import stream
 from realtime.days import local_day
 from realtime.event_types import BY_NAME
+from realtime.geo import Countries
 from realtime.privacy import DailySalts, ip_hash, visitor_hash
 from realtime.validation import TrackRequest, seconds_on_page
 
@@ -52,6 +53,7 @@ class Ingestor:
     rate_limit: int
     stream_bound: int
     script: AsyncScript
+    countries: Countries = field(default_factory=Countries)
 
     @cached_property
     def limits(self) -> str:
@@ -78,6 +80,7 @@ class Ingestor:
         entry = stream.encode(stream.RawEvent(
             tenant, event.event_type, now_ms, orjson.Fragment(metadata), user_agent,
             sender.referrer[:MAX_REFERRER], ip_hash(salt, sender.address),
+            self.countries.country(sender.address),
         ))
         reply = await self.script(
             keys=[
@@ -88,10 +91,12 @@ class Ingestor:
                 self.keys.minute_visitors(tenant, minute),
                 self.keys.events(shard),
                 self.keys.dirty(shard),
+                self.keys.day_leads(tenant, day),
             ],
             args=[
                 now_ms, self.limits, kind.counter, time_ms, visitor,
                 k.dirty_member(tenant, day), self.keys.channel(tenant), entry,
+                "1" if kind.lead else "",
             ],
         )
         if reply[0] == 1:

@@ -56,6 +56,10 @@ class Keys:
     def day_visitors(self, tenant_id: int, day: dt.date) -> str:
         return f"{self._tenant(tenant_id)}:d:{day.isoformat()}:hll"
 
+    def day_leads(self, tenant_id: int, day: dt.date) -> str:
+        """The day's leads: visitors who sent an event of a `lead` type (event_types.py)."""
+        return f"{self._tenant(tenant_id)}:d:{day.isoformat()}:leads"
+
     def minute_visitors(self, tenant_id: int, minute: int) -> str:
         """`minute` counts whole minutes since the epoch."""
         return f"{self._tenant(tenant_id)}:m:{minute}:hll"

@@ -3,7 +3,9 @@ which the ingest path writes (and publishes to live dashboards), the drain store
 Postgres and the dashboard's feed reads while it is still buffered.
 
 An entry has one field, `e`, holding compact JSON with short keys:
-`{"tenant", "type", "ts" (ms), "meta", "ua", "ref", "ip"}` (`ip` is the salted hash).
+`{"tenant", "type", "ts" (ms), "meta", "ua", "ref", "ip", "cc"}` (`ip` is the salted hash,
+`cc` the two-letter country of the address, `ZZ` when unknown or in entries written before
+it existed).
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ class RawEvent:
     user_agent: str
     referrer: str
     ip_hash: str
+    country: str = "ZZ"
 
 
 def encode(event: RawEvent) -> bytes:
     return orjson.dumps({
         "tenant": event.tenant_id, "type": event.event_type, "ts": event.ts,
         "meta": event.metadata, "ua": event.user_agent, "ref": event.referrer,
-        "ip": event.ip_hash,
+        "ip": event.ip_hash, "cc": event.country,
     })
 
 
@@ -48,7 +51,8 @@ def decode(data: bytes) -> RawEvent:
         metadata = e.get("meta")
         return RawEvent(int(e["tenant"]), str(e["type"]), int(e["ts"]),
                         metadata if isinstance(metadata, dict) else {},
-                        str(e.get("ua", "")), str(e.get("ref", "")), str(e.get("ip", "")))
+                        str(e.get("ua", "")), str(e.get("ref", "")), str(e.get("ip", "")),
+                        str(e.get("cc", "ZZ"))[:2] or "ZZ")
     except (KeyError, TypeError, AttributeError, orjson.JSONDecodeError) as error:
         raise ValueError(f"not a raw event entry: {error}") from None
 

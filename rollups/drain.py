@@ -2,6 +2,7 @@
 
 Each shard's stream is read through a consumer group. A batch is copied into a staging
 table and inserted with the stream id as key (a replayed entry conflicts and is skipped);
+the rows stored are counted into the breakdown rollups in the same transaction;
 entries are acknowledged and deleted only after the commit. Entries delivered to a
 consumer that died are claimed again once idle, so a crash never loses one.
 """
@@ -20,6 +21,7 @@ from redis.exceptions import ResponseError
 
 from realtime import keys as k
 from realtime import stream
+from rollups import breakdowns
 from rollups.faults import Fault, no_fault
 from rollups.locks import Locking, shard_lock
 
@@ -33,9 +35,13 @@ STAGING_SQL = """
 CREATE TEMP TABLE IF NOT EXISTS events_staging
     (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
 """
-INSERT_SQL = "INSERT INTO events SELECT * FROM events_staging ON CONFLICT DO NOTHING"
+# What was stored now (not a replay) comes back, and only that is counted into breakdowns.
+INSERT_SQL = f"""
+INSERT INTO events SELECT * FROM events_staging ON CONFLICT DO NOTHING
+RETURNING {breakdowns.EVENT_COLUMNS}
+"""
 COLUMNS = ("id", "tenant_id", "event_type", "occurred_at", "metadata", "user_agent",
-           "referrer", "ip_hash")
+           "referrer", "ip_hash", "country")
 
 
 def consumer_name() -> str:
@@ -81,6 +87,7 @@ def to_record(shard: int, stream_id: bytes, fields: dict[bytes, bytes]) -> tuple
         event.user_agent,
         event.referrer,
         event.ip_hash,
+        event.country,
     )
 
 
@@ -116,22 +123,24 @@ async def _read(redis: Redis, keys: k.Keys, shard: int, consumer: str, batch_siz
 
 
 async def _insert(conn: asyncpg.Connection, records: list[tuple],
-                  fault: Fault = no_fault) -> int:
+                  fault: Fault = no_fault, cap: int = breakdowns.DEFAULT_CAP) -> int:
+    """Stores the records and counts what was stored into the breakdowns, atomically."""
     async with conn.transaction():
         await conn.copy_records_to_table("events_staging", records=records, columns=COLUMNS)
-        status = await conn.execute(INSERT_SQL)
+        stored = await conn.fetch(INSERT_SQL)
+        await breakdowns.count(conn, stored, cap=cap)
         # Inserted, not yet committed: a crash here must leave the entries pending.
         fault("uncommitted")
-    return int(status.rsplit(" ", 1)[1])
+    return len(stored)
 
 
 async def _insert_one_by_one(conn: asyncpg.Connection, records: list[tuple],
-                             fault: Fault = no_fault) -> int:
+                             fault: Fault = no_fault, cap: int = breakdowns.DEFAULT_CAP) -> int:
     """A batch Postgres refused: store what it accepts, so one bad row cannot stall a shard."""
     moved = 0
     for record in records:
         try:
-            moved += await _insert(conn, [record], fault)
+            moved += await _insert(conn, [record], fault, cap)
         except asyncpg.DataError as error:
             log.error("raw event %s of tenant %s not stored: %s", record[0], record[1],
                       type(error).__name__)
@@ -149,7 +158,8 @@ async def ensure_group(redis: Redis, keys: k.Keys, shard: int) -> None:
 async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, shard: int, *,
                       consumer: str, batch_size: int = BATCH_SIZE, locking: Locking = Locking.TRY,
                       known_months: set[dt.date] | None = None, fault: Fault = no_fault,
-                      reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> int:
+                      reclaim_idle_ms: int = RECLAIM_IDLE_MS,
+                      breakdown_cap: int = breakdowns.DEFAULT_CAP) -> int:
     """Moves the shard's buffered events into Postgres; returns how many were inserted."""
     known_months = set() if known_months is None else known_months
     moved = 0
@@ -174,9 +184,9 @@ async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, shard: int
                 await ensure_partitions(conn, months)
                 known_months |= months
             try:
-                moved += await _insert(conn, records, fault)
+                moved += await _insert(conn, records, fault, breakdown_cap)
             except asyncpg.DataError:
-                moved += await _insert_one_by_one(conn, records, fault)
+                moved += await _insert_one_by_one(conn, records, fault, breakdown_cap)
             fault("inserted")
             ids = [entry_id for entry_id, _ in entries]
             # Pipelined, so both reach Redis together; were the delete lost, the entry would
@@ -192,12 +202,14 @@ async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, shard: int
 async def drain_all(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, *, consumer: str,
                     batch_size: int = BATCH_SIZE, locking: Locking = Locking.TRY,
                     known_months: set[dt.date] | None = None, fault: Fault = no_fault,
-                    reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> int:
+                    reclaim_idle_ms: int = RECLAIM_IDLE_MS,
+                    breakdown_cap: int = breakdowns.DEFAULT_CAP) -> int:
     known_months = set() if known_months is None else known_months
     total = 0
     for shard in range(k.SHARDS):
         total += await drain_shard(redis, pool, keys, shard, consumer=consumer,
                                    batch_size=batch_size, locking=locking,
                                    known_months=known_months, fault=fault,
-                                   reclaim_idle_ms=reclaim_idle_ms)
+                                   reclaim_idle_ms=reclaim_idle_ms,
+                                   breakdown_cap=breakdown_cap)
     return total

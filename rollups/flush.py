@@ -4,7 +4,7 @@ One flush of a shard repeats, until nothing is dirty:
 
     claim    pending counters of dirty tenant-days move into one batch with a fresh id
              (flush_claim.lua); an unfinished batch of an earlier flush is taken up first
-    sketch   each tenant-day's visitor sketch is unioned with its durable copy
+    sketch   each tenant-day's visitor and leads sketches are unioned with its durable copy
              (merge_sketch.lua): unions are idempotent, so this may run any number of times
     apply    one transaction records the batch id and adds the counters; a batch whose id
              is already recorded adds nothing, because it was applied before a crash
@@ -45,9 +45,11 @@ _UNNEST = ", ".join(f"${i}::bigint[]" for i in range(3, 3 + len(COUNTERS)))
 _ADD = ",\n    ".join(f"{c} = r.{c} + excluded.{c}" for c in COUNTERS)
 _V = 3 + len(COUNTERS)
 APPLY_SQL = f"""
-INSERT INTO daily_rollups AS r (tenant_id, day, {_COLUMNS}, visitors, visitors_hll)
-SELECT u.* FROM unnest($1::bigint[], $2::date[], {_UNNEST}, ${_V}::bigint[], ${_V + 1}::bytea[])
-    AS u (tenant_id, day, {_COLUMNS}, visitors, visitors_hll)
+INSERT INTO daily_rollups AS r (tenant_id, day, {_COLUMNS}, visitors, visitors_hll, leads,
+                                leads_hll)
+SELECT u.* FROM unnest($1::bigint[], $2::date[], {_UNNEST}, ${_V}::bigint[], ${_V + 1}::bytea[],
+                       ${_V + 2}::bigint[], ${_V + 3}::bytea[])
+    AS u (tenant_id, day, {_COLUMNS}, visitors, visitors_hll, leads, leads_hll)
 -- A tenant deleted meanwhile has nothing left to count into (and must not stall the shard).
 JOIN tenants t ON t.id = u.tenant_id
 ON CONFLICT (tenant_id, day) DO UPDATE SET
@@ -56,15 +58,19 @@ ON CONFLICT (tenant_id, day) DO UPDATE SET
         WHEN excluded.visitors_hll IS NOT NULL AND excluded.visitors >= r.visitors
         THEN excluded.visitors_hll ELSE r.visitors_hll END,
     visitors = GREATEST(r.visitors, excluded.visitors),
+    leads_hll = CASE
+        WHEN excluded.leads_hll IS NOT NULL AND excluded.leads >= r.leads
+        THEN excluded.leads_hll ELSE r.leads_hll END,
+    leads = GREATEST(r.leads, excluded.leads),
     updated_at = now()
 RETURNING tenant_id, day, {_COLUMNS}
 """
 
 SKETCHES_SQL = """
-SELECT t.tenant_id, t.day, r.visitors_hll
+SELECT t.tenant_id, t.day, r.visitors_hll, r.leads_hll
 FROM unnest($1::bigint[], $2::date[]) AS t (tenant_id, day)
 JOIN daily_rollups r USING (tenant_id, day)
-WHERE r.visitors_hll IS NOT NULL
+WHERE r.visitors_hll IS NOT NULL OR r.leads_hll IS NOT NULL
 """
 
 
@@ -75,6 +81,8 @@ class TenantDay:
     counters: dict[str, int]
     sketch: bytes | None = None
     visitors: int = 0
+    leads_sketch: bytes | None = None
+    leads: int = 0
 
 
 async def claim(redis: Redis, keys: k.Keys, fs: Scripts, shard: int,
@@ -106,26 +114,33 @@ def _chunks(items: list, size: int = SCRIPT_CHUNK) -> list[list]:
 async def merge_sketches(conn: asyncpg.Connection, keys: k.Keys, fs: Scripts, shard: int,
                          batch: list[TenantDay]) -> None:
     durable = {
-        (row["tenant_id"], row["day"]): row["visitors_hll"]
+        (row["tenant_id"], row["day"]): (row["visitors_hll"], row["leads_hll"])
         for row in await conn.fetch(
             SKETCHES_SQL, [td.tenant_id for td in batch], [td.day for td in batch]
         )
     }
     chunks = _chunks(batch)
+    # Each tenant-day has two sketches, its visitors' and its leads', merged in the same call.
     # Chunks go out at once rather than in a pipeline: the same on Redis Cluster, where
     # redis-py's pipelines do not reload scripts a restarted node forgot.
     replies = await asyncio.gather(*(
         fs.merge_sketch(
             keys=[keys.scratch(shard, n),
-                  *(keys.day_visitors(td.tenant_id, td.day) for td in chunk)],
-            args=[k.DAY_TTL_SECONDS, *(durable.get((td.tenant_id, td.day)) or b"" for td in chunk)],
+                  *(key for td in chunk for key in (keys.day_visitors(td.tenant_id, td.day),
+                                                    keys.day_leads(td.tenant_id, td.day)))],
+            args=[k.DAY_TTL_SECONDS,
+                  *(sketch or b"" for td in chunk
+                    for sketch in durable.get((td.tenant_id, td.day), (None, None)))],
         )
         for n, chunk in enumerate(chunks)
     ))
     for chunk, reply in zip(chunks, replies, strict=True):
-        for td, merged in zip(chunk, reply, strict=True):
-            if merged:
-                td.sketch, td.visitors = merged[0], int(merged[1])
+        for i, td in enumerate(chunk):
+            visitors, leads = reply[2 * i], reply[2 * i + 1]
+            if visitors:
+                td.sketch, td.visitors = visitors[0], int(visitors[1])
+            if leads:
+                td.leads_sketch, td.leads = leads[0], int(leads[1])
 
 
 async def apply(conn: asyncpg.Connection, batch_id: str,
@@ -144,6 +159,8 @@ async def apply(conn: asyncpg.Connection, batch_id: str,
             *[[td.counters[c] * factor for td in batch] for c in COUNTERS],
             [td.visitors for td in batch],
             [td.sketch for td in batch],
+            [td.leads for td in batch],
+            [td.leads_sketch for td in batch],
         )
 
 

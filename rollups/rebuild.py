@@ -1,6 +1,8 @@
-"""Repair: recompute a tenant's rollup counters from its raw events.
+"""Repair: recompute a tenant's rollup counters and breakdowns from its raw events.
 
-Visitor sketches cannot be recomputed (raw events keep only a daily-salted address hash,
+Breakdowns are counted again from the raw events in the order they happened, as the drain
+counted them (values past the cap go to `(other)` the same way). Visitor sketches cannot be
+recomputed (raw events keep only a daily-salted address hash,
 on purpose), so they are kept as they are. The shard's drain and flush locks are held
 throughout, after a drain and a flush under them: every event is then either in both raw
 events and rollups, or in neither yet, and the recount cannot miss or double anything.
@@ -9,6 +11,7 @@ events and rollups, or in neither yet, and the recount cannot miss or double any
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from redis.asyncio import Redis
@@ -16,7 +19,7 @@ from redis.asyncio import Redis
 from realtime import keys as k
 from realtime.event_types import COUNTERS, EVENT_TYPES, EVENTS, TIME_MS, TIMED
 from realtime.scripts import Scripts
-from rollups import drain, flush
+from rollups import breakdowns, drain, flush
 from rollups.locks import Locking, shard_lock
 
 _COUNTS = ",\n       ".join(
@@ -37,6 +40,17 @@ ZERO_SQL = f"UPDATE daily_rollups SET {_SET}, updated_at = now() WHERE tenant_id
 _COLUMNS = ", ".join(COUNTERS)
 _VALUES = ", ".join(f"${i}" for i in range(3, 3 + len(COUNTERS)))
 _ASSIGN = ", ".join(f"{c} = excluded.{c}" for c in COUNTERS)
+EVENTS_SQL = f"""
+SELECT {breakdowns.EVENT_COLUMNS} FROM events
+WHERE tenant_id = $1 AND occurred_at >= $2
+ORDER BY occurred_at, id
+"""
+CLEAR_BREAKDOWNS_SQL = [
+    f"DELETE FROM {table} WHERE tenant_id = $1 AND day >= $2"
+    for table in ("breakdown_rollups", "breakdown_visitors", "lead_visitors")
+]
+RECOUNT_CHUNK = 5000
+
 WRITE_SQL = f"""
 INSERT INTO daily_rollups (tenant_id, day, {_COLUMNS}) VALUES ($1, $2, {_VALUES})
 ON CONFLICT (tenant_id, day) DO UPDATE SET {_ASSIGN}, updated_at = now()
@@ -44,7 +58,8 @@ ON CONFLICT (tenant_id, day) DO UPDATE SET {_ASSIGN}, updated_at = now()
 
 
 async def rebuild(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: Scripts,
-                  tenant_id: int, timezone: str, since: dt.date, consumer: str) -> int:
+                  tenant_id: int, timezone: str, since: dt.date, consumer: str, *,
+                  breakdown_cap: int = breakdowns.DEFAULT_CAP) -> int:
     """Rewrites the tenant's counters from `since` (a local day); returns the days rewritten."""
     shard = keys.shard_of(tenant_id)
     # The earliest instant of `since` anywhere on Earth; the local day filter is exact below.
@@ -61,4 +76,15 @@ async def rebuild(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: Scrip
             await conn.executemany(
                 WRITE_SQL, [(tenant_id, r["day"], *(r[c] for c in COUNTERS)) for r in rows]
             )
+            for sql in CLEAR_BREAKDOWNS_SQL:
+                await conn.execute(sql, tenant_id, since)
+            zone = ZoneInfo(timezone)
+            chunk: list[asyncpg.Record] = []
+            async for row in conn.cursor(EVENTS_SQL, tenant_id, start):
+                if row["occurred_at"].astimezone(zone).date() >= since:
+                    chunk.append(row)
+                if len(chunk) >= RECOUNT_CHUNK:
+                    await breakdowns.count(conn, chunk, cap=breakdown_cap)
+                    chunk = []
+            await breakdowns.count(conn, chunk, cap=breakdown_cap)
     return len(rows)

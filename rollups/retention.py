@@ -1,4 +1,6 @@
-"""Retention: raw events older than RETENTION_DAYS go by whole partitions; rollups stay."""
+"""Retention: raw events older than RETENTION_DAYS go by whole partitions; rollups stay
+(daily and breakdown rollups alike); the breakdowns' working sets of visitors go once their
+day is over everywhere (WORKING_SET_DAYS)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from rollups.drain import next_month
 
 _PARTITION = re.compile(r"^events_(\d{4})_(\d{2})$")
 FLUSH_IDS_KEPT_DAYS = 30
+# A tenant's local day is at most a day behind UTC's: days before yesterday (UTC) are over.
+WORKING_SET_DAYS = 1
 
 
 async def drop_expired(conn: asyncpg.Connection, now: dt.datetime,
@@ -34,4 +38,7 @@ async def drop_expired(conn: asyncpg.Connection, now: dt.datetime,
         "DELETE FROM applied_flushes WHERE applied_at < $1",
         now - dt.timedelta(days=FLUSH_IDS_KEPT_DAYS),
     )
+    over = now.astimezone(dt.UTC).date() - dt.timedelta(days=WORKING_SET_DAYS)
+    await conn.execute("DELETE FROM breakdown_visitors WHERE day < $1", over)
+    await conn.execute("DELETE FROM lead_visitors WHERE day < $1", over)
     return dropped

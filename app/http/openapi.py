@@ -9,7 +9,10 @@ bodies made from a model. Here:
 - response headers sit on the response (required unless their field has a default;
   `retry_after` is named `Retry-After`);
 - `document_response(None, status, HeadersModel)` is a response without a body (a 204, a
-  redirect), described by the headers model's docstring; `document_response(HTMLPage)` a page.
+  redirect), described by the headers model's docstring; `document_response(HTMLPage)` a page;
+  a model with `csv_alternative = True` may also be answered as CSV (`format=csv`);
+- a path converter's `openapi_pattern` documents which values the handler takes (it still
+  matches any, so the handler can answer 400 saying why).
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ class HTMLPage:
     """An HTML page."""
 
 
+class ZipArchive:
+    """A zip archive of CSV files."""
+
+
 @dataclass(frozen=True)
 class Described:
     """A JSON body described by a JSON Schema written out; refer to its `$defs` as
@@ -41,6 +48,13 @@ def header_name(field: str) -> str:
 
 
 class OpenAPI(OpenAPIProvider):
+    def build_path_parameter(self, name: str, converter: Any) -> dict[str, Any]:
+        parameter = super().build_path_parameter(name, converter)
+        pattern = getattr(converter, "openapi_pattern", None)
+        if pattern:
+            parameter["schema"]["pattern"] = pattern
+        return parameter
+
     def build_request_body(self, model: type[Model] | Described,
                            source: DataSource) -> tuple[dict[str, Any], dict[str, Any]]:
         if isinstance(model, Described):
@@ -57,12 +71,19 @@ class OpenAPI(OpenAPIProvider):
         if model is None:
             described = inspect.getdoc(headers_model) if headers_model is not None else None
             response, definitions = {"description": described or "No body."}, {}
+        elif model is ZipArchive:
+            response = {"description": inspect.getdoc(ZipArchive),
+                        "content": {"application/zip": {"schema": {"type": "string",
+                                                                   "format": "binary"}}}}
+            definitions = {}
         elif model is HTMLPage:
             response = {"description": inspect.getdoc(HTMLPage),
                         "content": {"text/html": {"schema": {"type": "string"}}}}
             definitions = {}
         else:
             response, definitions = super().build_response_object(model, None)
+            if getattr(model, "csv_alternative", False):
+                response["content"]["text/csv"] = {"schema": {"type": "string"}}
         if headers_model is not None:
             response["headers"] = self.build_response_headers(headers_model)
         return response, definitions

@@ -35,6 +35,12 @@ BROWSERS = (
     "Mobile/15E148 Safari/604.1",
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36",
+    ("Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+     "Version/17.5 Mobile/15E148 Safari/604.1"),
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+     "Version/17.5 Safari/605.1.15"),
+    ("Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/126.0 Mobile Safari/537.36"),
 )
 
 
@@ -49,7 +55,8 @@ class Demo:
 
 
 # The visitor's behaviour is data (demo_visit.json), so the demo names no event type itself.
-VISIT = json.loads((Path(__file__).parent / "demo_visit.json").read_text())["steps"]
+_DATA = json.loads((Path(__file__).parent / "demo_visit.json").read_text())
+VISIT, ARRIVALS, NETWORKS = _DATA["steps"], _DATA["arrivals"], _DATA["networks"]
 
 
 def _value(rng: random.Random, choices):
@@ -61,12 +68,16 @@ def _value(rng: random.Random, choices):
 def visit(rng: random.Random) -> list[tuple[str, dict | None]]:
     """One visitor's events, in order: what a landing page of a café would see."""
     events: list[tuple[str, dict | None]] = []
+    arrival = rng.choice(ARRIVALS)
     for step in VISIT:
         if step.get("unless") in {name for name, _ in events}:
             continue
         if step["chance"] < 1 and rng.random() >= step["chance"]:
             continue
-        metadata = {k: _value(rng, v) for k, v in step.get("metadata", {}).items()} or None
+        metadata = {k: _value(rng, v) for k, v in step.get("metadata", {}).items()}
+        if "path" in metadata:  # the pageview: how the visitor arrived
+            metadata.update(arrival)
+        metadata = metadata or None
         events.append((step["event_type"], metadata))
     return events
 
@@ -81,7 +92,7 @@ async def generate_week(ingestor: Ingestor, tenant: Tenant, now: float, seed: in
             moment = day_start + rng.uniform(8, 22) * 3600
             if moment > now:
                 continue
-            sender = Sender(f"198.51.100.{rng.randint(1, 254)}", rng.choice(BROWSERS),
+            sender = Sender(f"{rng.choice(NETWORKS)}.{rng.randint(1, 254)}", rng.choice(BROWSERS),
                             "https://demo.example/")
             for offset, (event_type, metadata) in enumerate(visit(rng)):
                 body = {"tenant_id": tenant.id, "event_type": event_type}

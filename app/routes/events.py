@@ -11,6 +11,7 @@ from quart_schema import document_response, security_scheme
 from app.http.auth import authorize
 from app.http.errors import document_errors, store_call
 from app.services import services
+from rollups.dimensions import describe
 from rollups.feed import recent_events
 
 blueprint = Blueprint("events", __name__)
@@ -25,6 +26,8 @@ class RecentEventOut:
     metadata: dict[str, Any]
     page: str
     user_agent: str
+    # Who sent it, from the user agent and the referrer: "iPhone · Safari · from Instagram".
+    visitor: str
 
 
 @dataclass
@@ -49,5 +52,8 @@ async def recent(tenant_id: int) -> dict:
         events = await recent_events(svc.pool, svc.redis, svc.keys, tenant_id, RECENT_LIMIT)
     return {
         "success": True,
-        "events": [{k: v for k, v in asdict(event).items() if k != "id"} for event in events],
+        "events": [{**{k: v for k, v in asdict(event).items() if k != "id"},
+                    "visitor": describe(event.user_agent, event.metadata.get("referrer"),
+                                        event.page)}
+                   for event in events],
     }

@@ -15,6 +15,8 @@ from app.http.headers import PAGE_CSP, TRACKER_HEADERS
 from app.http.urls import external_url
 from app.services import services
 from realtime.event_types import EVENT_TYPES, LIVE, WEEK
+from rollups.dimensions import DIMENSIONS
+from rollups.periods import PERIOD_LABELS
 
 blueprint = Blueprint("pages", __name__)
 
@@ -72,6 +74,8 @@ async def tenant_dashboard(tenant_id: int) -> str:
         live_stats=[(t.live, t.label) for t in LIVE],
         week_stats=[(t.counter, t.label) for t in WEEK],
         event_labels={t.name: t.event_label for t in EVENT_TYPES},
+        breakdown_cards=[(d.name, d.label) for d in DIMENSIONS],
+        periods=PERIOD_LABELS,
     )
 
 

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-from zoneinfo import ZoneInfo
 
-import orjson
 from quart import Blueprint, Response
 from quart_schema import document_response, security_scheme
 
-from app.http.auth import authorize
-from app.http.errors import document_errors, store_call
-from app.http.tenancy import tenant_zone
-from app.services import Services, services
+from app.http.errors import document_errors
+from app.http.reads import json_response, read
 from rollups.summaries import Summary, Today, summary, today_summary
 
-T = TypeVar("T")
 blueprint = Blueprint("summary", __name__)
 
 SummaryResponse = dataclasses.make_dataclass(
@@ -25,20 +18,6 @@ SummaryResponse = dataclasses.make_dataclass(
 TodayResponse = dataclasses.make_dataclass(
     "TodayResponse", [("success", bool, dataclasses.field(default=True))], bases=(Today,),
     frozen=True)
-
-
-async def read(tenant_id: int, reader: Callable[[Services, ZoneInfo], Awaitable[T]]) -> T:
-    """The read path of every GET of numbers: authorize, resolve the tenant's timezone, run
-    one read within the deadline (503 when a store fails)."""
-    await authorize(tenant_id)
-    svc = services()
-    timezone = await tenant_zone(svc, tenant_id)
-    async with store_call(svc.settings.read_deadline):
-        return await reader(svc, timezone)
-
-
-def json_response(document: dict) -> Response:
-    return Response(orjson.dumps(document), content_type="application/json")
 
 
 @blueprint.get("/api/analytics/<int:tenant_id>")

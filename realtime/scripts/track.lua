@@ -1,12 +1,13 @@
 -- Accepts one event atomically, or refuses it without a trace.
 -- KEYS: 1 rate zset, 2 pending counters, 3 live totals, 4 day sketch, 5 minute sketch,
---       6 event stream, 7 dirty set
+--       6 event stream, 7 dirty set, 8 day leads sketch
 -- ARGV: 1 now_ms,
 --       2 limits, space-separated: rate limit, window ms, stream bound, day ttl,
 --         totals ttl, minute ttl (one argument, as they are the same for every call)
 --       3 counter field, 4 time-on-page ms ('' if none), 5 visitor hash, 6 dirty member,
 --       7 channel, 8 the raw event (realtime/stream.py), stored in the stream as `e` and
---       published to live dashboards
+--       published to live dashboards, 9 '1' when the event type is a lead (the visitor
+--       hash then goes into the day's leads sketch too), else ''
 -- Returns {1} accepted, {0, retry_ms} over the rate limit, {2} buffer full.
 local now = tonumber(ARGV[1])
 local limit, window, bound, day_ttl, totals_ttl, minute_ttl =
@@ -38,6 +39,10 @@ redis.call('EXPIRE', KEYS[3], totals_ttl)
 
 redis.call('PFADD', KEYS[4], ARGV[5])
 redis.call('EXPIRE', KEYS[4], day_ttl)
+if ARGV[9] == '1' then
+  redis.call('PFADD', KEYS[8], ARGV[5])
+  redis.call('EXPIRE', KEYS[8], day_ttl)
+end
 redis.call('PFADD', KEYS[5], ARGV[5])
 redis.call('EXPIRE', KEYS[5], minute_ttl)
 

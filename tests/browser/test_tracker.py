@@ -96,7 +96,7 @@ async def test_cross_origin_page_sends_spa_qr_call_and_custom_events(server, sho
 
     landing_path = f"/t{tenant.id}/landing"
     first = next(e for e in await stored_events(redis, keys, tenant.id) if e.type == "pageview")
-    assert first.metadata == {"path": landing_path, "referrer": ""}
+    assert first.metadata == {"path": landing_path, "referrer": "", "utm_source": "flyer"}
     # The Referer header of a cross-origin request is only the sending site's origin.
     assert first.page == shop.origin + "/"
     assert call.metadata == {"href": "tel:+15550100"}

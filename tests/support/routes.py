@@ -44,8 +44,9 @@ _ARGUMENT = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 
 def sample_path(rule: str, tenant_id: int) -> str:
     """The rule with its arguments filled in; ints get a real tenant, so a 404 cannot pass
-    for a refusal."""
-    return _ARGUMENT.sub(lambda m: str(tenant_id) if m.group(1) == "int" else "x", rule)
+    for a refusal, and a dimension a real one, so a 400 cannot either."""
+    samples = {"int": str(tenant_id), "dimension": "page"}
+    return _ARGUMENT.sub(lambda m: samples.get(m.group(1), "x"), rule)
 
 
 def is_api(rule: str) -> bool:

@@ -268,7 +268,7 @@
         p.textContent = details;
         li.appendChild(p);
       }
-      var agent = event.user_agent || event.ua;
+      var agent = event.visitor || event.user_agent || event.ua;
       var page = event.page || event.referrer;
       if (page || agent) {
         var small = document.createElement("p");

@@ -30,8 +30,10 @@
         sec && send("time_on_page", { seconds: sec, path: last });
       },
       view = function () {
+        var m = { path: L.pathname, referrer: d.referrer }, q = new URLSearchParams(L.search);
         last = path();
-        send("pageview", { path: L.pathname, referrer: d.referrer });
+        ["utm_source", "utm_medium", "utm_campaign"].forEach(function (k) { q.get(k) && (m[k] = q.get(k)) });
+        send("pageview", m);
       },
       nav = safe(function () { path() != last && (flush(), view()) }),
       replace = H.replaceState;

@@ -1,0 +1,147 @@
+"""Read latency of a 30-day /stats and a 30-day breakdown for a tenant that sent at its rate
+limit all month (100 events a minute: 4.3 million events).
+
+The rollups such a month leaves are written straight into a database of the bench's own:
+30 daily rows whose visitor and leads sketches hold `--visitors` visitors a day (built by
+Redis, PFADD), and breakdown rows with the cap's 1,000 pages a day plus the other
+dimensions' handful of values. The reads are what /stats and /breakdown do over them; they
+never touch the raw events (only `today`/`yesterday` series do). The app is driven in
+process (Quart's test client) at concurrency 8, so the numbers are the handler, Redis and
+Postgres without HTTP parsing. Prints JSON and writes bench/results/insights.json.
+
+    .venv/bin/python -m bench.insights [--requests 400] [--visitors 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import secrets
+import statistics
+import time
+from pathlib import Path
+
+import asyncpg
+
+from app.accounts.tenants import create_tenant
+from app.accounts.tokens import create_token
+from app.factory import create_app
+from app.ops.migrate import migrate
+from app.settings import Settings
+from realtime.event_types import COUNTERS
+from rollups.dimensions import DIMENSIONS, OTHER
+
+ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DAYS = 30
+EVENTS_PER_DAY = 100 * 60 * 24
+OTHER_VALUES = 8  # values a day of each dimension but the page
+
+COUNTER_PARAMS = ', '.join(f'${i}' for i in range(3, 3 + len(COUNTERS)))
+
+
+async def sketch(redis, key: str, visitors: int, prefix: str) -> bytes:
+    await redis.delete(key)
+    for start in range(0, visitors, 5000):
+        await redis.pfadd(key, *(f"{prefix}{i}" for i in range(start, min(visitors, start + 5000))))
+    value = await redis.get(key)
+    await redis.delete(key)
+    return value
+
+
+async def seed(pool: asyncpg.Pool, redis, keys_prefix: str, tenant_id: int, today: dt.date,
+               visitors: int) -> None:
+    columns = ", ".join(COUNTERS)
+    for back in range(DAYS + DAYS):  # this period and the one before
+        day = today - dt.timedelta(days=back)
+        hll = await sketch(redis, f"{keys_prefix}bench:v", visitors, f"{day}:")
+        leads = await sketch(redis, f"{keys_prefix}bench:l", visitors // 5, f"{day}:")
+        counts = [EVENTS_PER_DAY // len(COUNTERS)] * len(COUNTERS)
+        await pool.execute(
+            f"INSERT INTO daily_rollups (tenant_id, day, {columns}, visitors, visitors_hll, "
+            f"leads, leads_hll) VALUES ($1, $2, {COUNTER_PARAMS}, "
+            f"{', '.join(f'${3 + len(COUNTERS) + i}' for i in range(4))})",
+            tenant_id, day, *counts, visitors, hll, visitors // 5, leads)
+        rows = []
+        for dimension in DIMENSIONS:
+            values = 1000 if dimension.name == "page" else OTHER_VALUES
+            for n in range(values):
+                rows.append((tenant_id, day, dimension.name, f"/{dimension.name}/{n}",
+                             EVENTS_PER_DAY // values, visitors // values,
+                             visitors // values // 5))
+            if dimension.name == "page":
+                rows.append((tenant_id, day, dimension.name, OTHER, 500, 100, 10))
+        await pool.copy_records_to_table(
+            "breakdown_rollups", records=rows,
+            columns=["tenant_id", "day", "dimension", "value", "events", "visitors", "leads"])
+    await pool.execute("ANALYZE breakdown_rollups")
+    await pool.execute("ANALYZE daily_rollups")
+
+
+async def measure(client, url: str, headers: dict, requests: int, concurrency: int = 8) -> dict:
+    latencies: list[float] = []
+    queue = list(range(requests))
+
+    async def worker():
+        while queue:
+            queue.pop()
+            started = time.perf_counter()
+            response = await client.get(url, headers=headers)
+            latencies.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, await response.get_data()
+
+    for _ in range(20):  # warm up
+        await client.get(url, headers=headers)
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {"url": url.split("?")[0].rsplit("/", 2)[-2:], "requests": requests,
+            "req_per_s": round(requests / elapsed, 1),
+            "p50_ms": round(statistics.median(latencies), 2),
+            "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2)}
+
+
+async def main(requests: int, visitors: int) -> dict:
+    run = secrets.token_hex(4)
+    dsn = f"postgresql://postgres@127.0.0.1:5432/analytics_bench_insights_{run}"
+    settings = dataclasses.replace(Settings.from_env({
+        "DATABASE_URL": dsn, "SECRET_KEY": "bench", "ANALYTICS_KEY_PREFIX": f"bench:{run}:"}))
+    await migrate(dsn)
+    try:
+        app = create_app(settings)
+        async with app.test_app():
+            svc = app.extensions["analytics"]
+            tenant = await create_tenant(svc.pool, "Bench", "UTC")
+            _, token = await create_token(svc.pool, tenant.id)
+            headers = {"Authorization": f"Bearer {token}"}
+            today = dt.datetime.now(dt.UTC).date()
+            await seed(svc.pool, svc.redis, settings.key_prefix, tenant.id, today, visitors)
+            client = app.test_client()
+            base = f"/api/analytics/{tenant.id}"
+            results = [
+                await measure(client, f"{base}/stats?period=30d", headers, requests),
+                await measure(client, f"{base}/breakdown/page?period=30d", headers, requests),
+                await measure(client, f"{base}/breakdown/source?period=30d", headers, requests),
+            ]
+    finally:
+        admin = await asyncpg.connect(ADMIN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "analytics_bench_insights_{run}" '
+                            "WITH (FORCE)")
+        await admin.close()
+    return {"visitors_per_day": visitors, "events_per_day": EVENTS_PER_DAY, "days": DAYS,
+            "concurrency": 8, "results": results}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--visitors", type=int, default=20000)
+    args = parser.parse_args()
+    report = asyncio.run(main(args.requests, args.visitors))
+    print(json.dumps(report, indent=2))
+    out = Path(__file__).parent / "results" / "insights.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")

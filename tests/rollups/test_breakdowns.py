@@ -1,0 +1,333 @@
+"""Breakdowns: exact visitors, events and leads per value of each dimension for small known
+inputs, `(none)` and the `(other)` of the cap, leads attributed to the right source across
+drain batches, replays counted once, rebuild, retention of the working sets, CSV, the export
+zip, and 400s."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import zipfile
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from app.accounts.tenants import create_tenant
+from app.accounts.tokens import create_token
+from realtime.geo import Countries
+from rollups import dimensions
+from rollups.drain import consumer_name, drain_all
+from rollups.locks import Locking
+from tests.support.apps import flush
+from tests.support.http import from_address
+
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
+ANDROID = ("Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
+           "Chrome/124.0 Mobile Safari/537.36")
+WINDOWS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+           "Chrome/124.0 Safari/537.36")
+IPAD = ("Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/17.5 Mobile/15E148 Safari/604.1")
+GB, BR, NOWHERE = "81.2.69.160", "200.147.3.157", "2001:db8::1"
+
+
+def at(zone: str, *args) -> float:
+    return dt.datetime(*args, tzinfo=ZoneInfo(zone)).timestamp()
+
+
+async def zoned_tenant(pool, zone: str = "UTC"):
+    tenant = await create_tenant(pool, f"Breakdown {zone}", zone)
+    _, token = await create_token(pool, tenant.id)
+    return tenant, {"Authorization": f"Bearer {token}"}
+
+
+async def send(client, tenant_id, event_type, metadata, *, agent, address, page=""):
+    headers = {"Content-Type": "application/json", "User-Agent": agent}
+    if page:
+        headers["Referer"] = page
+    response = await client.post(
+        "/api/analytics/track", headers=headers, scope_base=from_address(address),
+        data=orjson.dumps({"tenant_id": tenant_id, "event_type": event_type,
+                           "metadata": metadata}))
+    assert response.status_code == 200, await response.get_data()
+
+
+async def get_breakdown(client, tenant_id, headers, dimension, **query):
+    response = await client.get(f"/api/analytics/{tenant_id}/breakdown/{dimension}",
+                                headers=headers, query_string=query)
+    assert response.status_code == 200, await response.get_data()
+    document = await response.get_json()
+    assert document["success"] is True and document["data"]["dimension"] == dimension
+    return document["data"]
+
+
+def rows(data) -> list[tuple]:
+    return [(r["value"], r["visitors"], r["events"], r["leads"]) for r in data["results"]]
+
+
+async def four_visitors(app, client, tenant_id):
+    """A (iPhone, GB) from Instagram with UTM, a lead in a later batch; B (Android, BR) from
+    Google, two products; C (Windows, unknown country) calls and toggles the currency in one
+    batch and views the page in the next; D (iPad, GB) comes from the site itself, then by QR."""
+    await send(client, tenant_id, "pageview", {
+        "path": "/", "referrer": "https://l.instagram.com/?u=x", "utm_source": "ig",
+        "utm_medium": "social", "utm_campaign": "spring"}, agent=IPHONE, address=GB)
+    await send(client, tenant_id, "pageview", {"path": "/menu",
+                                               "referrer": "https://www.google.com.br/"},
+               agent=ANDROID, address=BR)
+    await send(client, tenant_id, "product_click", {"product": "latte"}, agent=ANDROID,
+               address=BR)
+    await send(client, tenant_id, "product_click", {"product_id": 42}, agent=ANDROID,
+               address=BR)
+    await send(client, tenant_id, "click_call", {}, agent=WINDOWS, address=NOWHERE)
+    await send(client, tenant_id, "click_toggle_currency", {"currency": "EUR"}, agent=WINDOWS,
+               address=NOWHERE)
+    await send(client, tenant_id, "pageview", {"path": "/", "referrer": "https://cafe.example/x"},
+               agent=IPAD, address=GB, page="https://cafe.example/")
+    await send(client, tenant_id, "pageview", {"path": "/menu", "utm_medium": "qr"},
+               agent=IPAD, address=GB, page="https://cafe.example/menu?utm_medium=qr")
+    await flush(app)
+    await send(client, tenant_id, "click_whatsapp", {"button_location": "hero"}, agent=IPHONE,
+               address=GB)
+    await send(client, tenant_id, "pageview", {"path": "/", "variant": "b"}, agent=WINDOWS,
+               address=NOWHERE)
+    await flush(app)
+
+
+EXPECTED = {
+    "source": [("Direct", 2, 2, 1), ("Google", 1, 1, 0), ("Instagram", 1, 1, 1),
+               ("QR code", 1, 1, 0)],
+    "page": [("/", 3, 3, 2), ("/menu", 2, 2, 0)],
+    "referrer": [("(none)", 2, 3, 1), ("google.com.br", 1, 1, 0), ("l.instagram.com", 1, 1, 1)],
+    "utm_source": [("(none)", 3, 4, 1), ("ig", 1, 1, 1)],
+    "utm_medium": [("(none)", 3, 3, 1), ("qr", 1, 1, 0), ("social", 1, 1, 1)],
+    "utm_campaign": [("(none)", 3, 4, 1), ("spring", 1, 1, 1)],
+    "device": [("Mobile", 2, 5, 1), ("Desktop", 1, 3, 1), ("Tablet", 1, 2, 0)],
+    "browser": [("Chrome", 2, 6, 1), ("Safari", 2, 4, 1)],
+    "os": [("iOS", 2, 4, 1), ("Android", 1, 3, 0), ("Windows", 1, 3, 1)],
+    "country": [("GB", 2, 4, 1), ("BR", 1, 3, 0), ("ZZ", 1, 3, 1)],
+    "product": [("42", 1, 1, 0), ("latte", 1, 1, 0)],
+    "button_location": [("(none)", 1, 1, 1), ("hero", 1, 1, 1)],
+    "currency": [("EUR", 1, 1, 1)],
+    "meta.variant": [("b", 1, 1, 1)],
+}
+
+
+async def test_exact_numbers_per_dimension(app, client, pool, clock):
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 10, 12)
+    await four_visitors(app, client, tenant.id)
+    for dimension, expected in EXPECTED.items():
+        data = await get_breakdown(client, tenant.id, headers, dimension, period="today")
+        assert rows(data) == expected, dimension
+        assert data["other"] == {"visitors": 0, "events": 0, "leads": 0}
+    data = await get_breakdown(client, tenant.id, headers, "meta.nothing", period="today")
+    assert data["results"] == []
+    # `limit`: the rest goes to `other`.
+    data = await get_breakdown(client, tenant.id, headers, "source", period="today", limit=1)
+    assert rows(data) == [("Direct", 2, 2, 1)]
+    assert data["other"] == {"visitors": 3, "events": 3, "leads": 1}
+
+
+async def test_visitors_per_value_are_distinct_per_day_and_summed_over_days(app, client, pool,
+                                                                           clock):
+    tenant, headers = await zoned_tenant(pool, "America/Sao_Paulo")
+    for day in (3, 4):
+        clock.now = at("America/Sao_Paulo", 2026, 9, day, 23, 30)  # UTC has the next day
+        for _ in range(2):
+            await send(client, tenant.id, "pageview", {"path": "/"}, agent=IPHONE, address=BR)
+        await flush(app)
+    clock.now = at("America/Sao_Paulo", 2026, 9, 5, 10)
+    data = await get_breakdown(client, tenant.id, headers, "page")
+    assert rows(data) == [("/", 2, 4, 0)]
+    data = await get_breakdown(client, tenant.id, headers, "page", period="custom",
+                               **{"from": "2026-09-04", "to": "2026-09-04"})
+    assert rows(data) == [("/", 1, 2, 0)]
+
+
+async def test_values_past_the_cap_count_under_other(app, client, pool, clock):
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 11, 12)
+
+    async def drain(cap):
+        await drain_all(app.extensions["analytics"].redis, pool, app.extensions["analytics"].keys,
+                        consumer=consumer_name(), locking=Locking.WAIT, breakdown_cap=cap)
+
+    for n, path in enumerate(["/a", "/b", "/c", "/d", "/c"]):
+        await send(client, tenant.id, "pageview", {"path": path}, agent=f"{WINDOWS} v{n}",
+                   address=GB)
+    await drain(2)
+    # A value already kept stays kept; any new one still goes to (other).
+    await send(client, tenant.id, "pageview", {"path": "/a"}, agent=WINDOWS, address=BR)
+    await send(client, tenant.id, "pageview", {"path": "/e"}, agent=WINDOWS, address=BR)
+    await drain(2)
+    data = await get_breakdown(client, tenant.id, headers, "page", period="today")
+    assert rows(data) == [("(other)", 4, 4, 0), ("/a", 2, 2, 0), ("/b", 1, 1, 0)]
+    # The other dimensions are capped on their own.
+    data = await get_breakdown(client, tenant.id, headers, "country", period="today")
+    assert rows(data) == [("GB", 5, 5, 0), ("BR", 1, 2, 0)]
+
+
+async def test_a_replayed_batch_counts_nothing_twice(app, client, pool, clock):
+    from realtime import stream
+    from rollups import drain
+
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 12, 12)
+    when = int(clock.now * 1000)
+    records = [drain.to_record(0, f"{when}-{n}".encode(), {stream.FIELD: stream.encode(
+        stream.RawEvent(tenant.id, event_type, when, {"path": "/"}, IPHONE, "", "h" * 45, "GB"))})
+        for n, event_type in enumerate(["pageview", "click_whatsapp"])]
+    async with pool.acquire() as conn:
+        await drain.ensure_partitions(conn, {dt.date(2026, 9, 1)})
+        await conn.execute(drain.STAGING_SQL)
+        assert await drain._insert(conn, records) == 2
+        assert await drain._insert(conn, records) == 0  # as after a crash before the XACK
+    data = await get_breakdown(client, tenant.id, headers, "country", period="today")
+    assert rows(data) == [("GB", 1, 2, 1)]
+
+
+async def test_rebuild_reproduces_the_breakdowns(app, client, pool, clock, redis, keys):
+    from rollups.rebuild import rebuild
+
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 13, 12)
+    await four_visitors(app, client, tenant.id)
+    query = ("SELECT day, dimension, value, events, visitors, leads FROM breakdown_rollups "
+             "WHERE tenant_id = $1 ORDER BY 1, 2, 3")
+    before = [tuple(r) for r in await pool.fetch(query, tenant.id)]
+    assert len(before) > 20
+    await pool.execute("UPDATE breakdown_rollups SET events = 999, leads = 0 WHERE tenant_id = $1",
+                       tenant.id)
+    svc = app.extensions["analytics"]
+    await rebuild(redis, pool, keys, svc.scripts, tenant.id, "UTC", dt.date(2026, 9, 13),
+                  "tests")
+    assert [tuple(r) for r in await pool.fetch(query, tenant.id)] == before
+    for dimension, expected in EXPECTED.items():
+        data = await get_breakdown(client, tenant.id, headers, dimension, period="today")
+        assert rows(data) == expected, dimension
+
+
+async def test_retention_forgets_the_visitors_of_days_over(app, client, pool, clock):
+    from rollups.retention import drop_expired
+
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 14, 12)
+    await send(client, tenant.id, "click_whatsapp", {}, agent=IPHONE, address=GB)
+    await flush(app)
+    count = "SELECT count(*) FROM {} WHERE tenant_id = $1"
+    assert await pool.fetchval(count.format("breakdown_visitors"), tenant.id) > 0
+    assert await pool.fetchval(count.format("lead_visitors"), tenant.id) == 1
+    async with pool.acquire() as conn:
+        await drop_expired(conn, dt.datetime(2026, 9, 15, 23, tzinfo=dt.UTC), 400)
+        assert await pool.fetchval(count.format("lead_visitors"), tenant.id) == 1
+        await drop_expired(conn, dt.datetime(2026, 9, 16, 0, 1, tzinfo=dt.UTC), 400)
+    assert await pool.fetchval(count.format("breakdown_visitors"), tenant.id) == 0
+    assert await pool.fetchval(count.format("lead_visitors"), tenant.id) == 0
+    data = await get_breakdown(client, tenant.id, headers, "device", period="custom",
+                               **{"from": "2026-09-14", "to": "2026-09-14"})
+    assert rows(data) == [("Mobile", 1, 1, 1)]  # the counts stay
+
+
+async def test_breakdown_csv_and_the_export_zip(app, client, pool, clock):
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 15, 12)
+    await send(client, tenant.id, "pageview", {"path": "=cmd()", "referrer": "https://t.co/x"},
+               agent=IPHONE, address=GB)
+    await flush(app)
+    response = await client.get(f"/api/analytics/{tenant.id}/breakdown/page", headers=headers,
+                                query_string={"format": "csv", "period": "today"})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/csv")
+    table = list(csv.reader(io.StringIO((await response.get_data()).decode())))
+    assert table == [["value", "visitors", "events", "leads"], ["'=cmd()", "1", "1", "0"]]
+
+    response = await client.get(f"/api/analytics/{tenant.id}/export", headers=headers,
+                                query_string={"period": "7d"})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(await response.get_data()))
+    names = set(archive.namelist())
+    assert {"series.csv", "breakdown-page.csv", "breakdown-source.csv",
+            "breakdown-country.csv"} <= names
+    series = list(csv.reader(io.StringIO(archive.read("series.csv").decode())))
+    assert series[0] == ["date", "visitors", "pageviews", "leads"]
+    assert series[-1] == ["2026-09-15", "1", "1", "0"] and len(series) == 8
+    assert archive.read("breakdown-source.csv").decode().splitlines() == [
+        "value,visitors,events,leads", "X,1,1,0"]
+
+
+@pytest.mark.parametrize(("path", "query", "message"), [
+    ("breakdown/planet", {}, "unknown dimension"),
+    ("breakdown/meta.", {}, "unknown dimension"),
+    ("breakdown/page", {"limit": "0"}, "`limit` must be from 1 to 100"),
+    ("breakdown/page", {"limit": "101"}, "`limit` must be from 1 to 100"),
+    ("breakdown/page", {"limit": "ten"}, "`limit` must be a whole number"),
+    ("breakdown/page", {"period": "custom", "from": "2026-02-01", "to": "2026-01-01"},
+     "`from` is after `to`"),
+    ("breakdown/page", {"period": "custom", "from": "2024-01-01", "to": "2026-01-01"},
+     "at most 400 days"),
+    ("breakdown/page", {"format": "xlsx"}, "unknown format"),
+    ("export", {"period": "fortnight"}, "unknown period"),
+    ("export", {"period": "custom", "from": "2026-01-01"}, "needs `to`"),
+])
+async def test_bad_queries_get_400_with_a_message(client, tenant, bearer, path, query, message):
+    response = await client.get(f"/api/analytics/{tenant.id}/{path}", headers=bearer,
+                                query_string=query)
+    assert response.status_code == 400
+    document = await response.get_json()
+    assert document["success"] is False and message in document["error"]
+
+
+@pytest.mark.parametrize(("address", "country"), [
+    (GB, "GB"), (BR, "BR"), ("8.8.8.8", "US"), ("2804:14c::1", "BR"), (NOWHERE, "ZZ"),
+    ("127.0.0.1", "ZZ"), ("", "ZZ"), ("not an address", "ZZ"),
+])
+def test_country_of_an_address(address, country):
+    assert Countries.load().country(address) == country
+
+
+def test_a_missing_country_database_gives_unknown():
+    assert Countries(None).country(GB) == "ZZ"
+
+
+@pytest.mark.parametrize(("referrer", "page", "expected"), [
+    ("https://www.google.com/", "", "Google"), ("https://google.co.uk/search", "", "Google"),
+    ("https://mail.google.com/mail/u/0", "", "Email"), ("https://m.facebook.com/", "", "Facebook"),
+    ("https://l.instagram.com/?u=1", "", "Instagram"),
+    ("https://web.whatsapp.com/", "", "WhatsApp"),
+    ("https://t.co/abc", "", "X"), ("https://news.example.org/a", "", "news.example.org"),
+    ("https://shop.example/a", "https://shop.example/b", "Direct"), ("", "", "Direct"),
+    ("not a url at all", "", "not a url at all"),
+])
+def test_sources_of_referrers(referrer, page, expected):
+    event = dimensions.Event("pageview", {"referrer": referrer}, "", page, "ZZ")
+    assert dimensions.source(event) == expected
+
+
+def test_the_feed_line_of_an_event():
+    assert dimensions.describe(IPHONE, "https://l.instagram.com/", "") == \
+        "iPhone · Safari · from Instagram"
+    assert dimensions.describe(WINDOWS, "", "") == "Desktop · Chrome"
+    assert dimensions.describe("", "", "") == ""
+
+
+def test_every_dimension_is_read_by_some_event_type():
+    from realtime.event_types import EVENT_TYPES
+
+    named = {name for t in EVENT_TYPES for name in t.dimensions}
+    assert named <= set(dimensions.BY_NAME)
+    assert all(d.every or d.name in named for d in dimensions.DIMENSIONS)
+
+
+async def test_the_feed_says_who_sent_each_event(app, client, pool, clock):
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 16, 12)
+    await send(client, tenant.id, "pageview", {"path": "/", "referrer": "https://l.instagram.com/"},
+               agent=IPHONE, address=GB)
+    response = await client.get(f"/api/analytics/{tenant.id}/events", headers=headers)
+    [event] = (await response.get_json())["events"]
+    assert event["visitor"] == "iPhone · Safari · from Instagram"

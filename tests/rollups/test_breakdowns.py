@@ -274,8 +274,9 @@ async def test_breakdown_csv_and_the_export_zip(app, client, pool, clock):
     ("export", {"period": "fortnight"}, "unknown period"),
     ("export", {"period": "custom", "from": "2026-01-01"}, "needs `to`"),
 ])
-async def test_bad_queries_get_400_with_a_message(client, tenant, bearer, path, query, message):
-    response = await client.get(f"/api/analytics/{tenant.id}/{path}", headers=bearer,
+async def test_bad_queries_get_400_with_a_message(client, tenant, auth_headers, path, query,
+                                                message):
+    response = await client.get(f"/api/analytics/{tenant.id}/{path}", headers=auth_headers,
                                 query_string=query)
     assert response.status_code == 400
     document = await response.get_json()

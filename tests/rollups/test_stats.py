@@ -277,8 +277,8 @@ async def test_stats_as_csv(app, client, pool, clock):
     ({"period": "7d", "from": "2026-01-01"}, "period=custom only"),
     ({"format": "xml"}, "unknown format"),
 ])
-async def test_bad_queries_get_400_with_a_message(client, tenant, bearer, query, message):
-    response = await client.get(f"/api/analytics/{tenant.id}/stats", headers=bearer,
+async def test_bad_queries_get_400_with_a_message(client, tenant, auth_headers, query, message):
+    response = await client.get(f"/api/analytics/{tenant.id}/stats", headers=auth_headers,
                                 query_string=query)
     assert response.status_code == 400
     document = await response.get_json()

@@ -27,6 +27,7 @@ from app.ops.migrate import migrate
 from app.services import make_ingestor
 from app.settings import Settings
 from bench.stack import ADMIN, RESULTS
+from realtime.event_types import PAGEVIEW
 from realtime.ingest import Sender
 from realtime.keys import Keys
 from realtime.scripts import Scripts
@@ -91,7 +92,7 @@ async def one_round(size: int, events_per_day: int) -> dict:
             jobs = []
             for tenant_id in ids[chunk:chunk + 500]:
                 for n in range(events_per_day):
-                    body = {"tenant_id": tenant_id, "event_type": "pageview"}
+                    body = {"tenant_id": tenant_id, "event_type": PAGEVIEW.name}
                     event, meta = parse_event(orjson.dumps(body))
                     sender = Sender(f"192.0.2.{n % 250}", "Mozilla/5.0 bench", "")
                     jobs.append(ingestor.ingest(event, meta, sender, UTC, now))

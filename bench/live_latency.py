@@ -33,6 +33,7 @@ from app.accounts.tenants import create_tenant
 from app.accounts.tokens import create_token
 from app.ops.migrate import migrate
 from app.settings import Settings
+from realtime.event_types import PAGEVIEW
 from tests.support.http import bearer
 from tests.support.servers import WebServer, web_server
 
@@ -100,7 +101,7 @@ async def measure(server: WebServer, tenant_id: int, token: str, events: int,
             frame = orjson.loads(message)
             if frame["type"] != "update":
                 continue
-            k = frame["data"]["pageviews_today"]
+            k = frame["data"][PAGEVIEW.live]
             seen = arrivals.setdefault(k, {})
             if index not in seen:
                 seen[index] = time.perf_counter()
@@ -111,7 +112,7 @@ async def measure(server: WebServer, tenant_id: int, token: str, events: int,
     per_socket: list[float] = []
     first_socket: list[float] = []
     last_socket: list[float] = []
-    body = orjson.dumps({"tenant_id": tenant_id, "event_type": "pageview"})
+    body = orjson.dumps({"tenant_id": tenant_id, "event_type": PAGEVIEW.name})
     async with httpx.AsyncClient(base_url=server.http) as http:
         for k in range(1, events + 1):
             await asyncio.sleep(random.uniform(0, TICK))

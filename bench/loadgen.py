@@ -33,11 +33,11 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-from realtime.event_types import NAMES, TIMED
+from realtime.event_types import NAMES, PAGEVIEW, TIMED
 
 TRACK_PATH = "/api/analytics/track"
 # Every event type, pageviews three times as often (bench/track.lua's mix plus time_on_page).
-TYPES = (*NAMES, "pageview", "pageview")
+TYPES = (*NAMES, PAGEVIEW.name, PAGEVIEW.name)
 IDLE_RECONNECT = 3.0  # uvicorn closes keep-alive connections idle for 5 s
 RESPONSE_TIMEOUT = 10.0
 DRAIN_TIMEOUT = 15.0

@@ -45,6 +45,10 @@ EVENT_TYPES: tuple[EventType, ...] = (
 )
 
 BY_NAME: dict[str, EventType] = {t.name: t for t in EVENT_TYPES}
+# The two types other code singles out: what the tracker sends on every page load, and what a
+# printed QR code brings (the benchmarks' probe, as no background load sends it).
+PAGEVIEW: EventType = BY_NAME["pageview"]
+QR_SCAN: EventType = BY_NAME["qr_scan"]
 NAMES: tuple[str, ...] = tuple(BY_NAME)
 TIMED: EventType = next(t for t in EVENT_TYPES if t.timed)
 LIVE: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.live)

@@ -15,6 +15,7 @@ import getpass
 import json
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -215,12 +216,13 @@ async def cmd_flush(args: argparse.Namespace, settings: Settings) -> Output:
 
 async def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> Output:
     from app.accounts.tenants import require_tenant
+    from realtime.days import utc_day
     from rollups.drain import consumer_name
     from rollups.rebuild import rebuild
 
     try:
         since = dt.date.fromisoformat(args.since) if args.since else (
-            dt.date.today() - dt.timedelta(days=settings.retention_days))
+            utc_day(time.time()) - dt.timedelta(days=settings.retention_days))
     except ValueError:
         raise CommandError(f"--since takes a day as YYYY-MM-DD, got {args.since!r}") from None
     async with opened(settings) as clients:

@@ -21,6 +21,8 @@ class Services(Clients):
     salts: DailySalts
     ingestor: Ingestor
     login_throttle: LoginThrottle
+    # What /readyz last logged about Redis persistence: it logs again only when this changes.
+    redis_warnings_logged: tuple[str, ...] = ()
 
     @classmethod
     async def start(cls, clients: Clients) -> Services:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "latest.json"
+# bench/persistence.py run on its own, for a latest.json from before it was part of the bench.
+PERSISTENCE = ROOT / "bench" / "results" / "persistence.json"
 DOC = ROOT / "docs" / "performance.md"
 PLOT = ROOT / "docs" / "throughput.png"
 
@@ -45,6 +47,37 @@ def table(rows: list[list], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def persistence_section(results: dict) -> list[str]:
+    """`/track` with and without Redis's append-only file (bench/persistence.py)."""
+    aof = results.get("persistence")
+    if aof is None and PERSISTENCE.exists():
+        aof = json.loads(PERSISTENCE.read_text())
+    head = ["## Redis persistence (`/track` with and without the append-only file)", ""]
+    if aof is None:
+        return [*head, "Not measured.", ""]
+    median = aof["median"]
+    return [
+        *head,
+        f"`/track` at c={aof['connections']} against a redis-server of its own started from "
+        "`deploy/redis.conf`, the append-only file turned off (`CONFIG SET appendonly no`) and "
+        "on between interleaved rounds, the same processes and data otherwise "
+        f"(`bench/persistence.py`; {aof['rounds']} rounds of {aof['seconds_per_run']} s, "
+        f"median, {aof['started']}, the machine shared with other work):",
+        "",
+        table([["no", *row(median["off"])],
+               [f"yes (appendfsync {aof['appendfsync']})", *row(median["on"])]],
+              ["appendonly", "req/s", "p50 ms", "p99 ms", "non-2xx"]),
+        "",
+        f"With the append-only file `/track` runs at {aof['ratio_rps_on_to_off']}x the "
+        "throughput without it.",
+        "",
+    ]
+
+
+def row(measured: dict) -> list:
+    return [f"{measured['rps']:.0f}", measured["p50_ms"], measured["p99_ms"], measured["non_2xx"]]
 
 
 def render(results: dict) -> str:
@@ -123,6 +156,7 @@ def render(results: dict) -> str:
                 f"{row['bare']['rps']:.0f}", row["bare"]["p99_ms"]] for row in results["sweep"]],
               ["connections", "/track req/s", "/track p99 ms", "bare req/s", "bare p99 ms"]),
         "",
+        *persistence_section(results),
         "## Flush (changed tenant-days, 2 events each)",
         "",
         table([[r["tenant_days"], r["events"], r["drain_s"], r["flush_s"],

@@ -1,0 +1,98 @@
+"""What Redis's append-only file costs `/track`: throughput with and without it.
+
+Runs the real `web` and `scheduler` (bench/stack.py's Stack) against a redis-server of its
+own started from deploy/redis.conf (appendonly yes, appendfsync everysec), and measures
+`/track` with wrk at c=32 in interleaved rounds: the append-only file turned off
+(`CONFIG SET appendonly no`) and on again (`appendonly yes`, once the rewrite that turning
+it on starts has finished). Same processes, same Redis, same data: only the setting differs.
+`make bench` runs it (bench/run.py); alone it writes bench/results/persistence.json.
+
+    .venv/bin/python bench/persistence.py [--rounds 3] [--duration 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.stack import RESULTS, Stack, ensure_wrk, run_wrk  # noqa: E402
+from tests.servers import REDIS_CONF, RedisServer  # noqa: E402
+
+MODES = {"off": "no", "on": "yes"}
+
+
+async def set_appendonly(redis, value: str) -> None:
+    """Turns the append-only file on or off and waits until Redis is steady: turning it on
+    writes a fresh base file in a forked child first."""
+    await redis.config_set("appendonly", value)
+    deadline = time.monotonic() + 120
+    while True:
+        info = await redis.info("persistence")
+        steady = not int(info["aof_rewrite_in_progress"]) and not int(info["aof_rewrite_scheduled"])
+        if steady and int(info["aof_enabled"]) == (value == "yes"):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Redis not steady after appendonly {value}: {info}")
+        await asyncio.sleep(0.2)
+
+
+async def measure(wrk: str, *, rounds: int, duration: int, tenants: int = 10_000,
+                  connections: int = 32) -> dict:
+    from redis.asyncio import Redis
+
+    server = RedisServer(config=(REDIS_CONF,)).start()
+    stack = Stack(os.cpu_count() or 1, redis_url=server.url)
+    redis = Redis.from_url(server.url)
+    runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
+    try:
+        await stack.setup(tenants, bare=False)
+        env = {"BENCH_TENANTS": str(tenants), "BENCH_FIRST_TENANT": str(stack.first_tenant),
+               "BENCH_VISITORS": "100000"}
+        for n in range(rounds):
+            # Alternating which goes first, so a drift of the machine hits both alike.
+            for mode, value in list(MODES.items())[::1 if n % 2 == 0 else -1]:
+                await set_appendonly(redis, value)
+                runs[mode].append(await asyncio.to_thread(
+                    run_wrk, wrk, stack.url("web"), ROOT / "bench" / "track.lua", connections,
+                    duration, env))
+        fsync = (await redis.config_get("appendfsync"))[b"appendfsync"].decode()
+    finally:
+        await redis.aclose()
+        await stack.teardown()
+        server.close()
+    median = {mode: {key: round(statistics.median(r[key] for r in rs), 3)
+                     for key in ("rps", "p50_ms", "p99_ms")} | {"non_2xx": sum(r["non_2xx"] for r in rs)}
+              for mode, rs in runs.items()}
+    return {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "rounds": rounds, "seconds_per_run": duration, "connections": connections,
+        "appendfsync": fsync, "runs": runs, "median": median,
+        "ratio_rps_on_to_off": round(median["on"]["rps"] / median["off"]["rps"], 3),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--tenants", type=int, default=10_000)
+    args = parser.parse_args()
+    results = await measure(ensure_wrk(), rounds=args.rounds, duration=args.duration,
+                            tenants=args.tenants)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "persistence.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

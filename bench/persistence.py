@@ -2,9 +2,10 @@
 
 Runs the real `web` and `scheduler` (bench/stack.py's Stack) against a redis-server of its
 own started from deploy/redis.conf (appendonly yes, appendfsync everysec), and measures
-`/track` with wrk at c=32 in interleaved rounds: the append-only file turned off
-(`CONFIG SET appendonly no`) and on again (`appendonly yes`, once the rewrite that turning
-it on starts has finished). Same processes, same Redis, same data: only the setting differs.
+`/track` with wrk at c=32 in interleaved rounds, changing only the setting with CONFIG SET
+between them (same processes, same Redis, same data): the append-only file off, on with
+production's `appendfsync everysec`, and on with `appendfsync always` (an fsync before the
+replies of each event-loop turn), once the rewrite that turning it on starts has finished.
 `make bench` runs it (bench/run.py); alone it writes bench/results/persistence.json.
 
     .venv/bin/python bench/persistence.py [--rounds 3] [--duration 10]
@@ -25,24 +26,30 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.stack import RESULTS, Stack, ensure_wrk, run_wrk  # noqa: E402
+from bench.stack import RESULTS, Stack, cpu_seconds, ensure_wrk, run_wrk  # noqa: E402
 from tests.servers import REDIS_CONF, RedisServer  # noqa: E402
 
-MODES = {"off": "no", "on": "yes"}
+# What each round sets: no append-only file, production's setting, and an fsync per write.
+MODES = {
+    "off": {"appendonly": "no"},
+    "everysec": {"appendonly": "yes", "appendfsync": "everysec"},
+    "always": {"appendonly": "yes", "appendfsync": "always"},
+}
 
 
-async def set_appendonly(redis, value: str) -> None:
-    """Turns the append-only file on or off and waits until Redis is steady: turning it on
+async def configure(redis, settings: dict[str, str]) -> None:
+    """Applies a mode and waits until Redis is steady: turning the append-only file on
     writes a fresh base file in a forked child first."""
-    await redis.config_set("appendonly", value)
+    for name, value in settings.items():
+        await redis.config_set(name, value)
     deadline = time.monotonic() + 120
     while True:
         info = await redis.info("persistence")
         steady = not int(info["aof_rewrite_in_progress"]) and not int(info["aof_rewrite_scheduled"])
-        if steady and int(info["aof_enabled"]) == (value == "yes"):
+        if steady and int(info["aof_enabled"]) == (settings["appendonly"] == "yes"):
             return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"Redis not steady after appendonly {value}: {info}")
+            raise TimeoutError(f"Redis not steady after {settings}: {info}")
         await asyncio.sleep(0.2)
 
 
@@ -60,24 +67,30 @@ async def measure(wrk: str, *, rounds: int, duration: int, tenants: int = 10_000
                "BENCH_VISITORS": "100000"}
         for n in range(rounds):
             # Alternating which goes first, so a drift of the machine hits both alike.
-            for mode, value in list(MODES.items())[::1 if n % 2 == 0 else -1]:
-                await set_appendonly(redis, value)
-                runs[mode].append(await asyncio.to_thread(
+            for mode, settings in list(MODES.items())[::1 if n % 2 == 0 else -1]:
+                await configure(redis, settings)
+                # Redis's own CPU per request: steadier than req/s on a shared machine.
+                cpu = cpu_seconds(server.process.pid)
+                run = await asyncio.to_thread(
                     run_wrk, wrk, stack.url("web"), ROOT / "bench" / "track.lua", connections,
-                    duration, env))
-        fsync = (await redis.config_get("appendfsync"))[b"appendfsync"].decode()
+                    duration, env)
+                requests = run["rps"] * duration
+                run["redis_cpu_us_per_request"] = round(
+                    (cpu_seconds(server.process.pid) - cpu) * 1e6 / max(requests, 1), 1)
+                runs[mode].append(run)
     finally:
         await redis.aclose()
         await stack.teardown()
         server.close()
     median = {mode: {key: round(statistics.median(r[key] for r in rs), 3)
-                     for key in ("rps", "p50_ms", "p99_ms")} | {"non_2xx": sum(r["non_2xx"] for r in rs)}
+                     for key in ("rps", "p50_ms", "p99_ms", "redis_cpu_us_per_request")} | {"non_2xx": sum(r["non_2xx"] for r in rs)}
               for mode, rs in runs.items()}
     return {
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "rounds": rounds, "seconds_per_run": duration, "connections": connections,
-        "appendfsync": fsync, "runs": runs, "median": median,
-        "ratio_rps_on_to_off": round(median["on"]["rps"] / median["off"]["rps"], 3),
+        "runs": runs, "median": median,
+        "ratio_rps_to_off": {mode: round(median[mode]["rps"] / median["off"]["rps"], 3)
+                             for mode in MODES if mode != "off"},
     }
 
 

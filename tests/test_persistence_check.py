@@ -109,12 +109,12 @@ async def test_every_master_of_a_cluster_is_checked():
         await asyncio.to_thread(cluster.stop)
 
 
-async def scheduler_output(settings, redis_url: str, until: str) -> str:
+async def scheduler_output(settings, redis_url: str, until: str, **env) -> str:
     """The output of a real `analytics scheduler` in production until a line holds `until`."""
     from tests.test_outages import Logged, until as poll
 
     process = Logged(start_process(settings, "scheduler", ANALYTICS_ENV="production",
-                                   REDIS_URL=redis_url))
+                                   REDIS_URL=redis_url, **env))
     try:
         await poll(lambda: process.matching(until), 60, what=until)
     finally:
@@ -123,8 +123,10 @@ async def scheduler_output(settings, redis_url: str, until: str) -> str:
     return process.output
 
 
-async def test_scheduler_start_up_log_warns_when_redis_persistence_is_off(settings, database, aof_off):
-    output = await scheduler_output(settings, aof_off.url, "Redis persistence is off")
+async def test_scheduler_start_up_log_warns_when_redis_persistence_is_off(settings, aof_off):
+    """At start, before any flush: even with Postgres down, when no flush can work."""
+    output = await scheduler_output(settings, aof_off.url, "Redis persistence is off",
+                                    DATABASE_URL="postgresql://postgres@127.0.0.1:1/none")
     lines = output.splitlines()
     started = next(i for i, line in enumerate(lines) if "scheduler started" in line)
     warned = [i for i, line in enumerate(lines) if "Redis persistence is off" in line]

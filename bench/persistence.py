@@ -57,6 +57,7 @@ async def measure(wrk: str, *, rounds: int, duration: int, tenants: int = 10_000
                   connections: int = 32) -> dict:
     from redis.asyncio import Redis
 
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     server = RedisServer(config=(REDIS_CONF,)).start()
     stack = Stack(os.cpu_count() or 1, redis_url=server.url)
     redis = Redis.from_url(server.url)
@@ -86,8 +87,7 @@ async def measure(wrk: str, *, rounds: int, duration: int, tenants: int = 10_000
                      for key in ("rps", "p50_ms", "p99_ms", "redis_cpu_us_per_request")} | {"non_2xx": sum(r["non_2xx"] for r in rs)}
               for mode, rs in runs.items()}
     return {
-        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "rounds": rounds, "seconds_per_run": duration, "connections": connections,
+        "started": started, "rounds": rounds, "seconds_per_run": duration, "connections": connections,
         "runs": runs, "median": median,
         "ratio_rps_to_off": {mode: round(median[mode]["rps"] / median["off"]["rps"], 3)
                              for mode in MODES if mode != "off"},

@@ -67,11 +67,17 @@ def persistence_section(results: dict) -> list[str]:
         f"(`bench/persistence.py`; {aof['rounds']} rounds of {aof['seconds_per_run']} s, "
         f"median, {aof['started']}, the machine shared with other work):",
         "",
-        table([["no", "", *row(median["off"]), "1"],
-               ["yes", "everysec", *row(median["everysec"]), aof["ratio_rps_to_off"]["everysec"]],
-               ["yes", "always", *row(median["always"]), aof["ratio_rps_to_off"]["always"]]],
+        table([["no", "", *row(median["off"]), "1", each(aof["runs"]["off"])],
+               ["yes", "everysec", *row(median["everysec"]), aof["ratio_rps_to_off"]["everysec"],
+                each(aof["runs"]["everysec"])],
+               ["yes", "always", *row(median["always"]), aof["ratio_rps_to_off"]["always"],
+                each(aof["runs"]["always"])]],
               ["appendonly", "appendfsync", "req/s", "p50 ms", "p99 ms", "non-2xx",
-               "Redis CPU us per request", "req/s vs off"]),
+               "Redis CPU us per request", "req/s vs off", "req/s of each round"]),
+        "",
+        "Where the rounds of one setting spread wider than the settings differ, the machine's "
+        "other work decided more than the setting did; Redis's CPU per request is the steadier "
+        "figure.",
         "",
         "With production's setting Redis writes each reply's commands to the file before the "
         "reply goes out (its CPU per request above) and fsyncs once a second in a thread of "
@@ -79,6 +85,10 @@ def persistence_section(results: dict) -> list[str]:
         "fsync (one per event-loop turn, shared by the replies of that turn).",
         "",
     ]
+
+
+def each(runs: list[dict]) -> str:
+    return ", ".join(f"{run['rps']:.0f}" for run in runs)
 
 
 def row(measured: dict) -> list:

@@ -35,7 +35,6 @@ import shutil
 import time
 
 import asyncpg
-import httpx
 import pytest
 
 from app.clients import make_redis
@@ -67,10 +66,14 @@ def persistence(request) -> str:
     return request.param
 
 
-def own_redis(persistence: str) -> RedisServer:
-    """deploy/redis.conf as it is ("on"), or with its append-only file turned off."""
+@pytest.fixture
+def own(persistence):
+    """A redis-server from deploy/redis.conf as it is ("on"), or with its append-only file
+    turned off."""
     off = {"appendonly": "no"} if persistence == "off" else {}
-    return RedisServer(config=(REDIS_CONF,), **off).start()
+    server = RedisServer(config=(REDIS_CONF,), **off).start()
+    yield server
+    server.close()
 
 
 async def oldest_buffered_age(redis, keys: Keys) -> float:
@@ -160,11 +163,10 @@ def record(scenario: str, persistence: str, outcome: Outcome, load: Load, **extr
 # -- SIGKILL under steady load ----------------------------------------------------------
 
 
-async def test_redis_sigkilled_under_load(settings, database, pool, persistence):
+async def test_redis_sigkilled_under_load(settings, database, pool, persistence, own):
     """With the append-only file, nothing answered 200 more than LOSS_WINDOW before the kill
     is lost (in practice nothing at all); without it, what Redis held unflushed goes. Either
     way nothing is counted twice and no GET number goes backwards."""
-    own = own_redis(persistence)
     # The production flush interval: events wait in Redis up to 5 s before they are stored.
     cfg = dataclasses.replace(outage_settings(settings, redis_url=own.url),
                               flush_interval_seconds=5)
@@ -200,7 +202,6 @@ async def test_redis_sigkilled_under_load(settings, database, pool, persistence)
     finally:
         await redis.aclose()
         code = await scheduler.stop()
-        own.close()
     assert code == 0, scheduler.output
 
     statuses = collections.Counter(a.status for a in load.attempts)
@@ -228,12 +229,11 @@ async def test_redis_sigkilled_under_load(settings, database, pool, persistence)
 
 
 async def test_redis_sigkilled_holding_a_backlog_while_postgres_is_down(
-        settings, own_postgres, persistence):
+        settings, own_postgres, persistence, own):
     """Postgres stopped, events pile up in the Redis streams, Redis is SIGKILLed and
     restarted, then Postgres comes back. With the append-only file the backlog is stored,
     every event exactly once; without it the backlog is gone, and only the backlog."""
     backlog_seconds = 15
-    own = own_redis(persistence)
     dsn = own_postgres.url("analytics_backlog")
     await migrate(dsn)
     cfg = outage_settings(settings, database_url=dsn, redis_url=own.url)
@@ -276,7 +276,6 @@ async def test_redis_sigkilled_holding_a_backlog_while_postgres_is_down(
         if redis is not None:
             await redis.aclose()
         code = await scheduler.stop()
-        own.close()
     assert code == 0, scheduler.output
 
     statuses = collections.Counter(a.status for a in load.attempts)

@@ -221,8 +221,9 @@ async def test_redis_sigkilled_under_load(settings, database, pool, persistence,
     else:
         # Redis came back empty: every event accepted since the last drain went with it,
         # older ones than the loss window included (the kill waited for such a moment).
+        # (The counts lose what came since the last flush, which may be more or fewer.)
         assert any(not in_loss_window(a, killed) for a in outcome.raw_lost), (lost_age, outcome)
-        assert outcome.counted_lost > in_window, (outcome, in_window)
+        assert outcome.counted_lost > 0, outcome
 
 
 # -- a backlog in the streams while Postgres is down ------------------------------------

@@ -72,9 +72,13 @@ async def measure(wrk: str, *, rounds: int, duration: int, tenants: int = 10_000
                 await configure(redis, settings)
                 # Redis's own CPU per request: steadier than req/s on a shared machine.
                 cpu = cpu_seconds(server.process.pid)
+                rewrites = int((await redis.info("persistence"))["aof_rewrites"])
                 run = await asyncio.to_thread(
                     run_wrk, wrk, stack.url("web"), ROOT / "bench" / "track.lua", connections,
                     duration, env)
+                # A rewrite (a fork writing the whole data set) during a run is part of the
+                # cost, but a lumpy one: say when one happened.
+                run["aof_rewrites"] = int((await redis.info("persistence"))["aof_rewrites"]) - rewrites
                 requests = run["rps"] * duration
                 run["redis_cpu_us_per_request"] = round(
                     (cpu_seconds(server.process.pid) - cpu) * 1e6 / max(requests, 1), 1)

@@ -78,7 +78,8 @@ async def measure(wrk: str, *, rounds: int, duration: int, tenants: int = 10_000
                     duration, env)
                 # A rewrite (a fork writing the whole data set) during a run is part of the
                 # cost, but a lumpy one: say when one happened.
-                run["aof_rewrites"] = int((await redis.info("persistence"))["aof_rewrites"]) - rewrites
+                after = int((await redis.info("persistence"))["aof_rewrites"])
+                run["aof_rewrites"] = after - rewrites
                 requests = run["rps"] * duration
                 run["redis_cpu_us_per_request"] = round(
                     (cpu_seconds(server.process.pid) - cpu) * 1e6 / max(requests, 1), 1)
@@ -87,11 +88,13 @@ async def measure(wrk: str, *, rounds: int, duration: int, tenants: int = 10_000
         await redis.aclose()
         await stack.teardown()
         server.close()
-    median = {mode: {key: round(statistics.median(r[key] for r in rs), 3)
-                     for key in ("rps", "p50_ms", "p99_ms", "redis_cpu_us_per_request")} | {"non_2xx": sum(r["non_2xx"] for r in rs)}
+    keys = ("rps", "p50_ms", "p99_ms", "redis_cpu_us_per_request")
+    median = {mode: {key: round(statistics.median(r[key] for r in rs), 3) for key in keys}
+              | {"non_2xx": sum(r["non_2xx"] for r in rs)}
               for mode, rs in runs.items()}
     return {
-        "started": started, "rounds": rounds, "seconds_per_run": duration, "connections": connections,
+        "started": started, "rounds": rounds, "seconds_per_run": duration,
+        "connections": connections,
         "runs": runs, "median": median,
         "ratio_rps_to_off": {mode: round(median[mode]["rps"] / median["off"]["rps"], 3)
                              for mode in MODES if mode != "off"},

@@ -111,7 +111,8 @@ async def test_every_master_of_a_cluster_is_checked():
 
 async def scheduler_output(settings, redis_url: str, until: str, **env) -> str:
     """The output of a real `analytics scheduler` in production until a line holds `until`."""
-    from tests.test_outages import Logged, until as poll
+    from tests.test_outages import Logged
+    from tests.test_outages import until as poll
 
     process = Logged(start_process(settings, "scheduler", ANALYTICS_ENV="production",
                                    REDIS_URL=redis_url, **env))

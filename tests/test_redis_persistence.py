@@ -41,9 +41,22 @@ from app.clients import make_redis
 from app.ops.migrate import migrate
 from realtime.keys import SHARDS, Keys
 from tests.servers import REDIS_CONF, ROOT, RedisServer, run_cli, start_process, web_server
-from tests.test_outages import (COLUMNS, RATE, Attempt, Load, Logged, Readings, caught_up,
-                                counts, outage_settings, own_postgres, rollups, stored_seqs,
-                                tenants_with_tokens, until)
+from tests.test_outages import (
+    COLUMNS,
+    RATE,
+    Attempt,
+    Load,
+    Logged,
+    Readings,
+    caught_up,
+    counts,
+    outage_settings,
+    own_postgres,
+    rollups,
+    stored_seqs,
+    tenants_with_tokens,
+    until,
+)
 
 __all__ = ["own_postgres"]  # a fixture of tests/test_outages.py these tests use
 
@@ -288,7 +301,8 @@ async def test_redis_sigkilled_holding_a_backlog_while_postgres_is_down(
                             and not in_loss_window(a, killed))
     lost = {a.seq for a in outcome.raw_lost}
     record("Postgres down, backlog in the streams, Redis SIGKILLed, then Postgres back",
-           persistence, outcome, load, backlog=len(backlog), backlog_lost=len(lost & {a.seq for a in backlog}),
+           persistence, outcome, load, backlog=len(backlog),
+           backlog_lost=len(lost & {a.seq for a in backlog}),
            in_streams_before_kill=waiting, in_streams_after_restart=waiting_after)
     assert all(a.started <= killed for a in outcome.raw_lost)
     if persistence == "on":

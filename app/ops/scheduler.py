@@ -18,11 +18,11 @@ from redis.exceptions import ResponseError
 
 from app.clients import STORE_ERRORS, Clients, opened
 from app.settings import Settings
+from realtime.persistence import UNKNOWN, persistence_warnings
 from rollups.cycle import drain_and_flush
 from rollups.drain import consumer_name
 from rollups.locks import Locking
 from rollups.retention import drop_expired
-from realtime.persistence import UNKNOWN, persistence_warnings
 
 log = logging.getLogger("analytics.scheduler")
 

@@ -24,6 +24,8 @@ class Services(Clients):
     ingestor: Ingestor
     login_throttle: LoginThrottle
     ingest_health: IngestTally
+    # What /readyz last logged about Redis persistence: it logs again only when this changes.
+    redis_warnings_logged: tuple[str, ...] = ()
 
     @classmethod
     async def start(cls, clients: Clients) -> Services:

@@ -13,6 +13,8 @@ import re
 from bench.stack import RESULTS, ROOT
 
 LATEST = RESULTS / "latest.json"
+# bench/persistence.py run on its own, for a latest.json from before it was part of the bench.
+PERSISTENCE = RESULTS / "persistence.json"
 DOC = ROOT / "docs" / "performance.md"
 PLOT = ROOT / "docs" / "throughput.png"
 
@@ -45,6 +47,53 @@ def table(rows: list[list], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def persistence_section(results: dict) -> list[str]:
+    """`/track` with and without Redis's append-only file (bench/persistence.py)."""
+    aof = results.get("persistence")
+    if aof is None and PERSISTENCE.exists():
+        aof = json.loads(PERSISTENCE.read_text())
+    head = ["## Redis persistence (`/track` with and without the append-only file)", ""]
+    if aof is None:
+        return [*head, "Not measured.", ""]
+    median = aof["median"]
+    return [
+        *head,
+        f"`/track` at c={aof['connections']} against a redis-server of its own started from "
+        "`deploy/redis.conf`, the append-only file turned off (`CONFIG SET appendonly no`) and "
+        "on, with `appendfsync everysec` (production's) and `always`, between interleaved "
+        "rounds, the same processes and data otherwise "
+        f"(`bench/persistence.py`; {aof['rounds']} rounds of {aof['seconds_per_run']} s, "
+        f"median, {aof['started']}, the machine shared with other work):",
+        "",
+        table([["no", "", *row(median["off"]), "1", each(aof["runs"]["off"])],
+               ["yes", "everysec", *row(median["everysec"]), aof["ratio_rps_to_off"]["everysec"],
+                each(aof["runs"]["everysec"])],
+               ["yes", "always", *row(median["always"]), aof["ratio_rps_to_off"]["always"],
+                each(aof["runs"]["always"])]],
+              ["appendonly", "appendfsync", "req/s", "p50 ms", "p99 ms", "non-2xx",
+               "Redis CPU us per request", "req/s vs off", "req/s of each round"]),
+        "",
+        "Where the rounds of one setting spread wider than the settings differ, the machine's "
+        "other work decided more than the setting did; Redis's CPU per request is the steadier "
+        "figure.",
+        "",
+        "With production's setting Redis writes each reply's commands to the file before the "
+        "reply goes out (its CPU per request above) and fsyncs once a second in a thread of "
+        "its own, so no request waits for the disk; with `always` every reply waits for an "
+        "fsync (one per event-loop turn, shared by the replies of that turn).",
+        "",
+    ]
+
+
+def each(runs: list[dict]) -> str:
+    return ", ".join(f"{run['rps']:.0f}" for run in runs)
+
+
+def row(measured: dict) -> list:
+    return [f"{measured['rps']:.0f}", measured["p50_ms"], measured["p99_ms"], measured["non_2xx"],
+            measured.get("redis_cpu_us_per_request", "n/a")]
 
 
 def render(results: dict) -> str:
@@ -128,6 +177,7 @@ def render(results: dict) -> str:
                 f"{row['bare']['rps']:.0f}", row["bare"]["p99_ms"]] for row in results["sweep"]],
               ["connections", "/track req/s", "/track p99 ms", "bare req/s", "bare p99 ms"]),
         "",
+        *persistence_section(results),
         "## Flush (changed tenant-days, 2 events each)",
         "",
         table([[r["tenant_days"], r["events"], r["drain_s"], r["flush_s"],

@@ -11,6 +11,8 @@ floor), and then measures, interleaving what is compared, median of the rounds:
     live     500 sockets on 50 tenants while /track runs at half its peak (bench/live_load.py),
              and the worst case of 500 sockets on one tenant (bench/live_latency.py)
     cpu      where the CPU goes during the ingest rounds: web workers, scheduler, Redis, Postgres
+    aof      /track at c=32 against a redis-server of its own from deploy/redis.conf, with its
+             append-only file (appendfsync everysec) on and off (bench/persistence.py)
     memory   resident memory of each process after the runs, and per idle websocket
 
 Results go to bench/results/latest.json; `python -m bench.report` turns them into
@@ -171,6 +173,13 @@ async def main() -> None:
         print(json.dumps({"live_under_load": results["live_under_load"]}), flush=True)
     finally:
         await stack.teardown()
+
+    # What the append-only file costs, on a redis-server and stack of their own.
+    from bench.persistence import measure as persistence_cost
+
+    results["persistence"] = await persistence_cost(wrk, rounds=args.rounds, duration=args.duration,
+                                                    tenants=args.tenants)
+    print(json.dumps({"persistence": results["persistence"]["median"]}), flush=True)
 
     # The worst case, on its own server: 500 dashboards on ONE tenant, events one at a time.
     events = "100" if args.quick else "400"

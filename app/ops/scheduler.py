@@ -14,9 +14,11 @@ import time
 from dataclasses import dataclass, field
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from redis.exceptions import ResponseError
 
-from app.clients import Clients, opened
+from app.clients import STORE_ERRORS, Clients, opened
 from app.settings import Settings
+from realtime.persistence import UNKNOWN, persistence_warnings
 from rollups.cycle import drain_and_flush
 from rollups.drain import consumer_name
 from rollups.locks import Locking
@@ -34,6 +36,7 @@ class Worker:
     known_months: set[dt.date] = field(default_factory=set)
     failures: int = 0
     resume_at: float = 0.0
+    persistence_checked: bool = False
 
     async def flush(self, locking: Locking = Locking.TRY) -> tuple[int, int]:
         """One drain and one flush of every shard: (events stored, tenant-days flushed)."""
@@ -58,9 +61,33 @@ class Worker:
             return
         if self.failures:
             log.info("flush recovered after %d failed attempts", self.failures)
+            self.persistence_checked = False  # Redis may have come back with other settings
         self.failures = 0
+        if not self.persistence_checked:
+            await self.check_persistence()
         if events or rollups:
             log.info("stored %d events, flushed %d tenant-days", events, rollups)
+
+    async def check_persistence(self) -> None:
+        """In production, logs a warning when Redis would lose accepted events on a restart
+        (realtime.persistence); checked at start and again after each recovery, once Redis
+        answers."""
+        settings = self.clients.settings
+        if not settings.production:
+            self.persistence_checked = True
+            return
+        try:
+            async with asyncio.timeout(settings.store_probe_timeout):
+                warnings = await persistence_warnings(self.clients.redis)
+        except Exception as error:
+            if isinstance(error, STORE_ERRORS) and not isinstance(error, ResponseError):
+                return  # Redis does not answer: the first flush that works checks again
+            warnings = [UNKNOWN.format(error=f"{type(error).__name__}: {error}")]
+        self.persistence_checked = True
+        for warning in warnings:
+            log.warning("%s", warning)
+        if not warnings:
+            log.info("Redis persistence is on: accepted events survive a Redis restart")
 
     async def diagnose(self) -> str:
         """Which store does not answer, for the operator: a connection error alone names
@@ -105,8 +132,9 @@ async def run(worker: Worker, settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    scheduler.start()
     log.info("scheduler started: flush every %d s", settings.flush_interval_seconds)
+    await worker.check_persistence()  # before the first flush, which would check it too
+    scheduler.start()
     await stop.wait()
     scheduler.shutdown(wait=False)
     # Leave as little as possible buffered for the next scheduler.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import orjson
 from quart import Blueprint, Response
@@ -10,9 +11,11 @@ from quart_schema import hide
 
 from app.http.errors import error_response
 from app.services import services
+from realtime.persistence import UNKNOWN, persistence_warnings
 from realtime.stream import buffer_depths
 
 blueprint = Blueprint("health", __name__)
+log = logging.getLogger("analytics.health")
 
 
 @blueprint.get("/healthz")
@@ -46,5 +49,24 @@ async def readyz() -> Response:
     if problems:
         return error_response(503, "; ".join(problems))
     return Response(orjson.dumps({"success": True, "buffered_events": sum(depths),
-                                  "buffer_bound_per_shard": bound}),
+                                  "buffer_bound_per_shard": bound,
+                                  "warnings": await redis_warnings(svc)}),
                     content_type="application/json")
+
+
+async def redis_warnings(svc) -> list[str]:
+    """In production, whether Redis would lose accepted events on a restart. A warning, not
+    a 503: a failing readiness probe takes the process out of the load balancer, and serving
+    without persistence is better than not serving. Logged when it changes, not per probe."""
+    if not svc.settings.production:
+        return []
+    try:
+        async with asyncio.timeout(svc.settings.ready_probe_timeout):
+            warnings = await persistence_warnings(svc.redis)
+    except Exception as error:
+        warnings = [UNKNOWN.format(error=type(error).__name__)]
+    if tuple(warnings) != svc.redis_warnings_logged:
+        for warning in warnings:
+            log.warning("readiness: %s", warning)
+        svc.redis_warnings_logged = tuple(warnings)
+    return warnings

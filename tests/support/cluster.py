@@ -1,4 +1,6 @@
-"""A throwaway 3-master Redis Cluster on loopback ports, from the redis-server binary."""
+"""A throwaway 3-master Redis Cluster on loopback ports, from the redis-server binary, each
+master with production's settings (deploy/redis.conf and deploy/redis-cluster.conf: an
+append-only file fsynced every second) in a directory of its own."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
-from tests.support.servers import wait_for_port
+from tests.support.servers import REDIS_CLUSTER_CONF, REDIS_CONF, redis_config, wait_for_port
 
 
 def cluster_port() -> int:
@@ -52,12 +55,15 @@ class LocalCluster:
     def _start(self) -> LocalCluster:
         server = shutil.which("redis-server") or "redis-server"
         for port in self.ports:
+            node = Path(self.dir, str(port))
+            node.mkdir()
+            config = node / "redis.conf"
+            config.write_text(redis_config(
+                REDIS_CONF, REDIS_CLUSTER_CONF, port=str(port), bind="127.0.0.1", dir=str(node),
+                logfile=str(node / "redis.log"), cluster_config_file=f"nodes-{port}.conf",
+                cluster_node_timeout="2000"))
             self.processes.append(subprocess.Popen(
-                [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                 "--cluster-config-file", f"nodes-{port}.conf", "--cluster-node-timeout", "2000",
-                 "--save", "", "--appendonly", "no", "--dir", self.dir],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
+                [server, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for port in self.ports:
             wait_for_port(port)
         subprocess.run(

@@ -39,28 +39,72 @@ def wait_for_port(port: int, timeout: float = 15) -> None:
     raise TimeoutError(f"nothing listens on {port}")
 
 
-class RedisServer:
-    """A redis-server of the test's own on a loopback port; stop() and start() simulate outages."""
+DEPLOY = ROOT / "deploy"
+REDIS_CONF = DEPLOY / "redis.conf"  # production's settings: AOF, appendfsync everysec
+REDIS_CLUSTER_CONF = DEPLOY / "redis-cluster.conf"
 
-    def __init__(self, port: int | None = None) -> None:
+
+def redis_config(*files: Path, **overrides: str) -> str:
+    """The directives of these redis.conf files, in order, with `overrides` (directive names
+    with `_` for `-`) replacing any line of the same directive: a test's redis-server keeps
+    the production settings and changes only where it listens, its `dir` and its log."""
+    replaced = {name.replace("_", "-") for name in overrides}
+    lines = []
+    for file in files:
+        for line in file.read_text().splitlines():
+            words = line.split()
+            if words and not words[0].startswith("#") and words[0].lower() not in replaced:
+                lines.append(line)
+    lines += [f"{name.replace('_', '-')} {value}" for name, value in overrides.items()]
+    return "\n".join(lines) + "\n"
+
+
+class RedisServer:
+    """A redis-server of the test's own on a loopback port; stop() and start() simulate outages.
+
+    Without `config` it keeps nothing across a restart. With `config` (redis.conf files,
+    e.g. `(REDIS_CONF,)`) it runs those settings, listening on its own port and keeping its
+    files in its own directory, so stop() (a SIGKILL) and start() are a crash and a restart
+    that loads what was persisted; `overrides` change more directives (`appendonly="no"`).
+    """
+
+    def __init__(self, port: int | None = None, config: tuple[Path, ...] = (),
+                 **overrides: str) -> None:
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="analytics-redis-")
+        self.config = config
+        self.overrides = overrides
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def log(self) -> str:
+        with contextlib.suppress(OSError):
+            return Path(self.dir, "redis.log").read_text(errors="replace")
+        return ""
+
+    def command(self) -> list[str]:
+        server = shutil.which("redis-server") or "redis-server"
+        if not self.config:
+            return [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--dir", self.dir]
+        path = Path(self.dir, "redis.conf")
+        path.write_text(redis_config(
+            *self.config, port=str(self.port), bind="127.0.0.1", dir=self.dir,
+            logfile=str(Path(self.dir, "redis.log")), **self.overrides))
+        return [server, str(path)]
+
     def start(self) -> RedisServer:
-        self.process = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
-             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
         wait_for_port(self.port)
         return self
 
     def stop(self) -> None:
+        """SIGKILL: a crash, with no chance to write anything more."""
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait()

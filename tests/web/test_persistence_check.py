@@ -114,8 +114,10 @@ async def scheduler_output(settings, redis_url: str, until: str, **env) -> str:
     from tests.support.outages import Logged
     from tests.support.polling import eventually as poll
 
-    process = Logged(start_process(settings, "scheduler", ANALYTICS_ENV="production",
-                                   REDIS_URL=redis_url, **env))
+    production = {"ANALYTICS_ENV": "production", "PUBLIC_URL": "https://analytics.example.com",
+                  "SECRET_KEY": "a production secret of more than thirty-two bytes"}
+    process = Logged(start_process(settings, "scheduler", REDIS_URL=redis_url,
+                                   **{**production, **env}))
     try:
         await poll(lambda: process.matching(until), 60, what=until)
     finally:

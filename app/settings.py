@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEV_SECRET_FILE = Path(".analytics-secret")
+# HMAC-SHA-256 keys and session signatures are only as strong as the secret: 32 bytes is
+# SHA-256's own size, and what `secrets.token_urlsafe(48)` (the development secret) exceeds.
+MIN_SECRET_BYTES = 32
 
 
 class ConfigError(RuntimeError):
@@ -29,20 +32,31 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
-def _dev_secret() -> str:
+def _dev_secret(path: Path = DEV_SECRET_FILE) -> str:
     # Every process of a development checkout (web workers, scheduler, CLI) must hash
     # visitors with the same secret, so the generated one is kept beside the project.
     try:
-        return DEV_SECRET_FILE.read_text().strip()
+        return path.read_text().strip()
     except FileNotFoundError:
-        secret = secrets.token_urlsafe(48)
+        pass
+    secret = secrets.token_urlsafe(48)
+    # Written whole to a file of our own, created 0600 (never readable by others, not even
+    # until a chmod), then linked into place: a process starting at the same moment finds
+    # either no file or the whole secret, and the first link wins for everyone.
+    scratch = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secret)
+            handle.flush()
+            os.fsync(handle.fileno())
         try:
-            with DEV_SECRET_FILE.open("x") as handle:
-                handle.write(secret)
-            DEV_SECRET_FILE.chmod(0o600)
+            os.link(scratch, path)
         except FileExistsError:
-            return DEV_SECRET_FILE.read_text().strip()
-        return secret
+            return path.read_text().strip()
+    finally:
+        scratch.unlink(missing_ok=True)
+    return secret
 
 
 @dataclass(frozen=True)
@@ -109,6 +123,11 @@ class Settings:
             if mode == "production":
                 raise ConfigError("SECRET_KEY is required when ANALYTICS_ENV=production")
             secret = _dev_secret()
+        elif mode == "production" and len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes when "
+                              f"ANALYTICS_ENV=production, got {len(secret.encode())}: "
+                              "generate one with `python -c 'import secrets; "
+                              "print(secrets.token_urlsafe(48))'`")
         return cls(
             database_url=env.get(
                 "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/analytics"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -63,6 +64,7 @@ class Redirect:
 
 _credentials = TypeAdapter(LoginRequest)
 DEFAULT_NEXT = "/dashboard"
+PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]*")
 
 
 @dataclass
@@ -72,9 +74,11 @@ class LoginPage:
 
 def safe_next(target: str | None) -> str:
     """Where to go after logging in: a path on this site only, never an open redirect
-    (browsers read `//host` and `/\\host` as other sites)."""
+    (browsers read `//host` and `/\\host` as other sites), and only in printable ASCII: a
+    path with anything else (DEL, a control character, a space, non-ASCII) cannot go into
+    the `Location` header as it is, and no page of ours needs one."""
     if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
-            or urlsplit(target).netloc or any(ord(c) < 0x21 for c in target)):
+            or urlsplit(target).netloc or not PRINTABLE_ASCII.fullmatch(target)):
         return DEFAULT_NEXT
     return target
 

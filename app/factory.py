@@ -12,7 +12,7 @@ from quart_schema import QuartSchema
 
 from app.accounts.sessions import SESSION_LIFETIME
 from app.clients import Clients
-from app.http import csrf, errors
+from app.http import csrf, errors, ids
 from app.http.fastpath import TrackFastPath
 from app.http.headers import SECURITY_HEADERS
 from app.http.openapi import OpenAPI
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         SESSION_COOKIE_HTTPONLY=True,
     )
     app.extensions["settings"] = settings
+    ids.register(app)
     QuartSchema(
         app,
         info={"title": "Landing analytics", "version": "1.0"},

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from quart_schema import DataSource, OpenAPIProvider
+from werkzeug.routing.converters import BaseConverter, NumberConverter
 from quart_schema.conversion import model_schema
 from quart_schema.typing import Model
 
@@ -51,6 +52,18 @@ class OpenAPI(OpenAPIProvider):
             body, definitions = super().build_request_body(model, source)
         body["required"] = True
         return body, definitions
+
+    def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
+        # A number's bounds (an id's: 0 to 2^63-1, app.http.ids), so clients and fuzzers
+        # know where the range ends.
+        parameter = super().build_path_parameter(name, converter)
+        if isinstance(converter, NumberConverter):
+            low = converter.min if converter.min is not None else None if converter.signed else 0
+            if low is not None:
+                parameter["schema"]["minimum"] = low
+            if converter.max is not None:
+                parameter["schema"]["maximum"] = converter.max
+        return parameter
 
     def build_response_object(self, model: type[Model] | None, headers_model: type[Model] | None,
                               ) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -25,7 +25,8 @@ from realtime.bots import is_bot
 from realtime.event_types import TIMED
 from realtime.ingest import Outcome, Sender
 from realtime.privacy import client_address
-from realtime.validation import MAX_SECONDS_ON_PAGE, InvalidEvent, TrackRequest, parse_event
+from realtime.validation import (MAX_METADATA_DEPTH, MAX_SECONDS_ON_PAGE, InvalidEvent,
+                                 TrackRequest, parse_event)
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("track", __name__)
@@ -44,7 +45,8 @@ def track_body() -> Described:
     schema = TypeAdapter(TrackRequest).json_schema()
     schema["properties"]["metadata"] = {
         "title": "Metadata",
-        "description": "At most 4 KiB as JSON.",
+        "description": f"At most 4 KiB as JSON, nesting {MAX_METADATA_DEPTH} levels at most "
+                       "(the metadata object is the first).",
         "type": ["object", "null"],
         "propertyNames": {"pattern": NUL_FREE},
         "additionalProperties": {"$ref": METADATA_VALUE},

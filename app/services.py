@@ -42,7 +42,8 @@ def make_ingestor(clients: Clients) -> Ingestor:
     return Ingestor(
         clients.keys, DailySalts(clients.redis, clients.keys),
         derive_key(settings.secret_key, "visitors"), settings.rate_limit_per_minute,
-        settings.stream_max_events, clients.scripts.track,
+        settings.rate_limit_per_address_per_minute, settings.stream_max_events,
+        clients.scripts.track,
     )
 
 

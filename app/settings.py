@@ -66,6 +66,7 @@ class Settings:
     secret_key: str
     env: str
     rate_limit_per_minute: int
+    rate_limit_per_address_per_minute: int  # 0: no limit per address
     flush_interval_seconds: int
     trusted_proxy_hops: int
     retention_days: int
@@ -136,6 +137,7 @@ class Settings:
             secret_key=secret,
             env=mode,
             rate_limit_per_minute=_int(env, "RATE_LIMIT_PER_MINUTE", 100, minimum=1),
+            rate_limit_per_address_per_minute=_int(env, "RATE_LIMIT_PER_ADDRESS_PER_MINUTE", 30),
             flush_interval_seconds=_int(env, "FLUSH_INTERVAL_SECONDS", 5, minimum=1),
             trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
             retention_days=_int(env, "RETENTION_DAYS", 400, minimum=1),

@@ -89,7 +89,8 @@ async def run(events: int, sockets: int) -> dict:
     port = free_port()
     env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url,
                ANALYTICS_KEY_PREFIX=prefix, SECRET_KEY="bench-" + run_id,
-               RATE_LIMIT_PER_MINUTE="1000000", WEB_CONCURRENCY="1")
+               RATE_LIMIT_PER_MINUTE="1000000", RATE_LIMIT_PER_ADDRESS_PER_MINUTE="0",
+               WEB_CONCURRENCY="1")
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1", "--port",
          str(port), "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio",

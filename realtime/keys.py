@@ -43,6 +43,11 @@ class Keys:
     def rate(self, tenant_id: int) -> str:
         return f"{self._tenant(tenant_id)}:rate"
 
+    def address_rate(self, tenant_id: int, client_hash: str) -> str:
+        """Events one client sent the tenant in the rolling window; `client_hash` is the
+        client's address under the day's salt (realtime.privacy), never the address."""
+        return f"{self._tenant(tenant_id)}:rate:{client_hash}"
+
     def pending_counters(self, tenant_id: int, day: dt.date) -> str:
         """Increments not yet flushed to Postgres; moved aside by each flush."""
         return f"{self._tenant(tenant_id)}:d:{day.isoformat()}:new"

@@ -153,8 +153,9 @@ async def tenant(pool: asyncpg.Pool) -> Tenant:
 
 
 async def track(client, tenant_id, event_type="pageview", metadata=None, *, headers=None,
-                body=None, content_type="application/json"):
-    """POST an event the way a landing page does; returns the response."""
+                body=None, content_type="application/json", address=None):
+    """POST an event the way a landing page does, from `address` if given (the test client's
+    own otherwise); returns the response."""
     import orjson
 
     if body is None:
@@ -164,7 +165,8 @@ async def track(client, tenant_id, event_type="pageview", metadata=None, *, head
         body = orjson.dumps(document)
     sent = {"Content-Type": content_type, "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"}
     sent.update(headers or {})
-    return await client.post("/api/analytics/track", data=body, headers=sent)
+    return await client.post("/api/analytics/track", data=body, headers=sent,
+                             scope_base=from_address(address) if address else None)
 
 
 async def flush(app, locking=None, **kwargs) -> tuple[int, int]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import math
 import secrets
 from dataclasses import dataclass
@@ -17,24 +16,11 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from realtime.keys import LOGIN_WINDOW_SECONDS, Keys
+from realtime.privacy import client_name
 
 ACCOUNT_LIMIT = 5
 # Higher than the account limit: several people may share an office or a carrier's address.
 CLIENT_LIMIT = 20
-
-
-def client_name(address: str) -> str:
-    """What counts as one client: an IPv4 address, or an IPv6 /64, the block one subscriber
-    (or one attacker) usually holds whole."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if ip.version == 6:
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
 
 
 class Throttled(Exception):

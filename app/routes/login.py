@@ -134,7 +134,7 @@ async def login() -> Response | tuple[dict, int]:
 
     svc = services()
     address = client_address(
-        request.remote_addr, request.headers.get("X-Forwarded-For"),
+        request.remote_addr, request.headers.getlist("X-Forwarded-For"),
         svc.settings.trusted_proxy_hops,
     )
     try:

@@ -93,7 +93,7 @@ class Delivery:
     body: bytes
     user_agent: str
     referrer: str
-    forwarded_for: str | None
+    forwarded_for: list[str]  # every X-Forwarded-For line, in order
     remote_addr: str | None
 
 
@@ -128,6 +128,14 @@ async def accept_event(svc: Services, delivery: Delivery) -> None:
             "events in the last minute",
             headers={"Retry-After": str(result.retry_after)},
         )
+    if result.outcome is Outcome.CLIENT_LIMITED:
+        raise APIError(
+            429,
+            f"this address sent tenant {event.tenant_id} more than "
+            f"{svc.settings.rate_limit_per_address_per_minute} events in the last minute "
+            "(the limit per address)",
+            headers={"Retry-After": str(result.retry_after)},
+        )
     if result.outcome is Outcome.BUFFER_FULL:
         raise APIError(503, "the event buffer is full, try again later")
 
@@ -154,15 +162,15 @@ async def track() -> Response:
     """Record one event from a landing page.
 
     Public. Accepts `application/json` or `text/plain` (what `navigator.sendBeacon` sends).
-    Answers 429 with `Retry-After` past the tenant's rate limit, and 503 when the buffer is
-    unreachable or full.
+    Answers 429 with `Retry-After` past the tenant's rate limit or the limit per client
+    address, and 503 when the buffer is unreachable or full.
     """
     await accept_event(services(), Delivery(
         mimetype=request.mimetype,
         body=await request.get_data(cache=False),
         user_agent=request.headers.get("User-Agent", ""),
         referrer=request.headers.get("Referer", ""),
-        forwarded_for=request.headers.get("X-Forwarded-For"),
+        forwarded_for=request.headers.getlist("X-Forwarded-For"),
         remote_addr=request.remote_addr,
     ))
     return Response(SUCCESS, content_type="application/json")

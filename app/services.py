@@ -33,7 +33,9 @@ class Services(Clients):
             salts=ingestor.salts,
             ingestor=ingestor,
             login_throttle=LoginThrottle(clients.redis, clients.keys,
-                                         derive_key(settings.secret_key, "login-throttle")),
+                                         derive_key(settings.secret_key, "login-throttle"),
+                                         first_delay=settings.login_delays[0],
+                                         max_delay=settings.login_delays[1]),
         )
 
 

@@ -105,6 +105,9 @@ class Settings:
     live_reconnect_delays: tuple[float, float] = (0.25, 5.0)  # backoff, first and longest
     ws_ping_interval: float = 20.0  # protocol pings find dead dashboards
     shutdown_grace: float = 10.0  # the web server's graceful shutdown
+    # A login on an account with too many recent failures, from a client that has none of
+    # its own, waits this long, doubled with each further failure, up to the second.
+    login_delays: tuple[float, float] = (1.0, 10.0)
     # The scheduler and the command line may wait: nobody is answered while they do.
     jobs_redis_timeout: float = 10.0
     jobs_connect_timeout: float = 10.0  # the CLI's Postgres connection

@@ -94,7 +94,12 @@ class Keys:
 
     def login_failures_account(self, digest: str) -> str:
         """Recent failed logins for one email; `digest` is a keyed hash, never the email."""
-        return f"{self.prefix}login:a:{digest}"
+        return f"{self.prefix}login:a:{{{digest}}}"
+
+    def login_failures_pair(self, account_digest: str, client_digest: str) -> str:
+        """Recent failed logins of one client on one account: the account's own hash tag, so
+        both change in one transaction on Redis Cluster too."""
+        return f"{self.prefix}login:a:{{{account_digest}}}:c:{client_digest}"
 
     def login_failures_client(self, digest: str) -> str:
         """Recent failed logins from one client; `digest` is a keyed hash, never the address."""

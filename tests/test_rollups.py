@@ -12,7 +12,7 @@ import pytest
 
 from app.accounts.tenants import create_tenant
 from rollups.locks import Locking
-from tests.conftest import flush, track, visitor
+from tests.conftest import flush, new_address, track, visitor
 
 DAY = 86_400
 
@@ -191,7 +191,7 @@ async def test_crashes_at_any_step_lose_nothing_and_count_nothing_twice(app, cli
         nonlocal accepted
         seconds = rng.randint(0, 300)
         response = await track(client, tenant.id, kind, {"seconds": seconds} if kind == "time_on_page" else None,
-                               headers=visitor(rng.randint(0, 20)))
+                               headers=visitor(rng.randint(0, 20)), address=new_address())
         assert response.status_code == 200
         accepted["events"] += 1
         accepted["qr"] += kind == "qr_scan"
@@ -227,7 +227,8 @@ async def test_two_flushers_at_once_do_not_double_count(app, client, pool, clock
     sent = 0
     for round_ in range(8):
         for n in range(5):
-            assert (await track(client, tenant.id, "pageview", headers=visitor(n))).status_code == 200
+            assert (await track(client, tenant.id, "pageview", headers=visitor(n),
+                                address=new_address())).status_code == 200
             sent += 1
         # Without locks, both work on the same shard and the same batches.
         await asyncio.gather(flush(app, Locking.NONE), flush(app, Locking.NONE),

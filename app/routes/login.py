@@ -113,8 +113,10 @@ async def login() -> Response | tuple[dict, int]:
 
     Programs send JSON `{"email", "password"}` and get 200; the login form (with its CSRF
     field) is redirected to `/dashboard`, or back to the page that sent it to log in. Wrong
-    credentials get 401; after 5 failures for an account, or 20 from a client, within 15
-    minutes: 429 with `Retry-After`.
+    credentials get 401. After 20 failures from a client within 15 minutes, that client gets
+    429 with `Retry-After`; after 5 failures for an account, the clients that failed on it
+    get 429, and any other client is answered after a delay (1 s, doubling with each further
+    failure, at most 10 s) instead, so nobody can lock an owner out.
     """
     is_form = request.mimetype in FORM_TYPES
     if is_form:

@@ -16,7 +16,7 @@ from app.http import csrf, errors, ids
 from app.http.fastpath import TrackFastPath
 from app.http.headers import SECURITY_HEADERS
 from app.http.openapi import OpenAPI
-from app.routes import events, health, live, login, pages, summary, track
+from app.routes import docs, events, health, live, login, pages, summary, track
 from app.services import Services
 from app.settings import Settings
 from realtime.validation import MAX_BODY_BYTES
@@ -49,11 +49,15 @@ def create_app(settings: Settings | None = None) -> Quart:
             "session": {"type": "apiKey", "in_": "cookie", "name": "QUART_AUTH"},
         },
         openapi_provider_class=OpenAPI,
+        # Their pages load unpinned scripts from CDNs: /docs is ours (app.routes.docs).
+        swagger_ui_path=None,
+        redoc_ui_path=None,
+        scalar_ui_path=None,
     )
     QuartAuth(app)
     errors.register(app)
     csrf.init_app(app, exempt_blueprints=[track.blueprint.name])
-    for route_group in (health, track, summary, events, login, pages, live):
+    for route_group in (health, track, summary, events, login, pages, live, docs):
         app.register_blueprint(route_group.blueprint)
 
     app.asgi_app = TrackFastPath(app, app.asgi_app, SECURITY_HEADERS)

@@ -20,10 +20,9 @@ from tests.probes import add_probes
 PUBLIC = frozenset({
     "/healthz",                 # liveness probe
     "/readyz",                  # readiness probe: whether Redis and Postgres answer, events waiting
-    "/openapi.json",            # API description and its viewers
+    "/openapi.json",            # API description and its viewer
     "/docs",
-    "/redocs",
-    "/scalar",
+    "/docs/assets/<name>",      # the viewer's script and stylesheet
     "/static/<path:filename>",  # the tracker's and the pages' assets
     "/login",                   # the way in
     "/logout",                  # only ever ends the caller's own session

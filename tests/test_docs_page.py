@@ -42,6 +42,7 @@ async def test_swagger_ui_is_the_pinned_packages_own(client):
 
 
 @pytest.mark.parametrize("path", ["/redocs", "/scalar", "/docs/assets/index.css",
-                                  "/docs/assets/..%2F__init__.py", "/docs/assets/oauth2-redirect.html"])
+                                  "/docs/assets/..%2F__init__.py",
+                                  "/docs/assets/oauth2-redirect.html"])
 async def test_nothing_else_is_served(client, path):
     assert (await client.get(path)).status_code == 404

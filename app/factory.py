@@ -12,12 +12,13 @@ from quart_schema import QuartSchema
 
 from app.accounts.sessions import SESSION_LIFETIME
 from app.clients import Clients
-from app.http import csrf, errors
+from app.http import csrf, errors, ids
 from app.http.fastpath import TrackFastPath
 from app.http.headers import security_headers
 from app.http.openapi import OpenAPI
 from app.routes import (
     breakdowns,
+    docs,
     events,
     health,
     ingest_health,
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         SESSION_COOKIE_HTTPONLY=True,
     )
     app.extensions["settings"] = settings
+    ids.register(app)
     QuartSchema(
         app,
         info={"title": "Landing analytics", "version": "1.0"},
@@ -63,13 +65,17 @@ def create_app(settings: Settings | None = None) -> Quart:
             "session": {"type": "apiKey", "in_": "cookie", "name": "QUART_AUTH"},
         },
         openapi_provider_class=OpenAPI,
+        # Their pages load unpinned scripts from CDNs: /docs is ours (app.routes.docs).
+        swagger_ui_path=None,
+        redoc_ui_path=None,
+        scalar_ui_path=None,
     )
     QuartAuth(app)
     errors.register(app)
     csrf.init_app(app, exempt_blueprints=[track.blueprint.name])
     breakdowns.register_converters(app)
     for route_group in (health, track, summary, stats, breakdowns, events, login, pages, live,
-                        tokens, shares, team, platform, ingest_health):
+                        tokens, shares, team, platform, ingest_health, docs):
         app.register_blueprint(route_group.blueprint)
 
     fixed_headers = security_headers(settings.production)

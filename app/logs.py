@@ -1,4 +1,9 @@
-"""Logging for every process: no client address ever reaches a log line."""
+"""Logging for every process: no client address and no query string ever reaches a log line.
+
+A query string may carry what must not be kept (`?events=1` today, a share token tomorrow):
+uvicorn's request lines (its access log, and the websocket handshake line it logs at INFO)
+keep their path only.
+"""
 
 from __future__ import annotations
 
@@ -27,10 +32,22 @@ class RedactAddresses(logging.Filter):
         return True
 
 
+class DropQueryStrings(logging.Filter):
+    """Cuts the query string off the paths in uvicorn's request lines (their arguments)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("uvicorn") and isinstance(record.args, tuple):
+            record.args = tuple(
+                arg.split("?", 1)[0] if isinstance(arg, str) and arg.startswith("/") else arg
+                for arg in record.args
+            )
+        return True
+
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": RedactAddresses}},
+    "filters": {"redact": {"()": RedactAddresses}, "queries": {"()": DropQueryStrings}},
     "formatters": {
         "default": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
         "access": {
@@ -41,9 +58,9 @@ LOGGING = {
     },
     "handlers": {
         "default": {"class": "logging.StreamHandler", "formatter": "default",
-                    "filters": ["redact"], "stream": "ext://sys.stderr"},
+                    "filters": ["queries", "redact"], "stream": "ext://sys.stderr"},
         "access": {"class": "logging.StreamHandler", "formatter": "access",
-                   "filters": ["redact"], "stream": "ext://sys.stdout"},
+                   "filters": ["queries", "redact"], "stream": "ext://sys.stdout"},
     },
     "loggers": {
         "": {"handlers": ["default"], "level": "INFO"},

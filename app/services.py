@@ -38,7 +38,9 @@ class Services(Clients):
             salts=ingestor.salts,
             ingestor=ingestor,
             login_throttle=LoginThrottle(clients.redis, clients.keys,
-                                         derive_key(settings.secret_key, "login-throttle")),
+                                         derive_key(settings.secret_key, "login-throttle"),
+                                         first_delay=settings.login_delays[0],
+                                         max_delay=settings.login_delays[1]),
             ingest_health=IngestTally(clients.keys),
         )
 
@@ -48,7 +50,8 @@ def make_ingestor(clients: Clients) -> Ingestor:
     return Ingestor(
         clients.keys, DailySalts(clients.redis, clients.keys),
         derive_key(settings.secret_key, "visitors"), settings.rate_limit_per_minute,
-        settings.stream_max_events, clients.scripts.track, Countries.load(),
+        settings.rate_limit_per_address_per_minute, settings.stream_max_events,
+        clients.scripts.track, Countries.load(),
     )
 
 

@@ -11,6 +11,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 DEV_SECRET_FILE = Path(".analytics-secret")
+# HMAC-SHA-256 keys and session signatures are only as strong as the secret: 32 bytes is
+# SHA-256's own size, and what `secrets.token_urlsafe(48)` (the development secret) exceeds.
+MIN_SECRET_BYTES = 32
 
 
 class ConfigError(RuntimeError):
@@ -66,20 +69,31 @@ def _public_url(env: dict[str, str], production: bool) -> str:
     return f"{url.scheme}://{netloc}"
 
 
-def _dev_secret() -> str:
+def _dev_secret(path: Path = DEV_SECRET_FILE) -> str:
     # Every process of a development checkout (web workers, scheduler, CLI) must hash
     # visitors with the same secret, so the generated one is kept beside the project.
     try:
-        return DEV_SECRET_FILE.read_text().strip()
+        return path.read_text().strip()
     except FileNotFoundError:
-        secret = secrets.token_urlsafe(48)
+        pass
+    secret = secrets.token_urlsafe(48)
+    # Written whole to a file of our own, created 0600 (never readable by others, not even
+    # until a chmod), then linked into place: a process starting at the same moment finds
+    # either no file or the whole secret, and the first link wins for everyone.
+    scratch = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secret)
+            handle.flush()
+            os.fsync(handle.fileno())
         try:
-            with DEV_SECRET_FILE.open("x") as handle:
-                handle.write(secret)
-            DEV_SECRET_FILE.chmod(0o600)
+            os.link(scratch, path)
         except FileExistsError:
-            return DEV_SECRET_FILE.read_text().strip()
-        return secret
+            return path.read_text().strip()
+    finally:
+        scratch.unlink(missing_ok=True)
+    return secret
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,7 @@ class Settings:
     secret_key: str
     env: str
     rate_limit_per_minute: int
+    rate_limit_per_address_per_minute: int  # 0: no limit per address
     flush_interval_seconds: int
     trusted_proxy_hops: int
     retention_days: int
@@ -130,6 +145,9 @@ class Settings:
     live_reconnect_delays: tuple[float, float] = (0.25, 5.0)  # backoff, first and longest
     ws_ping_interval: float = 20.0  # protocol pings find dead dashboards
     shutdown_grace: float = 10.0  # the web server's graceful shutdown
+    # A login on an account with too many recent failures, from a client that has none of
+    # its own, waits this long, doubled with each further failure, up to the second.
+    login_delays: tuple[float, float] = (1.0, 10.0)
     # The scheduler and the command line may wait: nobody is answered while they do.
     jobs_redis_timeout: float = 10.0
     jobs_connect_timeout: float = 10.0  # the CLI's Postgres connection
@@ -149,6 +167,11 @@ class Settings:
             if mode == "production":
                 raise ConfigError("SECRET_KEY is required when ANALYTICS_ENV=production")
             secret = _dev_secret()
+        elif mode == "production" and len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes when "
+                              f"ANALYTICS_ENV=production, got {len(secret.encode())}: "
+                              "generate one with `python -c 'import secrets; "
+                              "print(secrets.token_urlsafe(48))'`")
         return cls(
             database_url=env.get(
                 "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/analytics"
@@ -157,6 +180,7 @@ class Settings:
             secret_key=secret,
             env=mode,
             rate_limit_per_minute=_int(env, "RATE_LIMIT_PER_MINUTE", 100, minimum=1),
+            rate_limit_per_address_per_minute=_int(env, "RATE_LIMIT_PER_ADDRESS_PER_MINUTE", 30),
             flush_interval_seconds=_int(env, "FLUSH_INTERVAL_SECONDS", 5, minimum=1),
             trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
             retention_days=_int(env, "RETENTION_DAYS", 400, minimum=1),

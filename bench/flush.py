@@ -73,7 +73,8 @@ async def one_round(size: int, events_per_day: int) -> dict:
     dsn = f"postgresql://postgres@127.0.0.1:5432/analytics_bench_{run}"
     base = Settings.from_env({"DATABASE_URL": dsn, "SECRET_KEY": "bench",
                               "ANALYTICS_KEY_PREFIX": f"bench:{run}:",
-                              "RATE_LIMIT_PER_MINUTE": "1000000"})
+                              "RATE_LIMIT_PER_MINUTE": "1000000",
+                              "RATE_LIMIT_PER_ADDRESS_PER_MINUTE": "0"})
     await migrate(dsn)
     redis = make_redis(base.redis_url, timeout=30)
     pool = await asyncpg.create_pool(

@@ -59,7 +59,7 @@ async def run(events: int, sockets: int) -> dict:
         "DATABASE_URL": database_url,
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "ANALYTICS_KEY_PREFIX": f"bench:{run_id}:", "SECRET_KEY": "bench-" + run_id,
-        "RATE_LIMIT_PER_MINUTE": "1000000",
+        "RATE_LIMIT_PER_MINUTE": "1000000", "RATE_LIMIT_PER_ADDRESS_PER_MINUTE": "0",
     })
     await migrate(database_url)
     try:

@@ -17,7 +17,7 @@ from realtime import stream
 from realtime.days import local_day
 from realtime.event_types import BY_NAME
 from realtime.geo import Countries
-from realtime.privacy import DailySalts, ip_hash, visitor_hash
+from realtime.privacy import DailySalts, client_name, ip_hash, visitor_hash
 from realtime.validation import TrackRequest, seconds_on_page
 
 MAX_USER_AGENT = 512
@@ -26,7 +26,8 @@ MAX_REFERRER = 1024
 
 class Outcome(Enum):
     ACCEPTED = "accepted"
-    RATE_LIMITED = "rate_limited"
+    RATE_LIMITED = "rate_limited"  # the tenant's limit
+    CLIENT_LIMITED = "client_limited"  # the limit of one client address for the tenant
     BUFFER_FULL = "buffer_full"
 
 
@@ -51,6 +52,7 @@ class Ingestor:
     salts: DailySalts
     visitor_key: bytes
     rate_limit: int
+    client_rate_limit: int  # 0: none
     stream_bound: int
     script: AsyncScript
     countries: Countries = field(default_factory=Countries)
@@ -58,8 +60,9 @@ class Ingestor:
     @cached_property
     def limits(self) -> str:
         """The script's fixed limits, formatted once per process rather than per event."""
-        return (f"{self.rate_limit} {k.RATE_WINDOW_MS} {self.stream_bound} "
-                f"{k.DAY_TTL_SECONDS} {k.TOTALS_TTL_SECONDS} {k.MINUTE_TTL_SECONDS}")
+        return (f"{self.rate_limit} {self.client_rate_limit} {k.RATE_WINDOW_MS} "
+                f"{self.stream_bound} {k.DAY_TTL_SECONDS} {k.TOTALS_TTL_SECONDS} "
+                f"{k.MINUTE_TTL_SECONDS}")
 
     async def ingest(self, event: TrackRequest, metadata: bytes, sender: Sender,
                      timezone: ZoneInfo, now: float) -> Result:
@@ -77,9 +80,13 @@ class Ingestor:
             # stored JSON, so a rebuild from raw events agrees to the millisecond.
             time_ms = str(math.floor(Decimal(repr(seconds_on_page(event))) * 1000))
         shard = self.keys.shard_of(tenant)
+        address_hash = ip_hash(salt, sender.address)
+        # The client the per-address limit counts: an IPv6 /64 is one, as for logins.
+        client = client_name(sender.address)
+        client_hash = address_hash if client == sender.address else ip_hash(salt, client)
         entry = stream.encode(stream.RawEvent(
             tenant, event.event_type, now_ms, orjson.Fragment(metadata), user_agent,
-            sender.referrer[:MAX_REFERRER], ip_hash(salt, sender.address),
+            sender.referrer[:MAX_REFERRER], address_hash,
             self.countries.country(sender.address),
         ))
         reply = await self.script(
@@ -92,6 +99,7 @@ class Ingestor:
                 self.keys.events(shard),
                 self.keys.dirty(shard),
                 self.keys.day_leads(tenant, day),
+                self.keys.address_rate(tenant, client_hash),
             ],
             args=[
                 now_ms, self.limits, kind.counter, time_ms, visitor,
@@ -103,4 +111,6 @@ class Ingestor:
             return Result(Outcome.ACCEPTED)
         if reply[0] == 0:
             return Result(Outcome.RATE_LIMITED, retry_after=max(1, math.ceil(reply[1] / 1000)))
+        if reply[0] == 3:
+            return Result(Outcome.CLIENT_LIMITED, retry_after=max(1, math.ceil(reply[1] / 1000)))
         return Result(Outcome.BUFFER_FULL)

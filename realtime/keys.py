@@ -45,6 +45,11 @@ class Keys:
     def rate(self, tenant_id: int) -> str:
         return f"{self._tenant(tenant_id)}:rate"
 
+    def address_rate(self, tenant_id: int, client_hash: str) -> str:
+        """Events one client sent the tenant in the rolling window; `client_hash` is the
+        client's address under the day's salt (realtime.privacy), never the address."""
+        return f"{self._tenant(tenant_id)}:rate:{client_hash}"
+
     def pending_counters(self, tenant_id: int, day: dt.date) -> str:
         """Increments not yet flushed to Postgres; moved aside by each flush."""
         return f"{self._tenant(tenant_id)}:d:{day.isoformat()}:new"
@@ -100,7 +105,12 @@ class Keys:
 
     def login_failures_account(self, digest: str) -> str:
         """Recent failed logins for one email; `digest` is a keyed hash, never the email."""
-        return f"{self.prefix}login:a:{digest}"
+        return f"{self.prefix}login:a:{{{digest}}}"
+
+    def login_failures_pair(self, account_digest: str, client_digest: str) -> str:
+        """Recent failed logins of one client on one account: the account's own hash tag, so
+        both change in one transaction on Redis Cluster too."""
+        return f"{self.prefix}login:a:{{{account_digest}}}:c:{client_digest}"
 
     def login_failures_client(self, digest: str) -> str:
         """Recent failed logins from one client; `digest` is a keyed hash, never the address."""

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -24,13 +25,19 @@ VISITOR_HASH_CHARS = 32
 SALT_GRACE_SECONDS = 300
 
 
-def client_address(remote_addr: str | None, forwarded_for: str | None, trusted_hops: int) -> str:
+def client_address(remote_addr: str | None, forwarded_for: str | Sequence[str] | None,
+                   trusted_hops: int) -> str:
     """The client's address: the socket's, or from X-Forwarded-For as far as we trust proxies.
 
-    With N trusted hops the Nth address from the right is the one our first proxy saw.
+    `forwarded_for` is every `X-Forwarded-For` line of the request, in order: several lines
+    are one list joined by commas (RFC 9110, 5.3), so a client's own line cannot stand in
+    for the one our proxy appended, whichever line a framework would have picked. With N
+    trusted hops the Nth address from the right is the one our first proxy saw.
     """
+    if isinstance(forwarded_for, str):
+        forwarded_for = [forwarded_for]
     if trusted_hops > 0 and forwarded_for:
-        hops = [part.strip() for part in forwarded_for.split(",")]
+        hops = [part.strip() for part in ",".join(forwarded_for).split(",")]
         if len(hops) >= trusted_hops:
             candidate = hops[-trusted_hops]
             try:
@@ -38,6 +45,20 @@ def client_address(remote_addr: str | None, forwarded_for: str | None, trusted_h
             except ValueError:
                 pass
     return remote_addr or ""
+
+
+def client_name(address: str) -> str:
+    """What counts as one client for limits: an IPv4 address, or an IPv6 /64, the block one
+    subscriber (or one attacker) usually holds whole."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def ip_hash(salt: bytes, address: str) -> str:

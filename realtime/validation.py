@@ -15,6 +15,10 @@ MAX_BODY_BYTES = 16 * 1024
 MAX_METADATA_BYTES = 4 * 1024
 MAX_SECONDS_ON_PAGE = 86_400
 MAX_TENANT_ID = 2**63 - 1
+# Levels of metadata, itself the first: real metadata needs a few. Bounded well below what
+# orjson can write back (254 levels, with the envelopes of the feed and the live frames
+# around it), so that nothing accepted can fail later.
+MAX_METADATA_DEPTH = 32
 
 EventTypeName = Literal[NAMES]
 
@@ -58,10 +62,17 @@ def parse_event(body: bytes) -> tuple[TrackRequest, bytes]:
     if len(body) > MAX_BODY_BYTES:
         raise InvalidEvent(413, f"body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        # orjson first: it is strict JSON (no NaN, UTF-8 only) and bounds nesting depth.
+        # orjson first: it is strict JSON (no NaN, UTF-8 only) and stops at 1024 levels.
         document = orjson.loads(body)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as error:
+        if str(error).startswith("depth limit exceeded"):
+            raise InvalidEvent(400, TOO_DEEP) from None
         raise InvalidEvent(400, "body is not valid JSON") from None
+    # The body is one level above its metadata. Counting brackets is a bound that costs
+    # nothing on the usual flat event; only a body with many of them is walked.
+    if (body.count(b"{") + body.count(b"[") > MAX_METADATA_DEPTH + 1
+            and _deeper_than(document, MAX_METADATA_DEPTH + 1)):
+        raise InvalidEvent(400, TOO_DEEP)
     try:
         event = _TRACK_ADAPTER.validate_python(document)
     except ValidationError as error:
@@ -75,6 +86,27 @@ def parse_event(body: bytes) -> tuple[TrackRequest, bytes]:
     if BY_NAME[event.event_type].timed:
         seconds_on_page(event)
     return event, metadata
+
+
+TOO_DEEP = f"the body nests too deep: metadata may nest {MAX_METADATA_DEPTH} levels at most"
+
+
+def _deeper_than(document: Any, levels: int) -> bool:
+    """Whether objects and arrays nest more than `levels` deep (the document is level 1).
+    A loop, not recursion: orjson hands over up to 1024 levels."""
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > levels:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _has_nul(value: Any) -> bool:

@@ -3,6 +3,7 @@ so a logout ends a session in every process and a copy of the table opens none."
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import secrets
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from app.accounts.throttle import LoginThrottle
-from app.accounts.users import User, check_credentials
+from app.accounts.users import User, check_password_of, find_account
 
 SESSION_LIFETIME = dt.timedelta(days=14)
 
@@ -73,11 +74,16 @@ async def log_in(conn: asyncpg.Connection | asyncpg.Pool, throttle: LoginThrottl
                  replaces: str | None = None) -> tuple[User, str] | None:
     """The user and a new session id, or None for wrong credentials.
 
-    Raises Throttled after too many recent failures for the email or the client; then the
-    password is not even checked, so a locked account gives nothing away.
+    Raises Throttled after too many recent failures from the client, or on an account this
+    client already failed on while it is being guessed at; then the password is not even
+    checked, so a refusal gives nothing away. Any other client waits the throttle's delay
+    before its password is checked, right or wrong alike.
     """
-    attempt = await throttle.begin(email, address, now)
-    user = await check_credentials(conn, email, password)
+    account = await find_account(conn, email)
+    attempt = await throttle.begin(account.name, address, now)
+    if attempt.delay:
+        await asyncio.sleep(attempt.delay)
+    user = await check_password_of(conn, account, password)
     if user is None:
         return None
     await throttle.succeeded(attempt)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from app.accounts.users import AccountError
+
 TOKEN_PREFIX = "lat_"
 # last_used_at is kept to about a minute: exact enough for "is this token still in use?",
 # without a write on every request.
@@ -20,6 +22,8 @@ LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
 TENANT = "tenant"
 PLATFORM = "platform"
 MAX_LABEL_CHARS = 100
+# A token meant to last longer than this had better not expire at all (the default).
+MAX_EXPIRY_DAYS = 3650
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,16 @@ class Token:
 
 
 COLUMNS = "id, tenant_id, label, created_at, last_used_at, expires_at, revoked_at, kind"
+
+
+def expiry(now: dt.datetime, days: int | None) -> dt.datetime | None:
+    """When a token that lasts `days` stops working; AccountError for a count that is not a
+    positive whole number of days (a token expired at birth is a typo, not a wish)."""
+    if days is None:
+        return None
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_EXPIRY_DAYS:
+        raise AccountError(f"a token expires 1 to {MAX_EXPIRY_DAYS} days from now, got {days}")
+    return now + dt.timedelta(days=days)
 
 
 def _digest(token: str) -> bytes:

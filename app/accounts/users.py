@@ -105,18 +105,39 @@ async def user_tenants(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) ->
     return [row["tenant_id"] for row in rows]
 
 
-async def check_credentials(conn: asyncpg.Connection | asyncpg.Pool, email: str,
+@dataclass(frozen=True)
+class Account:
+    """What a login names: `name` is the email as the look-up compares it (Postgres's
+    `lower()`), the one key its failures are counted under; `row` the user, if any."""
+
+    name: str
+    row: asyncpg.Record | None
+
+
+async def find_account(conn: asyncpg.Connection | asyncpg.Pool, email: str) -> Account:
+    """The account an email names, whether or not a user has it. The name comes from the same
+    `lower()` as the look-up, so two spellings Postgres finds the same user by (`alİce` and
+    `alice`) are one name to the login throttle too."""
+    email = email.strip()[:MAX_EMAIL_CHARS + 1]
+    # Postgres text cannot hold U+0000, so no account has such an email (and asking would fail).
+    if "\x00" in email:
+        return Account(email.lower(), None)
+    row = await conn.fetchrow(
+        """SELECT lower($1::text) AS name, u.id, u.email, u.password_hash
+           FROM (SELECT) AS asked LEFT JOIN users u ON lower(u.email) = lower($1::text)""",
+        email,
+    )
+    return Account(row["name"], row if row["id"] is not None else None)
+
+
+async def check_password_of(conn: asyncpg.Connection | asyncpg.Pool, account: Account,
                             password: str) -> User | None:
-    """The user these credentials belong to, or None.
+    """The account's user if the password is theirs, or None.
 
     An unknown email and a wrong password take the same path through argon2, so neither the
     answer nor its timing tells whether an account exists.
     """
-    email = email.strip()[:MAX_EMAIL_CHARS + 1]
-    # Postgres text cannot hold U+0000, so no account has such an email (and asking would fail).
-    row = None if "\x00" in email else await conn.fetchrow(
-        "SELECT id, email, password_hash FROM users WHERE lower(email) = lower($1)", email,
-    )
+    row = account.row
     password_hash = row["password_hash"] if row else _DUMMY_HASH
     # argon2 takes tens of milliseconds of CPU: off the event loop, other requests go on.
     matches = await asyncio.to_thread(_verify, password_hash, password[:MAX_PASSWORD_CHARS + 1])
@@ -128,3 +149,9 @@ async def check_credentials(conn: asyncpg.Connection | asyncpg.Pool, email: str,
             row["id"], await asyncio.to_thread(_hasher.hash, password),
         )
     return User(row["id"], row["email"])
+
+
+async def check_credentials(conn: asyncpg.Connection | asyncpg.Pool, email: str,
+                            password: str) -> User | None:
+    """The user these credentials belong to, or None."""
+    return await check_password_of(conn, await find_account(conn, email), password)

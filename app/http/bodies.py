@@ -14,6 +14,7 @@ import orjson
 from pydantic import RootModel, TypeAdapter, ValidationError
 from quart import request
 
+from app.accounts.tokens import MAX_EXPIRY_DAYS
 from app.http.errors import APIError
 from app.services import services
 
@@ -46,7 +47,7 @@ def _first_problem(error: Exception) -> str:
 
 
 # The longest lifetime a token, share link or invite may be given, in days.
-MAX_DAYS = 3650
+MAX_DAYS = MAX_EXPIRY_DAYS
 
 
 @dataclass

@@ -75,6 +75,11 @@ class TrackFastPath:
             return
         headers = {name: value.decode("latin-1") for name, value in scope["headers"]
                    if name in _WANTED}
+        if b"x-forwarded-for" in headers:  # every line of it, not only the last
+            forwarded_for = [value.decode("latin-1") for name, value in scope["headers"]
+                             if name == b"x-forwarded-for"]
+        else:
+            forwarded_for = []
         status, body, extra = 200, SUCCESS, {}
         try:
             if int(headers.get(b"content-length") or 0) > MAX_BODY_BYTES:
@@ -86,7 +91,7 @@ class TrackFastPath:
                 body=payload,
                 user_agent=headers.get(b"user-agent", ""),
                 referrer=headers.get(b"referer", ""),
-                forwarded_for=headers.get(b"x-forwarded-for"),
+                forwarded_for=forwarded_for,
                 remote_addr=client[0] if client else None,
             ))
             extra = ignored_headers(reason)

@@ -25,6 +25,7 @@ from typing import Any
 from quart_schema import DataSource, OpenAPIProvider
 from quart_schema.conversion import model_schema
 from quart_schema.typing import Model
+from werkzeug.routing.converters import BaseConverter, NumberConverter
 
 
 class HTMLPage:
@@ -48,13 +49,6 @@ def header_name(field: str) -> str:
 
 
 class OpenAPI(OpenAPIProvider):
-    def build_path_parameter(self, name: str, converter: Any) -> dict[str, Any]:
-        parameter = super().build_path_parameter(name, converter)
-        pattern = getattr(converter, "openapi_pattern", None)
-        if pattern:
-            parameter["schema"]["pattern"] = pattern
-        return parameter
-
     def build_request_body(self, model: type[Model] | Described,
                            source: DataSource) -> tuple[dict[str, Any], dict[str, Any]]:
         if isinstance(model, Described):
@@ -65,6 +59,21 @@ class OpenAPI(OpenAPIProvider):
             body, definitions = super().build_request_body(model, source)
         body["required"] = True
         return body, definitions
+
+    def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
+        # A number's bounds (an id's: 0 to 2^63-1, app.http.ids), so clients and fuzzers
+        # know where the range ends; a converter's own pattern (a breakdown's dimension).
+        parameter = super().build_path_parameter(name, converter)
+        pattern = getattr(converter, "openapi_pattern", None)
+        if pattern:
+            parameter["schema"]["pattern"] = pattern
+        if isinstance(converter, NumberConverter):
+            low = converter.min if converter.min is not None else None if converter.signed else 0
+            if low is not None:
+                parameter["schema"]["minimum"] = low
+            if converter.max is not None:
+                parameter["schema"]["maximum"] = converter.max
+        return parameter
 
     def build_response_object(self, model: type[Model] | None, headers_model: type[Model] | None,
                               ) -> tuple[dict[str, Any], dict[str, Any]]:

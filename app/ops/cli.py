@@ -149,11 +149,13 @@ async def cmd_user_add_tenant(args: argparse.Namespace, settings: Settings) -> O
 
 async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> Output:
     from app.accounts.tenants import require_tenant
-    from app.accounts.tokens import create_token
+    from app.accounts.tokens import create_token, expiry
+    from app.accounts.users import AccountError
 
-    expires_at = None
-    if args.expires_in_days is not None:
-        expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(days=args.expires_in_days)
+    try:
+        expires_at = expiry(dt.datetime.now(dt.UTC), args.expires_in_days)
+    except AccountError as error:
+        raise CommandError(f"--expires-in-days: {error}") from None
     if args.platform == (args.tenant is not None):
         raise CommandError("give either --tenant ID (reads that tenant) or --platform "
                            "(provisions tenants over /api/platform)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -63,6 +64,7 @@ class Redirect:
 
 _credentials = TypeAdapter(LoginRequest)
 DEFAULT_NEXT = "/dashboard"
+PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]*")
 
 
 @dataclass
@@ -72,9 +74,11 @@ class LoginPage:
 
 def safe_next(target: str | None) -> str:
     """Where to go after logging in: a path on this site only, never an open redirect
-    (browsers read `//host` and `/\\host` as other sites)."""
+    (browsers read `//host` and `/\\host` as other sites), and only in printable ASCII: a
+    path with anything else (DEL, a control character, a space, non-ASCII) cannot go into
+    the `Location` header as it is, and no page of ours needs one."""
     if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
-            or urlsplit(target).netloc or any(ord(c) < 0x21 for c in target)):
+            or urlsplit(target).netloc or not PRINTABLE_ASCII.fullmatch(target)):
         return DEFAULT_NEXT
     return target
 
@@ -109,8 +113,10 @@ async def login() -> Response | tuple[dict, int]:
 
     Programs send JSON `{"email", "password"}` and get 200; the login form (with its CSRF
     field) is redirected to `/dashboard`, or back to the page that sent it to log in. Wrong
-    credentials get 401; after 5 failures for an account, or 20 from a client, within 15
-    minutes: 429 with `Retry-After`.
+    credentials get 401. After 20 failures from a client within 15 minutes, that client gets
+    429 with `Retry-After`; after 5 failures for an account, the clients that failed on it
+    get 429, and any other client is answered after a delay (1 s, doubling with each further
+    failure, at most 10 s) instead, so nobody can lock an owner out.
     """
     is_form = request.mimetype in FORM_TYPES
     if is_form:
@@ -130,7 +136,7 @@ async def login() -> Response | tuple[dict, int]:
 
     svc = services()
     address = client_address(
-        request.remote_addr, request.headers.get("X-Forwarded-For"),
+        request.remote_addr, request.headers.getlist("X-Forwarded-For"),
         svc.settings.trusted_proxy_hops,
     )
     try:

@@ -26,7 +26,13 @@ from realtime.bots import is_bot
 from realtime.event_types import TIMED
 from realtime.ingest import Outcome, Sender
 from realtime.privacy import client_address
-from realtime.validation import MAX_SECONDS_ON_PAGE, InvalidEvent, TrackRequest, parse_event
+from realtime.validation import (
+    MAX_METADATA_DEPTH,
+    MAX_SECONDS_ON_PAGE,
+    InvalidEvent,
+    TrackRequest,
+    parse_event,
+)
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("track", __name__)
@@ -48,7 +54,8 @@ def track_body() -> Described:
     schema = TypeAdapter(TrackRequest).json_schema()
     schema["properties"]["metadata"] = {
         "title": "Metadata",
-        "description": "At most 4 KiB as JSON.",
+        "description": f"At most 4 KiB as JSON, nesting {MAX_METADATA_DEPTH} levels at most "
+                       "(the metadata object is the first).",
         "type": ["object", "null"],
         "propertyNames": {"pattern": NUL_FREE},
         "additionalProperties": {"$ref": METADATA_VALUE},
@@ -95,7 +102,7 @@ class Delivery:
     body: bytes
     user_agent: str
     referrer: str
-    forwarded_for: str | None
+    forwarded_for: list[str]  # every X-Forwarded-For line, in order
     remote_addr: str | None
 
 
@@ -138,6 +145,15 @@ async def accept_event(svc: Services, delivery: Delivery) -> str | None:
             429,
             f"tenant {event.tenant_id} sent more than {svc.settings.rate_limit_per_minute} "
             "events in the last minute",
+            headers={"Retry-After": str(result.retry_after)},
+        )
+    if result.outcome is Outcome.CLIENT_LIMITED:
+        svc.ingest_health.add(event.tenant_id, "rate_limited", now)
+        raise APIError(
+            429,
+            f"this address sent tenant {event.tenant_id} more than "
+            f"{svc.settings.rate_limit_per_address_per_minute} events in the last minute "
+            "(the limit per address)",
             headers={"Retry-After": str(result.retry_after)},
         )
     if result.outcome is Outcome.BUFFER_FULL:
@@ -186,16 +202,16 @@ async def track() -> Response:
     """Record one event from a landing page.
 
     Public. Accepts `application/json` or `text/plain` (what `navigator.sendBeacon` sends).
-    Answers 429 with `Retry-After` past the tenant's rate limit, and 503 when the buffer is
-    unreachable or full. An event answered 200 without being counted (a crawler's) carries
-    `X-Analytics-Ignored` with the reason (`bot`).
+    Answers 429 with `Retry-After` past the tenant's rate limit or the limit per client
+    address, and 503 when the buffer is unreachable or full. An event answered 200 without
+    being counted (a crawler's) carries `X-Analytics-Ignored` with the reason (`bot`).
     """
     reason = await accept_event(services(), Delivery(
         mimetype=request.mimetype,
         body=await request.get_data(cache=False),
         user_agent=request.headers.get("User-Agent", ""),
         referrer=request.headers.get("Referer", ""),
-        forwarded_for=request.headers.get("X-Forwarded-For"),
+        forwarded_for=request.headers.getlist("X-Forwarded-For"),
         remote_addr=request.remote_addr,
     ))
     return Response(SUCCESS, content_type="application/json", headers=ignored_headers(reason))

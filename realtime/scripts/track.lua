@@ -1,23 +1,39 @@
 -- Accepts one event atomically, or refuses it without a trace.
--- KEYS: 1 rate zset, 2 pending counters, 3 live totals, 4 day sketch, 5 minute sketch,
---       6 event stream, 7 dirty set, 8 day leads sketch
+-- KEYS: 1 rate zset (the tenant's accepted events in the window), 2 pending counters,
+--       3 live totals, 4 day sketch, 5 minute sketch, 6 event stream, 7 dirty set,
+--       8 day leads sketch, 9 the client's rate zset (its accepted events for this tenant
+--       in the window)
 -- ARGV: 1 now_ms,
---       2 limits, space-separated: rate limit, window ms, stream bound, day ttl,
---         totals ttl, minute ttl (one argument, as they are the same for every call)
+--       2 limits, space-separated: rate limit per tenant, rate limit per client (0: none),
+--         window ms, stream bound, day ttl, totals ttl, minute ttl (one argument, as they
+--         are the same for every call)
 --       3 counter field, 4 time-on-page ms ('' if none), 5 visitor hash, 6 dirty member,
 --       7 channel, 8 the raw event (realtime/stream.py), stored in the stream as `e` and
 --       published to live dashboards, 9 '1' when the event type is a lead (the visitor
 --       hash then goes into the day's leads sketch too), else ''
--- Returns {1} accepted, {0, retry_ms} over the rate limit, {2} buffer full.
+-- Returns {1} accepted, {0, retry_ms} over the tenant's rate limit, {3, retry_ms} over the
+-- client's, {2} buffer full. A refused event is in neither rate zset, so the events one
+-- client is refused do not use up the tenant's budget.
 local now = tonumber(ARGV[1])
-local limit, window, bound, day_ttl, totals_ttl, minute_ttl =
-  string.match(ARGV[2], '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+)$')
-limit, window = tonumber(limit), tonumber(window)
+local limit, client_limit, window, bound, day_ttl, totals_ttl, minute_ttl =
+  string.match(ARGV[2], '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+)$')
+limit, client_limit, window = tonumber(limit), tonumber(client_limit), tonumber(window)
 
+-- How long until the oldest event in a full window leaves it.
+local function retry_ms(rate)
+  local oldest = redis.call('ZRANGE', rate, 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + window - now
+end
+
+if client_limit > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[9]) >= client_limit then
+    return {3, retry_ms(KEYS[9])}
+  end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) >= limit then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return {0, tonumber(oldest[2]) + window - now}
+  return {0, retry_ms(KEYS[1])}
 end
 if redis.call('XLEN', KEYS[6]) >= tonumber(bound) then
   return {2}
@@ -26,6 +42,10 @@ end
 local id = redis.call('XADD', KEYS[6], '*', 'e', ARGV[8])
 redis.call('ZADD', KEYS[1], now, id)
 redis.call('PEXPIRE', KEYS[1], window)
+if client_limit > 0 then
+  redis.call('ZADD', KEYS[9], now, id)
+  redis.call('PEXPIRE', KEYS[9], window)
+end
 
 local field = ARGV[3]
 for _, counters in ipairs({KEYS[2], KEYS[3]}) do

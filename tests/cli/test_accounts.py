@@ -86,7 +86,11 @@ async def test_token_list_shows_use_and_revocation_never_the_token(settings, poo
 
 
 async def test_expiring_token(settings, tenant, pool):
+    import datetime as dt
+
     created = ok(run_cli(settings, "token", "create", "--tenant", str(tenant.id),
-                         "--expires-in-days", "0", "--json"))
-    assert created["expires_at"]
-    assert await verify_token(pool, created["token"]) is None
+                         "--expires-in-days", "1", "--json"))
+    expires_at = dt.datetime.fromisoformat(created["expires_at"])
+    # (A token that expires at once is refused at creation: tests/test_token_expiry.py.)
+    assert await verify_token(pool, created["token"], expires_at - dt.timedelta(seconds=1))
+    assert await verify_token(pool, created["token"], expires_at) is None

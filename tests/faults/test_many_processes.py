@@ -42,7 +42,10 @@ async def test_three_web_processes_and_a_scheduler(settings, database, pool):
     sent = {t.id: 0 for t in tenants}
     try:
         async with contextlib.AsyncExitStack() as stack:
-            webs = [await stack.enter_async_context(web_server(settings)) for _ in range(3)]
+            # Behind a proxy, as in production: each event names a client address of its
+            # own, so the limit per address stays out of this.
+            webs = [await stack.enter_async_context(web_server(settings, TRUSTED_PROXY_HOPS=1))
+                    for _ in range(3)]
             sockets = {}
             for n, tenant in enumerate(tenants):  # each tenant watched on a different process
                 url = f"{webs[n % 3].ws}/api/analytics/{tenant.id}/live"
@@ -56,7 +59,8 @@ async def test_three_web_processes_and_a_scheduler(settings, database, pool):
                     response = await http.post(
                         f"{webs[i % 3].http}/api/analytics/track",
                         json={"tenant_id": tenant.id, "event_type": "pageview"},
-                        headers={"User-Agent": BROWSER.format(rng.randint(0, 9))})
+                        headers={"User-Agent": BROWSER.format(rng.randint(0, 9)),
+                                 "X-Forwarded-For": f"198.51.100.{i + 1}"})
                     assert response.status_code == 200
                     sent[tenant.id] += 1
             # Every socket ends up with its own tenant's exact count, whoever accepted the events.

@@ -11,7 +11,7 @@ import pytest
 from realtime.days import local_day
 from realtime.event_types import COUNTER_OF
 from tests.support.apps import flush, serving_app
-from tests.support.http import track
+from tests.support.http import new_address, track
 from tests.support.settings import make_settings
 
 BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1"
@@ -152,7 +152,9 @@ async def test_rate_limit_is_exact_under_concurrency(settings, tenant):
                            track_deadline=20) as app:
         client = app.test_client()
         limit = app.extensions["analytics"].settings.rate_limit_per_minute
-        responses = await asyncio.gather(*[track(client, tenant.id) for _ in range(2 * limit)])
+        # Each from an address of its own: the limit per address is not what this is about.
+        responses = await asyncio.gather(*[track(client, tenant.id, address=new_address())
+                                           for _ in range(2 * limit)])
         statuses = [r.status_code for r in responses]
         assert statuses.count(200) == limit
         assert statuses.count(429) == limit
@@ -164,23 +166,24 @@ async def test_rate_limit_is_exact_under_concurrency(settings, tenant):
 async def test_rate_limit_window_rolls(client, tenant, app, clock):
     limit = app.extensions["analytics"].settings.rate_limit_per_minute
     start = clock.now
+    # Each event from an address of its own: the limit per address is not what this is about.
     # Half the limit at t=0, the other half at t=30: full.
     for _ in range(limit // 2):
-        assert (await track(client, tenant.id)).status_code == 200
+        assert (await track(client, tenant.id, address=new_address())).status_code == 200
     clock.now = start + 30
     for _ in range(limit - limit // 2):
-        assert (await track(client, tenant.id)).status_code == 200
-    refused = await track(client, tenant.id)
+        assert (await track(client, tenant.id, address=new_address())).status_code == 200
+    refused = await track(client, tenant.id, address=new_address())
     assert refused.status_code == 429
     assert refused.headers["Retry-After"] == "30"
     # At t=59.9 the first half is still inside the rolling window (a fixed minute would reset).
     clock.now = start + 59.9
-    assert (await track(client, tenant.id)).status_code == 429
+    assert (await track(client, tenant.id, address=new_address())).status_code == 429
     # At t=60.001 the first half has left the window: exactly that many fit again.
     clock.now = start + 60.001
     for _ in range(limit // 2):
-        assert (await track(client, tenant.id)).status_code == 200
-    assert (await track(client, tenant.id)).status_code == 429
+        assert (await track(client, tenant.id, address=new_address())).status_code == 200
+    assert (await track(client, tenant.id, address=new_address())).status_code == 429
 
 
 async def test_redis_down_is_503_quickly(settings, database, tenant):

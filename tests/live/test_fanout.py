@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 from app.accounts.tenants import create_tenant
 from app.accounts.tokens import create_token
 from app.factory import create_app
-from tests.support.http import bearer, track
+from tests.support.http import bearer, new_address, track
 from tests.support.polling import eventually
 from tests.support.servers import in_process_server
 
@@ -178,7 +178,8 @@ async def test_a_client_that_never_reads_is_bounded_and_dropped(settings, databa
             for _ in range(events):
                 # Incompressible metadata: each frame to the stalled client is ~3 KB.
                 padding = base64.b64encode(secrets.token_bytes(2200)).decode()
-                response = await track(client, tenant.id, "pageview", {"pad": padding})
+                response = await track(client, tenant.id, "pageview", {"pad": padding},
+                                       address=new_address())
                 assert response.status_code == 200
                 backlogs.append(stalled.backlog)
                 await asyncio.sleep(0.05)

@@ -13,7 +13,7 @@ from app.accounts.tokens import create_token
 from realtime import stream
 from realtime.snapshots import Snapshot, snapshot
 from tests.support.apps import pin_clock, serving_app
-from tests.support.http import bearer, track, visitor
+from tests.support.http import bearer, new_address, track, visitor
 from tests.support.polling import eventually
 
 ZERO = Snapshot().as_dict()
@@ -76,7 +76,9 @@ async def test_a_burst_becomes_a_few_updates_a_second(client, tenant, auth_heade
         await receive(ws)
         started = loop.time()
         for _ in range(burst):  # 50 events over about a second
-            assert (await track(client, tenant.id, "click_call")).status_code == 200
+            # Each from an address of its own: the limit per address is not what this is about.
+            response = await track(client, tenant.id, "click_call", address=new_address())
+            assert response.status_code == 200
             await asyncio.sleep(0.02)
         seen = []
         while not seen or seen[-1] < burst:

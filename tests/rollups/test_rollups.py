@@ -14,7 +14,7 @@ import pytest
 from app.accounts.tenants import create_tenant
 from rollups.locks import Locking
 from tests.support.apps import flush
-from tests.support.http import bearer, track, visitor
+from tests.support.http import bearer, new_address, track, visitor
 
 DAY = 86_400
 
@@ -194,7 +194,7 @@ async def test_crashes_at_any_step_lose_nothing_and_count_nothing_twice(app, cli
         seconds = rng.randint(0, 300)
         metadata = {"seconds": seconds} if kind == "time_on_page" else None
         response = await track(client, tenant.id, kind, metadata,
-                               headers=visitor(rng.randint(0, 20)))
+                               headers=visitor(rng.randint(0, 20)), address=new_address())
         assert response.status_code == 200
         accepted["events"] += 1
         accepted["qr"] += kind == "qr_scan"
@@ -228,7 +228,8 @@ async def test_two_flushers_at_once_do_not_double_count(app, client, pool, clock
     sent = 0
     for _ in range(8):
         for n in range(5):
-            response = await track(client, tenant.id, "pageview", headers=visitor(n))
+            response = await track(client, tenant.id, "pageview", headers=visitor(n),
+                                   address=new_address())
             assert response.status_code == 200
             sent += 1
         # Without locks, both work on the same shard and the same batches.

@@ -8,7 +8,7 @@ import signal
 
 from app.accounts.tenants import create_tenant
 from tests.support.apps import flush
-from tests.support.http import track, visitor
+from tests.support.http import new_address, track, visitor
 from tests.support.servers import start_process
 
 
@@ -27,7 +27,8 @@ async def test_two_schedulers_and_kills_never_lose_or_double(settings, app, clie
         for round_ in range(12):
             for _ in range(rng.randint(3, 8)):
                 response = await track(client, tenant.id, rng.choice(["pageview", "qr_scan"]),
-                                       headers=visitor(rng.randint(0, 30)))
+                                       headers=visitor(rng.randint(0, 30)),
+                                       address=new_address())
                 assert response.status_code == 200
                 sent += 1
             await asyncio.sleep(rng.uniform(0.05, 0.6))

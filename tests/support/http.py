@@ -21,8 +21,9 @@ _addresses = itertools.count(1)
 
 
 async def track(client, tenant_id, event_type="pageview", metadata=None, *, headers=None,
-                body=None, content_type="application/json"):
-    """POST an event the way a landing page does; returns the response."""
+                body=None, content_type="application/json", address=None):
+    """POST an event the way a landing page does, from `address` if given (the test client's
+    own otherwise); returns the response."""
     if body is None:
         document = {"tenant_id": tenant_id, "event_type": event_type}
         if metadata is not None:
@@ -30,7 +31,8 @@ async def track(client, tenant_id, event_type="pageview", metadata=None, *, head
         body = orjson.dumps(document)
     sent = {"Content-Type": content_type, "User-Agent": BROWSER}
     sent.update(headers or {})
-    return await client.post("/api/analytics/track", data=body, headers=sent)
+    return await client.post("/api/analytics/track", data=body, headers=sent,
+                             scope_base=from_address(address) if address else None)
 
 
 def bearer(token: str) -> dict[str, str]:

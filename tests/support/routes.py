@@ -8,10 +8,9 @@ import re
 PUBLIC = frozenset({
     "/healthz",                 # liveness probe
     "/readyz",                  # readiness probe: whether Redis and Postgres answer, events waiting
-    "/openapi.json",            # API description and its viewers
+    "/openapi.json",            # API description and its viewer
     "/docs",
-    "/redocs",
-    "/scalar",
+    "/docs/assets/<name>",      # the viewer's script and stylesheet
     "/static/<path:filename>",  # the tracker's and the pages' assets
     "/login",                   # the way in
     "/logout",                  # only ever ends the caller's own session

@@ -122,6 +122,7 @@ def env_for(settings, **extra) -> dict[str, str]:
         "SECRET_KEY": settings.secret_key,
         "ANALYTICS_KEY_PREFIX": settings.key_prefix,
         "RATE_LIMIT_PER_MINUTE": str(settings.rate_limit_per_minute),
+        "RATE_LIMIT_PER_ADDRESS_PER_MINUTE": str(settings.rate_limit_per_address_per_minute),
         "FLUSH_INTERVAL_SECONDS": str(settings.flush_interval_seconds),
     })
     env.update({k: str(v) for k, v in extra.items()})

@@ -4,7 +4,9 @@ Each operation of the document gets schemathesis's phases (the document's exampl
 cases: boundaries, wrong types, missing bodies and credentials, undeclared methods; random
 fuzzing) against the app on the real Redis and Postgres, with every default check: no 500, each
 status code, header and body as the document declares it, schema-valid requests accepted and
-invalid ones refused, an undeclared method answered 405 with `Allow`.
+invalid ones refused, an undeclared method answered 405 with `Allow`. The document bounds ids
+to Postgres's bigint (`maximum: 2^63-1`), so the coverage phase also sends 2^63 and larger in
+every path; metadata nested past orjson's 254 levels is sent by a test of its own (below).
 
 The document is read once, at collection, from the app itself through Quart's test client
 (quart-schema builds it from the routes; no client starts). `schemathesis.pytest.from_fixture`
@@ -18,8 +20,9 @@ from __future__ import annotations
 import asyncio
 
 import schemathesis
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -55,6 +58,7 @@ class AppPerLifespan:
 
 schema = schemathesis.openapi.from_dict(served_document())
 schema.app = AppPerLifespan()  # as `schemathesis.openapi.from_asgi` does: requests go over ASGI
+TRACK = schema["/api/analytics/track"]["POST"]
 fuzz = hypothesis_settings(
     max_examples=EXAMPLES,
     deadline=None,  # every request goes through Redis and Postgres
@@ -127,3 +131,21 @@ def test_requests_with_a_token_get_what_the_document_says(case, database, redis,
     case.call_and_validate(headers=auth_headers, **CHECKS)
     if aim_at(case, tenant.id):
         case.call_and_validate(headers=auth_headers, **CHECKS)
+
+
+# Beyond what the document's schemas generate: metadata nested past the 254 levels orjson can
+# write (and up to where Python's own JSON writer, which sends the case, stops), as objects,
+# arrays or both. The document promises a 400 for these (nesting is bounded); never a 5xx.
+@given(levels=st.integers(min_value=200, max_value=800),
+       shape=st.lists(st.booleans(), min_size=1, max_size=6))
+@fuzz
+def test_metadata_nested_past_what_orjson_writes_is_refused(levels, shape, database, redis,
+                                                             tenant):
+    value: object = 1
+    for level in range(levels):
+        value = [value] if shape[level % len(shape)] else {"k": value}
+    case = TRACK.Case(body={"tenant_id": tenant.id, "event_type": "pageview",
+                            "metadata": {"k": value}},
+                      media_type="application/json")
+    response = case.call_and_validate()
+    assert response.status_code == 400

@@ -12,10 +12,10 @@ from typing import Annotated, Literal, TypeVar
 
 import orjson
 from pydantic import Field
-from quart import Quart, Response
+from quart import Quart, Response, current_app, request
 from quart_schema import document_response
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.accounts.tenants import DirectoryUnavailable, UnknownTenant
 from app.clients import STORE_ERRORS
@@ -110,6 +110,20 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
                     content_type="application/json")
 
 
+def _matches_another_method(error: MethodNotAllowed) -> bool:
+    """Whether a route really takes this path with one of the methods a 405 would offer.
+    Werkzeug weighs the method before a converter's bounds, so a path no route takes (an id
+    past 2^63-1, app.http.ids) could be answered 405 instead of 404."""
+    adapter = current_app.create_url_adapter(request)
+    for method in error.valid_methods or ():
+        try:
+            adapter.match(request.path, method=method)
+        except HTTPException:
+            continue
+        return True
+    return False
+
+
 def register(app: Quart) -> None:
     @app.errorhandler(APIError)
     async def api_error(error: APIError) -> Response:
@@ -122,6 +136,8 @@ def register(app: Quart) -> None:
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
         status = error.code or 500
+        if isinstance(error, MethodNotAllowed) and not _matches_another_method(error):
+            return error_response(404, MESSAGES[404])
         # Keep what the exception says besides its HTML body's type: `Allow` on a 405 (RFC 9110).
         headers = {name: value for name, value in error.get_headers()
                    if name.lower() != "content-type"}

@@ -13,7 +13,7 @@ import pytest
 from app.http.headers import PAGE_CSP
 from app.routes.docs import ASSETS
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_docs_page_loads_only_our_own_files_under_the_page_policy(client):

@@ -12,18 +12,20 @@ import pytest
 from app.settings import DEV_SECRET_FILE, MIN_SECRET_BYTES, ConfigError, Settings
 from tests.support.servers import run_cli
 
+# Everything production needs but the secret under test.
+PRODUCTION = {"ANALYTICS_ENV": "production", "PUBLIC_URL": "https://analytics.example.com"}
+
 
 @pytest.mark.parametrize("secret", ["x", "test-secret", "a" * (MIN_SECRET_BYTES - 1),
                                     "é" * 15 + "a"])  # 31 bytes in UTF-8
 def test_a_short_secret_is_refused_in_production(secret):
     with pytest.raises(ConfigError, match="at least 32 bytes"):
-        Settings.from_env({"ANALYTICS_ENV": "production", "SECRET_KEY": secret})
+        Settings.from_env({**PRODUCTION, "SECRET_KEY": secret})
 
 
 @pytest.mark.parametrize("secret", ["a" * MIN_SECRET_BYTES, "é" * 16])  # 32 bytes both
 def test_a_secret_of_32_bytes_is_enough(secret):
-    assert Settings.from_env({"ANALYTICS_ENV": "production", "SECRET_KEY": secret}).secret_key \
-        == secret
+    assert Settings.from_env({**PRODUCTION, "SECRET_KEY": secret}).secret_key == secret
 
 
 def test_development_takes_any_secret():
@@ -31,7 +33,7 @@ def test_development_takes_any_secret():
 
 
 def test_the_command_line_says_so_in_one_line(settings):
-    result = run_cli(settings, "migrate", ANALYTICS_ENV="production", SECRET_KEY="x")
+    result = run_cli(settings, "migrate", **PRODUCTION, SECRET_KEY="x")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("analytics: SECRET_KEY must be at least 32 bytes")

@@ -53,6 +53,8 @@ NAMES: tuple[str, ...] = tuple(BY_NAME)
 TIMED: EventType = next(t for t in EVENT_TYPES if t.timed)
 LIVE: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.live)
 TODAY: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.today)
+# (live name, label) of today's live numbers, as the dashboard and shared pages show them.
+LIVE_LABELS: tuple[tuple[str, str], ...] = tuple((t.live, t.label) for t in LIVE)
 WEEK: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.week)
 LEADS: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.lead)
 SERIES: tuple[EventType, ...] = tuple(t for t in EVENT_TYPES if t.series)

@@ -29,7 +29,7 @@ class Countries:
             from geoip2fast import GeoIP2Fast
 
             return cls(GeoIP2Fast(verbose=False, geoip2fast_data_file=DATA_FILE))
-        except Exception as error:  # noqa: BLE001 - any failure means unknown countries
+        except Exception as error:  # any failure means unknown countries
             log.error("country database not loaded, countries will be %s: %s", UNKNOWN,
                       type(error).__name__)
             return cls(None)
@@ -39,6 +39,6 @@ class Countries:
             return UNKNOWN
         try:
             code = self.database.lookup(address).country_code
-        except Exception:  # noqa: BLE001 - a lookup never fails an event
+        except Exception:  # a lookup never fails an event
             return UNKNOWN
         return code if isinstance(code, str) and len(code) == 2 and code.isalpha() else UNKNOWN

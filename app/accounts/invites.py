@@ -7,11 +7,12 @@ the same statement that checks it, so two people racing on one link make one own
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from dataclasses import dataclass
 
 import asyncpg
+
+from app.accounts.hashed import digest
 
 INVITE_LIFETIME = dt.timedelta(days=7)
 COLUMNS = "id, tenant_id, created_at, expires_at, used_at, revoked_at"
@@ -33,9 +34,6 @@ class Owner:
     email: str
 
 
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
 
 async def create_invite(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: int,
                         created_by: int | None, now: dt.datetime) -> tuple[Invite, str]:
@@ -43,7 +41,7 @@ async def create_invite(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: int,
     row = await conn.fetchrow(
         f"""INSERT INTO invites (tenant_id, token_hash, created_by, created_at, expires_at)
             VALUES ($1, $2, $3, $4, $4::timestamptz + $5::interval) RETURNING {COLUMNS}""",
-        tenant_id, _digest(token), created_by, now, INVITE_LIFETIME,
+        tenant_id, digest(token), created_by, now, INVITE_LIFETIME,
     )
     return Invite(**row), token
 
@@ -63,7 +61,7 @@ async def open_invite(conn: asyncpg.Connection | asyncpg.Pool, token: str,
         f"""SELECT {COLUMNS} FROM invites
             WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL
               AND expires_at > $2""",
-        _digest(token), now,
+        digest(token), now,
     )
     return Invite(**row) if row else None
 
@@ -76,7 +74,7 @@ async def take_invite(conn: asyncpg.Connection, token: str, user_id: int,
         """UPDATE invites SET used_at = $3, used_by = $2
            WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3
            RETURNING tenant_id""",
-        _digest(token), user_id, now,
+        digest(token), user_id, now,
     )
     if tenant_id is not None:
         await conn.execute(

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import secrets
 from dataclasses import dataclass
 
 import asyncpg
 
+from app.accounts.hashed import digest
 from app.accounts.throttle import LoginThrottle
 from app.accounts.users import User, check_password_of, find_account
 
@@ -22,9 +22,6 @@ class SessionUser:
     user_id: int
     tenant_ids: frozenset[int]
 
-
-def _digest(session_id: str) -> bytes:
-    return hashlib.sha256(session_id.encode()).digest()
 
 
 async def start_session(conn: asyncpg.Connection | asyncpg.Pool, user_id: int,
@@ -41,14 +38,14 @@ async def start_session(conn: asyncpg.Connection | asyncpg.Pool, user_id: int,
            )
            INSERT INTO sessions (id_hash, user_id, created_at, expires_at)
            VALUES ($1, $2, $3, $3::timestamptz + $5::interval)""",
-        _digest(session_id), user_id, now,
-        _digest(replaces) if replaces else b"", SESSION_LIFETIME,
+        digest(session_id), user_id, now,
+        digest(replaces) if replaces else b"", SESSION_LIFETIME,
     )
     return session_id
 
 
 async def end_session(conn: asyncpg.Connection | asyncpg.Pool, session_id: str) -> None:
-    await conn.execute("DELETE FROM sessions WHERE id_hash = $1", _digest(session_id))
+    await conn.execute("DELETE FROM sessions WHERE id_hash = $1", digest(session_id))
 
 
 async def session_user(conn: asyncpg.Connection | asyncpg.Pool, session_id: str,
@@ -62,7 +59,7 @@ async def session_user(conn: asyncpg.Connection | asyncpg.Pool, session_id: str,
            LEFT JOIN memberships m ON m.user_id = s.user_id
            WHERE s.id_hash = $1 AND s.expires_at > $2
            GROUP BY s.user_id""",
-        _digest(session_id), now,
+        digest(session_id), now,
     )
     if row is None:
         return None

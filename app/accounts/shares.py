@@ -8,11 +8,12 @@ expiring it ends it everywhere at once.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from dataclasses import dataclass
 
 import asyncpg
+
+from app.accounts.hashed import digest
 
 # Share tokens look unlike API tokens (`lat_`), so a bearer header can carry either.
 SHARE_PREFIX = "las_"
@@ -28,9 +29,6 @@ class Share:
     revoked_at: dt.datetime | None
 
 
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
 
 async def create_share(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: int,
                        expires_at: dt.datetime | None = None) -> tuple[Share, str]:
@@ -39,7 +37,7 @@ async def create_share(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: int,
     row = await conn.fetchrow(
         f"""INSERT INTO share_links (tenant_id, token_hash, expires_at) VALUES ($1, $2, $3)
             RETURNING {COLUMNS}""",
-        tenant_id, _digest(token), expires_at,
+        tenant_id, digest(token), expires_at,
     )
     return Share(**row), token
 
@@ -69,6 +67,6 @@ async def verify_share(conn: asyncpg.Connection | asyncpg.Pool, token: str,
         f"""SELECT {COLUMNS} FROM share_links
             WHERE token_hash = $1 AND revoked_at IS NULL
               AND (expires_at IS NULL OR expires_at > $2)""",
-        _digest(token), now,
+        digest(token), now,
     )
     return Share(**row) if row else None

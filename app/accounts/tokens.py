@@ -7,12 +7,12 @@ no tenant) provisions tenants, users and tenant tokens and reads nobody's number
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from dataclasses import dataclass
 
 import asyncpg
 
+from app.accounts.hashed import digest
 from app.accounts.users import AccountError
 
 TOKEN_PREFIX = "lat_"
@@ -51,9 +51,6 @@ def expiry(now: dt.datetime, days: int | None) -> dt.datetime | None:
     return now + dt.timedelta(days=days)
 
 
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
 
 async def create_token(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: int | None,
                        label: str = "", expires_at: dt.datetime | None = None,
@@ -65,7 +62,7 @@ async def create_token(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: int |
         f"""INSERT INTO api_tokens (tenant_id, token_hash, label, expires_at, kind)
             VALUES ($1, $2, $3, $4, $5)
             RETURNING {COLUMNS}""",
-        tenant_id, _digest(plaintext), label, expires_at,
+        tenant_id, digest(plaintext), label, expires_at,
         TENANT if tenant_id is not None else PLATFORM,
     )
     return Token(**row), plaintext
@@ -103,7 +100,7 @@ async def verify_token(conn: asyncpg.Connection | asyncpg.Pool, plaintext: str,
         f"""SELECT {COLUMNS} FROM api_tokens
             WHERE token_hash = $1 AND revoked_at IS NULL
               AND (expires_at IS NULL OR expires_at > $2)""",
-        _digest(plaintext), now,
+        digest(plaintext), now,
     )
     if row is None:
         return None

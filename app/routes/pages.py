@@ -14,7 +14,7 @@ from app.http.errors import APIError
 from app.http.headers import PAGE_CSP, TRACKER_HEADERS
 from app.http.urls import external_url
 from app.services import services
-from realtime.event_types import EVENT_TYPES, LIVE, WEEK
+from realtime.event_types import EVENT_TYPES, LIVE_LABELS, WEEK
 from rollups.dimensions import DIMENSIONS
 from rollups.periods import PERIOD_LABELS
 
@@ -71,7 +71,7 @@ async def tenant_dashboard(tenant_id: int) -> str:
         tenant=tenant,
         snippet=snippet(tenant_id),
         landing_url=landing_url(tenant_id),
-        live_stats=[(t.live, t.label) for t in LIVE],
+        live_stats=LIVE_LABELS,
         week_stats=[(t.counter, t.label) for t in WEEK],
         event_labels={t.name: t.event_label for t in EVENT_TYPES},
         breakdown_cards=[(d.name, d.label) for d in DIMENSIONS],

@@ -23,7 +23,7 @@ from app.http.errors import APIError, document_errors, store_call
 from app.http.headers import PAGE_CSP
 from app.http.urls import external_url
 from app.services import services
-from realtime.event_types import LIVE
+from realtime.event_types import LIVE_LABELS
 
 blueprint = Blueprint("shares", __name__)
 
@@ -124,7 +124,7 @@ async def shared_page(token: str) -> Response:
         tenant = await require_tenant(services().pool, share.tenant_id)
     page = await render_template(
         "shared.html", tenant=tenant, token=token,
-        live_stats=[(t.live, t.label) for t in LIVE],
+        live_stats=LIVE_LABELS,
     )
     return Response(page, content_type="text/html", headers={
         "Content-Security-Policy": PAGE_CSP,

@@ -16,10 +16,12 @@ from tests.support.browser import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
+    DESKTOP,
     DESKTOP_UA,
     Server,
     Shop,
     chromium_available,
+    owner_dashboard,
 )
 from tests.support.servers import ROOT, env_for, free_port, wait_ready
 
@@ -93,3 +95,10 @@ async def context(browser):
     await context.route("https://api.whatsapp.com/**", lambda route: route.abort())
     yield context
     await context.close()
+
+
+@pytest.fixture
+async def dashboard(server, browser, owner, tenant):
+    """A logged-in owner's browser on the tenant's dashboard page at desktop width."""
+    async with owner_dashboard(server, browser, owner, tenant, DESKTOP) as page:
+        yield page

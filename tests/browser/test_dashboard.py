@@ -16,25 +16,6 @@ HOSTILE_REFERRER = '<script>window.__pwned = 1</script><img src="x" onerror="win
 HOSTILE_AGENT = "Mozilla/5.0 <b id=agent-bold>bold</b> Chrome/156.0"
 
 
-@pytest.fixture
-async def dashboard(server, browser, owner, tenant):
-    """A logged-in owner's browser on the tenant's dashboard page, showing live numbers."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    response = await context.request.post(
-        f"{server.base}/login", data={"email": owner.email, "password": PASSWORD},
-        headers={"Content-Type": "application/json"},
-    )
-    assert response.status == 200, await response.text()
-    page = await context.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(e))
-    await page.goto(f"{server.base}/dashboard/{tenant.id}")
-    await page.locator("#status[data-state=live]").wait_for()
-    yield page
-    assert errors == []
-    await context.close()
-
-
 async def stat(page, name: str) -> str:
     return await page.locator(f'[data-stat="{name}"]').text_content()
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.browser.test_dashboard import dashboard  # noqa: F401 (a fixture)
 from tests.support.browser import ARTIFACTS
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -46,7 +45,7 @@ def rows(page, dimension: str):
     return page.locator(f'.card[data-dimension="{dimension}"] .rows li')
 
 
-async def test_period_picker_cards_and_export(app, server, dashboard, tenant):  # noqa: F811
+async def test_period_picker_cards_and_export(app, server, dashboard, tenant):
     from tests.support.apps import flush
 
     page = dashboard
@@ -84,7 +83,7 @@ async def test_period_picker_cards_and_export(app, server, dashboard, tenant):  
     assert "Instagram,1,1,1" in archive.read("breakdown-source.csv").decode()
 
 
-async def test_more_shows_every_value(app, server, dashboard, tenant):  # noqa: F811
+async def test_more_shows_every_value(app, server, dashboard, tenant):
     from tests.support.apps import flush
 
     page = dashboard
@@ -105,7 +104,7 @@ async def test_more_shows_every_value(app, server, dashboard, tenant):  # noqa: 
 
 
 @pytest.mark.parametrize(("name", "width", "height"), [("phone", 360, 740), ("desktop", 1280, 900)])
-async def test_insights_screenshots_without_sideways_scroll(app, server, dashboard, tenant,  # noqa: F811
+async def test_insights_screenshots_without_sideways_scroll(app, server, dashboard, tenant,
                                                             name, width, height):
     from tests.support.apps import flush
 

@@ -8,28 +8,15 @@ import re
 import httpx
 import pytest
 
-from tests.support.browser import ARTIFACTS
+from tests.support.browser import ARTIFACTS, PHONE, owner_dashboard
 from tests.support.http import PASSWORD
 from tests.support.settings import RUN
-
-PHONE = {"width": 360, "height": 800}
 
 
 @pytest.fixture
 async def owner_page(server, browser, owner, tenant):
-    context = await browser.new_context(viewport=PHONE)
-    response = await context.request.post(
-        f"{server.base}/login", data={"email": owner.email, "password": PASSWORD},
-        headers={"Content-Type": "application/json"})
-    assert response.status == 200
-    page = await context.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(e))
-    await page.goto(f"{server.base}/dashboard/{tenant.id}")
-    await page.locator("#status[data-state=live]").wait_for()
-    yield page
-    assert errors == []
-    await context.close()
+    async with owner_dashboard(server, browser, owner, tenant, PHONE) as page:
+        yield page
 
 
 async def test_owner_makes_a_token_and_a_share_link_that_opens_without_cookies(

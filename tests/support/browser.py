@@ -3,18 +3,20 @@ another origin, and what the server stored."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import orjson
 from redis.asyncio import Redis
 
 from realtime.keys import Keys
+from tests.support.http import PASSWORD
 from tests.support.polling import eventually
 from tests.support.servers import ROOT
 
@@ -111,3 +113,27 @@ async def wait_for_events(redis: Redis, keys: Keys, tenant_id: int,
 
 def types(events: list[Stored]) -> list[str]:
     return [e.type for e in events]
+
+
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 360, "height": 800}
+
+
+@contextlib.asynccontextmanager
+async def owner_dashboard(server, browser, owner, tenant, viewport: dict) -> AsyncIterator:
+    """A logged-in owner's browser on the tenant's dashboard page, showing live numbers; the
+    test fails if the page raised an error meanwhile."""
+    context = await browser.new_context(viewport=viewport)
+    response = await context.request.post(
+        f"{server.base}/login", data={"email": owner.email, "password": PASSWORD},
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status == 200, await response.text()
+    page = await context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(e))
+    await page.goto(f"{server.base}/dashboard/{tenant.id}")
+    await page.locator("#status[data-state=live]").wait_for()
+    yield page
+    assert errors == []
+    await context.close()

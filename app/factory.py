@@ -111,6 +111,9 @@ def create_app(settings: Settings | None = None) -> Quart:
                 await asyncio.wait([refresher], timeout=0.1)
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
+            await svc.ingestor.calls.close()
+            log.info("track batches (events a call: calls): %s",
+                     dict(sorted(svc.ingestor.calls.sizes.items())))
             await svc.close()
 
     return app

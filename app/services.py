@@ -9,10 +9,11 @@ from quart import current_app
 
 from app.accounts.tenants import TenantDirectory
 from app.accounts.throttle import LoginThrottle
-from app.clients import Clients
+from app.clients import Clients, is_cluster
+from realtime.batching import Batcher
 from realtime.bots import warm_up
 from realtime.geo import Countries
-from realtime.ingest import Ingestor
+from realtime.ingest import Ingestor, track_limits
 from realtime.ingest_health import IngestTally
 from realtime.privacy import DailySalts, derive_key
 
@@ -47,11 +48,15 @@ class Services(Clients):
 
 def make_ingestor(clients: Clients) -> Ingestor:
     settings = clients.settings
+    limits = track_limits(settings.rate_limit_per_minute,
+                          settings.rate_limit_per_address_per_minute, settings.stream_max_events)
     return Ingestor(
         clients.keys, DailySalts(clients.redis, clients.keys),
-        derive_key(settings.secret_key, "visitors"), settings.rate_limit_per_minute,
-        settings.rate_limit_per_address_per_minute, settings.stream_max_events,
-        clients.scripts.track, Countries.load(),
+        derive_key(settings.secret_key, "visitors"),
+        Batcher(clients.scripts.track, limits, max_size=settings.track_batch_size,
+                max_in_flight=settings.track_batches_in_flight),
+        per_shard=is_cluster(settings.redis_url),
+        countries=Countries.load(),
     )
 
 

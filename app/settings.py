@@ -124,6 +124,11 @@ class Settings:
     redis_reply_timeout: float = 0.8
     track_deadline: float = 0.9
     track_body_timeout: float = 10.0  # a client trickling its body is cut off
+    # /track's script calls of one process are coalesced (realtime/batching.py): at most
+    # this many events a call, and this many calls on their way at once (per hash slot on
+    # a cluster); the events arriving meanwhile wait for the next call.
+    track_batch_size: int = 64
+    track_batches_in_flight: int = 1
     read_deadline: float = 5.0  # the GET endpoints' whole read
     ready_probe_timeout: float = 1.0  # /readyz, per store
     directory_refresh: float = 60.0  # tenant directory and daily salts, in the background

@@ -1,4 +1,5 @@
-"""The ingestion hot path: one accepted event is one atomic Redis call (scripts/track.lua)."""
+"""The ingestion hot path: each event is checked and counted atomically by scripts/track.lua,
+in one Redis call with the events the process takes in at the same moment (batching.py)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,13 @@ import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from functools import cached_property
 from zoneinfo import ZoneInfo
 
 import orjson
-from redis.commands.core import AsyncScript
 
 from realtime import keys as k
 from realtime import stream
+from realtime.batching import Batcher
 from realtime.days import local_day
 from realtime.event_types import BY_NAME
 from realtime.geo import Countries
@@ -46,23 +46,24 @@ class Sender:
     referrer: str
 
 
+def track_limits(rate_limit: int, client_rate_limit: int, stream_bound: int) -> str:
+    """The first argument of every track.lua call: the limits, formatted once a process.
+    `client_rate_limit` 0 is none."""
+    return (f"{rate_limit} {client_rate_limit} {k.RATE_WINDOW_MS} {stream_bound} "
+            f"{k.DAY_TTL_SECONDS} {k.TOTALS_TTL_SECONDS} {k.MINUTE_TTL_SECONDS} "
+            f"{k.HEALTH_TTL_SECONDS}")
+
+
 @dataclass(frozen=True)
 class Ingestor:
     keys: k.Keys
     salts: DailySalts
     visitor_key: bytes
-    rate_limit: int
-    client_rate_limit: int  # 0: none
-    stream_bound: int
-    script: AsyncScript
+    calls: Batcher  # of track.lua, with track_limits(...) as its shared argument
+    # A cluster runs one script call per hash slot, so only a shard's events share one;
+    # a single Redis takes every shard's in one.
+    per_shard: bool
     countries: Countries = field(default_factory=Countries)
-
-    @cached_property
-    def limits(self) -> str:
-        """The script's fixed limits, formatted once per process rather than per event."""
-        return (f"{self.rate_limit} {self.client_rate_limit} {k.RATE_WINDOW_MS} "
-                f"{self.stream_bound} {k.DAY_TTL_SECONDS} {k.TOTALS_TTL_SECONDS} "
-                f"{k.MINUTE_TTL_SECONDS}")
 
     async def ingest(self, event: TrackRequest, metadata: bytes, sender: Sender,
                      timezone: ZoneInfo, now: float) -> Result:
@@ -89,8 +90,9 @@ class Ingestor:
             sender.referrer[:MAX_REFERRER], address_hash,
             self.countries.country(sender.address),
         ))
-        reply = await self.script(
-            keys=[
+        reply = await self.calls.call(
+            shard if self.per_shard else 0,
+            [
                 self.keys.rate(tenant),
                 self.keys.pending_counters(tenant, day),
                 self.keys.totals(tenant, day),
@@ -100,11 +102,11 @@ class Ingestor:
                 self.keys.dirty(shard),
                 self.keys.day_leads(tenant, day),
                 self.keys.address_rate(tenant, client_hash),
+                self.keys.ingest_health(tenant, minute),
             ],
-            args=[
-                now_ms, self.limits, kind.counter, time_ms, visitor,
-                k.dirty_member(tenant, day), self.keys.channel(tenant), entry,
-                "1" if kind.lead else "",
+            [
+                now_ms, kind.counter, time_ms, visitor, k.dirty_member(tenant, day),
+                self.keys.channel(tenant), entry, "1" if kind.lead else "",
             ],
         )
         if reply[0] == 1:

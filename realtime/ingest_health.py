@@ -1,9 +1,11 @@
 """Ingest health: what became of each tenant's events, per minute, for the last hour.
 
-`/track` answers are counted in process (`IngestTally.add`, a dict update: an accepted event
-costs no Redis round trip) and added to Redis by `flush`, every second or so and at
-shutdown: one pipelined HINCRBY per tenant, minute and outcome, and an EXPIRE per hash. Each
-web process adds its own counts, so the hashes hold the sum over processes.
+Accepted and rate-limited events are counted by the script that decides them
+(scripts/track.lua), in the same call. The outcomes that never reach Redis (a crawler's
+event, an invalid body) are counted in process (`IngestTally.add`, a dict update) and added
+to Redis by `flush`, every second or so and at shutdown: one pipelined HINCRBY per tenant,
+minute and outcome, and an EXPIRE per hash. Each web process adds its own counts, so the
+hashes hold the sum over processes and the script.
 """
 
 from __future__ import annotations

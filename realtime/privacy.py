@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -39,17 +40,31 @@ def client_address(remote_addr: str | None, forwarded_for: str | Sequence[str] |
     if trusted_hops > 0 and forwarded_for:
         hops = [part.strip() for part in ",".join(forwarded_for).split(",")]
         if len(hops) >= trusted_hops:
-            candidate = hops[-trusted_hops]
             try:
-                return str(ipaddress.ip_address(candidate))
+                return canonical_address(hops[-trusted_hops])
             except ValueError:
                 pass
     return remote_addr or ""
 
 
+def canonical_address(text: str) -> str:
+    """The address in its one written form, or ValueError. A dotted quad, by far the most
+    common, is checked by the C library (which refuses leading zeros and short forms, as
+    `ipaddress` does) rather than parsed into an object."""
+    if ":" not in text:
+        try:
+            socket.inet_pton(socket.AF_INET, text)
+        except OSError:
+            raise ValueError(f"not an address: {text!r}") from None
+        return text
+    return str(ipaddress.ip_address(text))
+
+
 def client_name(address: str) -> str:
     """What counts as one client for limits: an IPv4 address, or an IPv6 /64, the block one
     subscriber (or one attacker) usually holds whole."""
+    if ":" not in address:  # IPv4 (client_address gives it in its one form), or not an IP
+        return address
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -139,8 +139,8 @@ async def accept_event(svc: Services, delivery: Delivery) -> str | None:
     except STORE_FAILURES as error:
         raise store_failure(error, writing=True) from None
 
+    # Accepted and rate-limited events were counted for ingest health by the script.
     if result.outcome is Outcome.RATE_LIMITED:
-        svc.ingest_health.add(event.tenant_id, "rate_limited", now)
         raise APIError(
             429,
             f"tenant {event.tenant_id} sent more than {svc.settings.rate_limit_per_minute} "
@@ -148,7 +148,6 @@ async def accept_event(svc: Services, delivery: Delivery) -> str | None:
             headers={"Retry-After": str(result.retry_after)},
         )
     if result.outcome is Outcome.CLIENT_LIMITED:
-        svc.ingest_health.add(event.tenant_id, "rate_limited", now)
         raise APIError(
             429,
             f"this address sent tenant {event.tenant_id} more than "
@@ -158,7 +157,6 @@ async def accept_event(svc: Services, delivery: Delivery) -> str | None:
         )
     if result.outcome is Outcome.BUFFER_FULL:
         raise APIError(503, "the event buffer is full, try again later")
-    svc.ingest_health.add(event.tenant_id, "accepted", now)
     return None
 
 

@@ -57,14 +57,21 @@ def _minute(now: float) -> str:
 
 
 async def test_counts_reach_redis_without_a_read(settings, tenant, redis, keys):
-    """The background flush adds the in-process counts to Redis on its own."""
+    """An accepted event is counted by the script that accepts it; what never reaches Redis
+    (a crawler's event) is added by the background flush of the in-process counts."""
     async with serving_app(settings, ingest_health_flush=0.05) as app:
+        from tests.support.apps import pin_clock
+
+        clock = pin_clock(app)
+        clock.now = clock.now - clock.now % 60 + 30  # mid-minute: one key for both counts
         client = app.test_client()
-        now = app.extensions["analytics"].clock()
+        key = keys.ingest_health(tenant.id, int(clock.now // 60))
         assert (await track(client, tenant.id)).status_code == 200
-        key = keys.ingest_health(tenant.id, int(now // 60))
+        assert int(await redis.hget(key, "accepted")) == 1  # no flush needed
+        assert 0 < await redis.ttl(key) <= 3600 + 300
+        assert (await track(client, tenant.id, headers=BOT)).status_code == 200
         async with asyncio.timeout(10):
-            while await redis.hget(key, "accepted") is None:
+            while await redis.hget(key, "bot") is None:
                 await asyncio.sleep(0.05)
         assert 0 < await redis.ttl(key) <= 3600 + 300
 

@@ -1,0 +1,115 @@
+"""Micro-batching of the /track script calls of one process.
+
+The events a worker accepts in the same moment go to Redis together: one `track.lua` call
+over the batch (per hash slot group on a cluster), each caller still awaiting its own
+reply. A batch leaves when the event loop has run every task that was ready (so a lone
+event waits for nothing), or at once when it reaches `max_size`; while `max_in_flight`
+batches are on their way, new events gather for the next one. What a batch costs in
+redis-py (pool checkout, packing, a round trip) and in Redis (one script call) is paid
+once for all its events.
+
+A caller that gives up (its deadline) before its batch leaves is left out of it; one that
+gives up after may still have been recorded, as with any write whose reply is late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+from redis.commands.core import AsyncScript
+
+
+@dataclass(slots=True)
+class _Call:
+    keys: Sequence[str]
+    args: Sequence[str | int]
+    reply: asyncio.Future
+
+
+@dataclass
+class _Group:
+    waiting: list[_Call] = field(default_factory=list)
+    in_flight: int = 0
+    scheduled: bool = False
+
+
+class Batcher:
+    """Coalesces calls of one script whose first argument (`shared`) is the same for all;
+    each call gives its own keys and arguments and gets its own reply.
+
+    Calls in one group (`group`) may share a script call: on a cluster a group is a hash
+    slot, on a single Redis everything may be one group.
+    """
+
+    def __init__(self, script: AsyncScript, shared: str, *, max_size: int = 64,
+                 max_in_flight: int = 2) -> None:
+        self.script = script
+        self.shared = shared
+        self.max_size = max_size
+        self.max_in_flight = max_in_flight
+        self.groups: dict[Hashable, _Group] = {}
+        self.sizes: Counter[int] = Counter()  # batch size -> how many batches left
+        self._tasks: set[asyncio.Task] = set()
+
+    async def call(self, group: Hashable, keys: Sequence[str], args: Sequence[str | int]):
+        loop = asyncio.get_running_loop()
+        state = self.groups.get(group)
+        if state is None:
+            state = self.groups[group] = _Group()
+        call = _Call(keys, args, loop.create_future())
+        state.waiting.append(call)
+        if len(state.waiting) >= self.max_size and state.in_flight < self.max_in_flight:
+            self._send(state)
+        elif not state.scheduled:
+            state.scheduled = True
+            loop.call_soon(self._ready, state)
+        return await call.reply
+
+    def _ready(self, state: _Group) -> None:
+        state.scheduled = False
+        if state.in_flight < self.max_in_flight:
+            self._send(state)
+
+    def _send(self, state: _Group) -> None:
+        batch, state.waiting = state.waiting[:self.max_size], state.waiting[self.max_size:]
+        batch = [call for call in batch if not call.reply.done()]  # its caller gave up
+        if not batch:
+            return
+        state.in_flight += 1
+        self.sizes[len(batch)] += 1
+        task = asyncio.get_running_loop().create_task(self._run(state, batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, state: _Group, batch: list[_Call]) -> None:
+        try:
+            keys: list[str] = []
+            args: list[str | int] = [self.shared]
+            for call in batch:
+                keys.extend(call.keys)
+                args.extend(call.args)
+            replies = await self.script(keys=keys, args=args)
+        except Exception as error:
+            for call in batch:
+                if not call.reply.done():
+                    call.reply.set_exception(error)
+        except BaseException:  # cancelled: the process is stopping
+            for call in batch:
+                call.reply.cancel()
+            raise
+        else:
+            for call, reply in zip(batch, replies, strict=True):
+                if not call.reply.done():
+                    call.reply.set_result(reply)
+        finally:
+            state.in_flight -= 1
+            if state.waiting and not state.scheduled:
+                self._send(state)
+
+    async def close(self) -> None:
+        """Waits for the batches on their way (a process stopping answers its callers)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,100 @@
+"""/track's script calls are coalesced per process (realtime/batching.py): events that arrive
+together share one Redis call, each still gets its own answer, and a caller that gave up
+before its batch left is not recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+
+import pytest
+
+from realtime.event_types import COUNTER_OF
+from realtime.ingest import Sender
+from realtime.validation import TrackRequest
+from tests.support.apps import pin_clock, serving_app
+from tests.support.http import new_address, track
+from tests.support.servers import RedisServer
+
+
+async def test_events_sent_together_share_calls_and_each_gets_its_own_answer(
+        settings, tenant, redis, keys):
+    async with serving_app(settings, rate_limit_per_address_per_minute=3) as app:
+        svc = app.extensions["analytics"]
+        clock = pin_clock(app)
+        clock.now = clock.now - clock.now % 60 + 30  # mid-minute: one ingest health hash
+        client = app.test_client()
+        crowded = new_address()
+        sends = ([track(client, tenant.id, "pageview", address=crowded) for _ in range(8)]
+                 + [track(client, tenant.id, "click_whatsapp", address=new_address())
+                    for _ in range(5)]
+                 + [track(client, tenant.id, "click_call", address=new_address())
+                    for _ in range(3)])
+        responses = await asyncio.gather(*sends)
+        statuses = [r.status_code for r in responses]
+
+        # The crowded address: 3 accepted, the rest refused with its own 429 and message.
+        assert sorted(statuses[:8]) == [200] * 3 + [429] * 5
+        for response in responses[:8]:
+            if response.status_code == 429:
+                assert "per address" in (await response.get_json())["error"]
+        assert statuses[8:] == [200] * 8
+        # 16 events went out in fewer calls than events.
+        sizes = svc.ingestor.calls.sizes
+        assert sum(size * n for size, n in sizes.items()) == 16
+        assert sum(sizes.values()) < 16
+        assert max(sizes) > 1
+
+        # Each accepted event was counted as itself, not as another of its batch.
+        day = dt.datetime.fromtimestamp(svc.clock(), dt.UTC).date()
+        totals = await redis.hgetall(keys.totals(tenant.id, day))
+        assert int(totals[b"events"]) == 11
+        assert int(totals[COUNTER_OF["pageview"].encode()]) == 3
+        assert int(totals[COUNTER_OF["click_whatsapp"].encode()]) == 5
+        assert int(totals[COUNTER_OF["click_call"].encode()]) == 3
+        assert await redis.xlen(keys.events(keys.shard_of(tenant.id))) == 11
+        health = await redis.hgetall(keys.ingest_health(tenant.id, int(svc.clock() // 60)))
+        assert health == {b"accepted": b"11", b"rate_limited": b"5"}
+
+
+@pytest.fixture
+def own_redis():
+    server = RedisServer().start()
+    yield server
+    server.close()
+
+
+async def test_a_caller_that_gives_up_before_its_batch_leaves_is_not_recorded(
+        settings, database, pool, own_redis):
+    from app.accounts.tenants import create_tenant
+
+    tenant = await create_tenant(pool, "Patient", "UTC")
+    async with serving_app(settings, redis_url=own_redis.url, track_batches_in_flight=1,
+                           redis_reply_timeout=5) as app:
+        svc = app.extensions["analytics"]
+        event = TrackRequest(tenant_id=tenant.id, event_type="pageview")
+
+        async def ingest():
+            sender = Sender(new_address(), "Mozilla/5.0", "")
+            return await svc.ingestor.ingest(event, b"{}", sender, dt.UTC, svc.clock())
+
+        await svc.salts.for_time(svc.clock())  # the day's salt: no Redis call in what follows
+        os.kill(own_redis.process.pid, signal.SIGSTOP)  # replies wait until SIGCONT
+        try:
+            first = asyncio.create_task(ingest())  # its batch leaves, and waits
+            await asyncio.sleep(0.1)
+            with pytest.raises(TimeoutError):  # waits behind the one batch allowed in flight
+                async with asyncio.timeout(0.3):
+                    await ingest()
+        finally:
+            os.kill(own_redis.process.pid, signal.SIGCONT)
+        assert (await first).outcome.value == "accepted"
+        later = await ingest()
+        assert later.outcome.value == "accepted"
+
+        day = dt.datetime.fromtimestamp(svc.clock(), dt.UTC).date()
+        totals = await svc.redis.hgetall(svc.keys.totals(tenant.id, day))
+        assert int(totals[b"events"]) == 2  # the first and the later one; not the one given up
+        assert svc.ingestor.calls.sizes == {1: 2}

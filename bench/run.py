@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 
+from bench.batches import measure as batches_at
 from bench.flush import RoundTrips, one_round
 from bench.live_load import measure as live_under_load
 from bench.stack import (
@@ -144,8 +145,18 @@ async def main() -> None:
             name: {group: round(10_000 * pct / ingest[name]["rps"])
                    for group, pct in meter.report().items()}
             for name, meter in meters.items()}
+        # Whole-system CPU per accepted event: the web workers, Redis, scheduler, Postgres.
+        ingest["cpu_us_per_event_whole_system"] = sum(
+            ingest["cpu_us_per_request"]["track"].values())
         results["ingest_c32"] = ingest
         print(json.dumps({"ingest_c32": ingest}), flush=True)
+
+        # How /track's micro-batches come out, and a flame summary of the workers behind them.
+        results["batches"] = [batches_at(stack, wrk, connections, args.duration,
+                                         profile=connections > 1)
+                              for connections in (32, 1)]
+        print(json.dumps({"batches": [{"connections": b["connections"], **b["batches"]}
+                                      for b in results["batches"]]}), flush=True)
 
         sweep = []
         for connections in (1, 4, 16, 32, 64):

@@ -159,6 +159,7 @@ class Stack:
             wait_for_port(port, timeout=30)
 
     async def setup(self, tenants: int, bare: bool = True) -> None:
+        self.tenants = tenants
         self.analytics("migrate")
         conn = await asyncpg.connect(self.env["DATABASE_URL"])
         await conn.execute(

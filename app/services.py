@@ -53,7 +53,8 @@ def make_ingestor(clients: Clients) -> Ingestor:
     return Ingestor(
         clients.keys, DailySalts(clients.redis, clients.keys),
         derive_key(settings.secret_key, "visitors"),
-        Batcher(clients.scripts.track, limits, max_size=settings.track_batch_size,
+        Batcher(clients.scripts.track, limits, timeout=settings.track_deadline,
+                max_size=settings.track_batch_size,
                 max_in_flight=settings.track_batches_in_flight),
         per_shard=is_cluster(settings.redis_url),
         countries=Countries.load(),

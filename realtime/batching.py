@@ -8,14 +8,16 @@ batches are on their way, new events gather for the next one. What a batch costs
 redis-py (pool checkout, packing, a round trip) and in Redis (one script call) is paid
 once for all its events.
 
-A caller that gives up (its deadline) before its batch leaves is left out of it; one that
-gives up after may still have been recorded, as with any write whose reply is late.
+Each call has a deadline (by default `timeout` after it was made): past it, its caller gets
+TimeoutError whether the call still waited for its batch (it is then left out of it) or
+its batch was on its way (it may then still be recorded, as with any write whose reply is
+late). One timer a group keeps the deadlines, not one a call.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +29,7 @@ class _Call:
     keys: Sequence[str]
     args: Sequence[str | int]
     reply: asyncio.Future
+    deadline: float  # on the loop's clock
 
 
 @dataclass
@@ -34,6 +37,9 @@ class _Group:
     waiting: list[_Call] = field(default_factory=list)
     in_flight: int = 0
     scheduled: bool = False
+    # Every call not known to be answered, oldest (earliest deadline) first.
+    unanswered: deque[_Call] = field(default_factory=deque)
+    watchdog: asyncio.TimerHandle | None = None
 
 
 class Batcher:
@@ -44,29 +50,49 @@ class Batcher:
     slot, on a single Redis everything may be one group.
     """
 
-    def __init__(self, script: AsyncScript, shared: str, *, max_size: int = 64,
-                 max_in_flight: int = 2) -> None:
+    def __init__(self, script: AsyncScript, shared: str, *, timeout: float,
+                 max_size: int = 64, max_in_flight: int = 1) -> None:
         self.script = script
         self.shared = shared
+        self.timeout = timeout
         self.max_size = max_size
         self.max_in_flight = max_in_flight
         self.groups: dict[Hashable, _Group] = {}
         self.sizes: Counter[int] = Counter()  # batch size -> how many batches left
         self._tasks: set[asyncio.Task] = set()
 
-    async def call(self, group: Hashable, keys: Sequence[str], args: Sequence[str | int]):
+    async def call(self, group: Hashable, keys: Sequence[str], args: Sequence[str | int],
+                   deadline: float | None = None):
+        """The script's reply for these keys and arguments; TimeoutError past `deadline`
+        (on the loop's clock; `timeout` from now if None)."""
         loop = asyncio.get_running_loop()
         state = self.groups.get(group)
         if state is None:
             state = self.groups[group] = _Group()
-        call = _Call(keys, args, loop.create_future())
+        if deadline is None:
+            deadline = loop.time() + self.timeout
+        call = _Call(keys, args, loop.create_future(), deadline)
         state.waiting.append(call)
+        state.unanswered.append(call)
+        if state.watchdog is None:
+            state.watchdog = loop.call_at(deadline, self._expire, state)
         if len(state.waiting) >= self.max_size and state.in_flight < self.max_in_flight:
             self._send(state)
         elif not state.scheduled:
             state.scheduled = True
             loop.call_soon(self._ready, state)
         return await call.reply
+
+    def _expire(self, state: _Group) -> None:
+        """Fails the calls whose deadline passed; sets the timer for the next one."""
+        loop = asyncio.get_running_loop()
+        now, unanswered = loop.time(), state.unanswered
+        while unanswered and (unanswered[0].reply.done() or unanswered[0].deadline <= now):
+            call = unanswered.popleft()
+            if not call.reply.done():
+                call.reply.set_exception(TimeoutError())
+        state.watchdog = (loop.call_at(unanswered[0].deadline, self._expire, state)
+                          if unanswered else None)
 
     def _ready(self, state: _Group) -> None:
         state.scheduled = False
@@ -113,3 +139,7 @@ class Batcher:
         """Waits for the batches on their way (a process stopping answers its callers)."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        for state in self.groups.values():
+            if state.watchdog is not None:
+                state.watchdog.cancel()
+                state.watchdog = None

@@ -3,6 +3,7 @@ in one Redis call with the events the process takes in at the same moment (batch
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -67,12 +68,19 @@ class Ingestor:
 
     async def ingest(self, event: TrackRequest, metadata: bytes, sender: Sender,
                      timezone: ZoneInfo, now: float) -> Result:
+        """Raises TimeoutError past the batcher's timeout (the event may still be recorded),
+        or what Redis raised."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.calls.timeout
+        salt = self.salts.cached(now)
+        if salt is None:  # the process's first event, or the day's: one Redis call
+            async with asyncio.timeout_at(deadline):
+                salt = await self.salts.for_time(now)
         tenant = event.tenant_id
         kind = BY_NAME[event.event_type]
         day = local_day(now, timezone)
         minute = int(now // 60)
         now_ms = int(now * 1000)
-        salt = await self.salts.for_time(now)
         user_agent = sender.user_agent[:MAX_USER_AGENT]
         visitor = visitor_hash(self.visitor_key, tenant, sender.address, user_agent)
         time_ms = ""
@@ -108,6 +116,7 @@ class Ingestor:
                 now_ms, kind.counter, time_ms, visitor, k.dirty_member(tenant, day),
                 self.keys.channel(tenant), entry, "1" if kind.lead else "",
             ],
+            deadline,
         )
         if reply[0] == 1:
             return Result(Outcome.ACCEPTED)

@@ -4,7 +4,9 @@ failing store raises through them."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -15,12 +17,14 @@ from redis.asyncio import BlockingConnectionPool, Connection, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry  # the sync Retry never retries an async call
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from app.settings import Settings
 from realtime.keys import Keys
 from realtime.scripts import Scripts
+
+log = logging.getLogger(__name__)
 
 # What a store that is down, slow or refusing raises through these clients. Every caller
 # that turns a store failure into an answer (a 503, a CLI message, a log line) catches these.
@@ -90,6 +94,21 @@ def make_redis(url: str, timeout: float, read_timeout: float | None = None,
     return Redis.from_pool(pool)
 
 
+async def warmed(redis: Redis | RedisCluster, timeout: float) -> Redis | RedisCluster:
+    """The client, and a cluster client that has learnt the cluster's slots: in redis-py
+    8.1, commands that run at once on a cold cluster client close each other's connections
+    while it discovers the cluster ("Connection closed by server", a writer gone None), so a
+    process's first burst of events would meet 503s and 500s. Best-effort: a cluster that is
+    down now is discovered at first use, as before."""
+    if isinstance(redis, RedisCluster):
+        try:
+            async with asyncio.timeout(timeout):
+                await redis.initialize()
+        except (*STORE_ERRORS, RedisClusterException) as error:
+            log.warning("Redis Cluster not reached at start: %s", type(error).__name__)
+    return redis
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Release without asyncpg's session reset (an open transaction is still rolled back)."""
 
@@ -121,11 +140,15 @@ class Clients:
         """The web's clients answer or fail within a second; the scheduler's and the CLI's
         (`web=False`) may wait."""
         if web:
-            redis = make_redis(settings.redis_url, timeout=settings.redis_connect_timeout,
-                               read_timeout=settings.redis_reply_timeout)
+            redis = await warmed(
+                make_redis(settings.redis_url, timeout=settings.redis_connect_timeout,
+                           read_timeout=settings.redis_reply_timeout),
+                settings.redis_connect_timeout)
             pool = await make_pool(settings.database_url, reset_sessions=False)
         else:
-            redis = make_redis(settings.redis_url, timeout=settings.jobs_redis_timeout)
+            redis = await warmed(make_redis(settings.redis_url,
+                                            timeout=settings.jobs_redis_timeout),
+                                 settings.jobs_redis_timeout)
             pool = await make_pool(settings.database_url, max_size=4)
         return cls(settings=settings, keys=Keys(settings.key_prefix), redis=redis, pool=pool,
                    scripts=Scripts.load(redis))

@@ -57,6 +57,9 @@ class Mutant:
     find: str
     replace: str
     tests: tuple[str, ...]
+    # What the tests' environment adds, e.g. {TEST_REDIS = "cluster"} for a bug that only a
+    # Redis Cluster shows (the run then starts a local cluster of its own).
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,8 @@ def load(path: Path = LIST) -> list[Mutant]:
         if not entry["find"] or not entry["tests"]:
             raise SystemExit(f"{path.name}: mutant {entry['id']} needs a `find` and tests")
         mutants.append(Mutant(entry["id"], entry["what"], entry["file"], entry["find"],
-                              entry["replace"], tuple(entry["tests"])))
+                              entry["replace"], tuple(entry["tests"]),
+                              tuple(sorted(entry.get("env", {}).items()))))
     ids = [m.id for m in mutants]
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:
@@ -174,7 +178,8 @@ def run_mutant(scratch: Path, env: dict[str, str], mutant: Mutant, timeout: floa
         return Outcome(mutant.id, len(mutant.tests), "stale", 0.0,
                        f"`find` occurs {count} times in {mutant.file}, not once")
     try:
-        result, detail = pytest(scratch, env, mutant.tests, timeout, scratch / "mutant.xml")
+        result, detail = pytest(scratch, {**env, **dict(mutant.env)}, mutant.tests, timeout,
+                                scratch / "mutant.xml")
     finally:
         path.write_text(original)
     seconds = time.monotonic() - started

@@ -41,7 +41,7 @@ from collections.abc import AsyncIterator
 import orjson
 from quart import Blueprint, Quart, current_app, websocket
 
-from app.clients import make_redis
+from app.clients import make_redis, warmed
 from app.http.auth import authorize
 from app.http.errors import APIError
 from app.http.tenancy import tenant_zone
@@ -158,7 +158,8 @@ async def serving(app: Quart, svc: Services) -> AsyncIterator[Broadcaster]:
     settings = svc.settings
     # Its commands are reads, so one retry is safe; it spares a 503 on the first use of a
     # pooled connection that died with a Redis restart.
-    redis = make_redis(settings.redis_url, timeout=settings.live_redis_timeout, retries=1)
+    redis = await warmed(make_redis(settings.redis_url, timeout=settings.live_redis_timeout,
+                                    retries=1), settings.live_redis_timeout)
     # The lambda reads svc.clock at each call, so tests that pin the clock pin this too.
     hub = Broadcaster(
         redis, Scripts.load(redis).live_snapshot, svc.keys, clock=lambda: svc.clock(),

@@ -108,3 +108,14 @@ async def test_callers_get_their_answer_at_the_deadline_and_those_never_sent_sta
         totals = await svc.redis.hgetall(svc.keys.totals(tenant.id, day))
         assert int(totals[b"events"]) == 2  # the one on its way and the later one
         assert svc.ingestor.calls.sizes == {1: 2}
+
+
+async def test_a_fresh_process_takes_a_burst_of_first_events(settings, tenant):
+    """A process's very first events arrive at once (on a Redis Cluster its client has just
+    been made: see app.clients.warmed)."""
+    for _ in range(5):
+        async with serving_app(settings) as app:
+            client = app.test_client()
+            responses = await asyncio.gather(*[track(client, tenant.id, address=new_address())
+                                               for _ in range(20)])
+            assert [r.status_code for r in responses] == [200] * 20

@@ -2,9 +2,9 @@
 
 The events a worker accepts in the same moment go to Redis together: one `track.lua` call
 over the batch (per hash slot group on a cluster), each caller still awaiting its own
-reply. A batch leaves when the event loop has run every task that was ready (so a lone
-event waits for nothing), or at once when it reaches `max_size`; while `max_in_flight`
-batches are on their way, new events gather for the next one. What a batch costs in
+reply. An event that finds no batch on its way leaves at once (a lone event waits for
+nothing); while `max_in_flight` batches are on their way, new events gather for the next
+one, which leaves when one of them is back, or when it reaches `max_size`. What a batch costs in
 redis-py (pool checkout, packing, a round trip) and in Redis (one script call) is paid
 once for all its events.
 
@@ -76,7 +76,10 @@ class Batcher:
         state.unanswered.append(call)
         if state.watchdog is None:
             state.watchdog = loop.call_at(deadline, self._expire, state)
-        if len(state.waiting) >= self.max_size and state.in_flight < self.max_in_flight:
+        if state.in_flight < self.max_in_flight and (
+                len(state.waiting) >= self.max_size or not state.in_flight):
+            # Full, or nothing on its way: the Redis connection is idle, so waiting for
+            # company would only add latency (the events arriving meanwhile gather behind).
             self._send(state)
         elif not state.scheduled:
             state.scheduled = True

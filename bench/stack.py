@@ -120,6 +120,8 @@ class Stack:
         self.env = {
             **os.environ,
             "ANALYTICS_ENV": "production",
+            # Required in production; the bench's clients send no Origin it would be held to.
+            "PUBLIC_URL": "https://analytics.example.com",
             "SECRET_KEY": secrets.token_urlsafe(32),
             "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{self.db}",
             "ANALYTICS_KEY_PREFIX": f"bench:{run}:",

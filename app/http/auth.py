@@ -30,7 +30,7 @@ from app.accounts.sessions import session_user
 from app.accounts.shares import SHARE_PREFIX, verify_share
 from app.accounts.tokens import LAST_USED_RESOLUTION, PLATFORM, verify_token
 from app.http.errors import APIError, store_call
-from app.services import services
+from app.services import Services, services
 
 
 @dataclass(frozen=True)
@@ -92,9 +92,8 @@ async def _authenticate(cached_under: tuple[int, bytes] | None) -> Principal | N
     header = _connection().headers.get("Authorization")
     if header is not None:
         # Credentials sent explicitly decide alone: a bad token is not rescued by a cookie.
-        scheme, _, credentials = header.partition(" ")
-        credentials = credentials.strip()
-        if scheme.lower() != "bearer" or not credentials:
+        credentials = bearer_credentials(header)
+        if credentials is None:
             return None
         return await _bearer(credentials, cached_under)
 
@@ -111,22 +110,37 @@ async def _authenticate(cached_under: tuple[int, bytes] | None) -> Principal | N
     return Principal("user", found.user_id, found.tenant_ids)
 
 
+def bearer_credentials(header: str) -> str | None:
+    """The credentials of an `Authorization: Bearer ...` header; None for any other."""
+    scheme, _, credentials = header.partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() != "bearer" or not credentials:
+        return None
+    return credentials
+
+
+def cached_bearer(svc: Services, tenant_id: int, generation: bytes, credentials: str,
+                  now: dt.datetime) -> Principal | None:
+    """The principal of a bearer credential Postgres confirmed under the tenant's current
+    credentials generation, if the process holds it and it still holds; no I/O."""
+    found = svc.credentials.get((tenant_id, digest(credentials)), generation)
+    return found.principal if found is not None and found.holds(now) else None
+
+
 async def _bearer(credentials: str, cached_under: tuple[int, bytes] | None) -> Principal | None:
-    now = _now()
-    cache = services().credentials
+    svc, now = services(), _now()
     if cached_under is not None:
-        tenant_id, generation = cached_under
-        key = (tenant_id, digest(credentials))
-        found = cache.get(key, generation)
-        if found is not None and found.holds(now):
-            return found.principal
+        found = cached_bearer(svc, *cached_under, credentials, now)
+        if found is not None:
+            return found
     verified = await _verify_bearer(credentials, now)
     if verified is None:
         return None
     # Only what the generation covers: a credential of this tenant (not another tenant's
     # token, whose revocation renews that tenant's generation, nor a platform token).
-    if cached_under is not None and verified.principal.tenant_ids == {tenant_id}:
-        cache.put(key, generation, verified)
+    if cached_under is not None and verified.principal.tenant_ids == {cached_under[0]}:
+        tenant_id, generation = cached_under
+        svc.credentials.put((tenant_id, digest(credentials)), generation, verified)
     return verified.principal
 
 

@@ -11,15 +11,16 @@ day. When Redis cannot tell, every read goes to Postgres, as without the caches.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
-from quart import Response
+from quart import Response, request
 
 from app.clients import STORE_ERRORS
-from app.http.auth import authorize
+from app.http.auth import authorize, cached_bearer
 from app.http.errors import store_call
 from app.http.tenancy import tenant_zone
 from app.services import Services, services
@@ -29,6 +30,8 @@ from realtime.generations import Generations, current, start_missing
 T = TypeVar("T")
 
 _NONE = Generations(None, None)
+# Where the read fast path leaves the generations it read for Quart: one round trip a request.
+GENERATIONS_READ = "analytics.generations"
 
 
 async def read(tenant_id: int, reader: Callable[[Services, ZoneInfo], Awaitable[T]]) -> T:
@@ -47,7 +50,7 @@ async def read_rollups(tenant_id: int, name: str,
     endpoints; `reader` gets the time the day was taken from."""
     svc, generations, timezone = await _open(tenant_id)
     now = svc.clock()
-    key = (name, tenant_id, local_day(now, timezone))
+    key = _answer_key(name, tenant_id, timezone, now)
     if generations.rollups is not None:
         found = svc.rollup_reads.get(key, generations.rollups)
         if found is not None:
@@ -59,18 +62,48 @@ async def read_rollups(tenant_id: int, name: str,
     return answer
 
 
+async def tenant_generations(svc: Services, tenant_id: int) -> Generations | None:
+    """The tenant's generations; None when Redis cannot tell."""
+    try:
+        return await current(svc.redis, svc.keys, tenant_id)
+    except STORE_ERRORS:
+        return None
+
+
+def cached_rollups_answer(svc: Services, tenant_id: int, name: str, credentials: str,
+                          generations: Generations | None) -> bytes | None:
+    """What `read_rollups` would answer to these bearer credentials, when everything it
+    needs is in the process's caches under `generations`, just read; None otherwise. No I/O:
+    the read fast path (app/http/read_fastpath.py) answers with it ahead of Quart."""
+    timezone = svc.tenants.known_zone(tenant_id)
+    if timezone is None or generations is None or None in (generations.rollups,
+                                                           generations.credentials):
+        return None
+    now = svc.clock()
+    principal = cached_bearer(svc, tenant_id, generations.credentials, credentials,
+                              dt.datetime.fromtimestamp(now, dt.UTC))
+    if principal is None or tenant_id not in principal.tenant_ids:
+        return None
+    return svc.rollup_reads.get(_answer_key(name, tenant_id, timezone, now), generations.rollups)
+
+
+def _answer_key(name: str, tenant_id: int, timezone: ZoneInfo, now: float) -> tuple:
+    return name, tenant_id, local_day(now, timezone)
+
+
 async def _open(tenant_id: int) -> tuple[Services, Generations, ZoneInfo]:
     svc = services()
-    # Read before anything it vouches for is read from Postgres (see realtime/generations.py).
-    try:
-        generations = await current(svc.redis, svc.keys, tenant_id)
-    except STORE_ERRORS:
-        generations = _NONE
+    # Read before anything it vouches for is read from Postgres (see realtime/generations.py),
+    # here or by the read fast path, which hands a request it cannot answer on to Quart.
+    if GENERATIONS_READ in request.scope:
+        generations = request.scope[GENERATIONS_READ]
     else:
-        if None in (generations.rollups, generations.credentials):
-            await authorize(tenant_id)
+        generations = await tenant_generations(svc, tenant_id)
+    if generations is None or None in (generations.rollups, generations.credentials):
+        await authorize(tenant_id)
+        if generations is not None:
             await _start_missing(svc, tenant_id, generations)
-            return svc, _NONE, await tenant_zone(svc, tenant_id)
+        return svc, _NONE, await tenant_zone(svc, tenant_id)
     await authorize(tenant_id, generations.credentials)
     return svc, generations, await tenant_zone(svc, tenant_id)
 

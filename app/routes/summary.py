@@ -19,6 +19,11 @@ from rollups.summaries import Summary, Today, summary, today_summary
 
 blueprint = Blueprint("summary", __name__)
 
+# The two answers kept whole in each process, by what follows the tenant id in the path:
+# app/http/read_fastpath.py serves them from there ahead of Quart.
+SUMMARY, TODAY = "summary", "today"
+CACHED_READS = {"": SUMMARY, "/today": TODAY}
+
 SummaryResponse = dataclasses.make_dataclass(
     "SummaryResponse", [("success", bool), ("data", Summary)])
 TodayResponse = dataclasses.make_dataclass(
@@ -36,7 +41,7 @@ async def get_summary(tenant_id: int) -> Response:
         result = await summary(svc.pool, svc.scripts, svc.keys, tenant_id, timezone, now)
         return orjson.dumps({"success": True, "data": dataclasses.asdict(result)})
 
-    return encoded_json_response(await read_rollups(tenant_id, "summary", body))
+    return encoded_json_response(await read_rollups(tenant_id, SUMMARY, body))
 
 
 @blueprint.get("/api/analytics/<int:tenant_id>/today")
@@ -49,4 +54,4 @@ async def get_today(tenant_id: int) -> Response:
         result = await today_summary(svc.pool, tenant_id, timezone, now)
         return orjson.dumps({"success": True, **dataclasses.asdict(result)})
 
-    return encoded_json_response(await read_rollups(tenant_id, "today", body))
+    return encoded_json_response(await read_rollups(tenant_id, TODAY, body))

@@ -181,3 +181,25 @@ async def test_without_redis_reads_go_to_postgres_and_revocations_wait(
         refused = await client.get(f"/api/analytics/{tenant.id}/today",
                                    headers=bearer(plaintext))
         assert refused.status_code == 401
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_an_answer_from_the_caches_is_the_answer_quart_gave(
+        app, client, pool, tenant, monkeypatch, path):
+    """The read fast path (app/http/read_fastpath.py) sends what Quart sent, headers too."""
+    _, plaintext = await create_token(pool, tenant.id)
+    url = f"/api/analytics/{tenant.id}{path}"
+    await client.get(url, headers=bearer(plaintext))  # starts the generations
+    from_quart = await client.get(url, headers=bearer(plaintext))
+    handled = []
+    quart_handles = app.handle_request
+
+    async def counted(request):
+        handled.append(request.path)
+        return await quart_handles(request)
+    monkeypatch.setattr(app, "handle_request", counted)
+    from_cache = await client.get(url, headers=bearer(plaintext))
+    assert handled == []  # Quart never saw it
+    assert from_cache.status_code == from_quart.status_code == 200
+    assert await from_cache.get_data() == await from_quart.get_data()
+    assert sorted(from_cache.headers.items()) == sorted(from_quart.headers.items())

@@ -14,6 +14,7 @@ from app.accounts.shares import create_share
 from app.accounts.tenants import create_tenant
 from app.accounts.tokens import create_token, revoke_token
 from app.clients import STORE_ERRORS, make_redis
+from rollups.rebuild import rebuild
 from tests.support.apps import counting_queries, flush, serving_app
 from tests.support.http import bearer, login, track, visitor
 from tests.support.servers import free_port
@@ -203,3 +204,17 @@ async def test_an_answer_from_the_caches_is_the_answer_quart_gave(
     assert from_cache.status_code == from_quart.status_code == 200
     assert await from_cache.get_data() == await from_quart.get_data()
     assert sorted(from_cache.headers.items()) == sorted(from_quart.headers.items())
+
+
+async def test_a_rebuild_shows_in_the_next_read(app, client, pool, tenant, auth_headers):
+    for n in range(2):
+        assert (await track(client, tenant.id, "qr_scan", headers=visitor(n))).status_code == 200
+    await flush(app)
+    await pool.execute("UPDATE daily_rollups SET qr_scans = 0 WHERE tenant_id = $1", tenant.id)
+    damaged = await warm(client, tenant.id, auth_headers)
+    assert damaged["data"]["qr_scans"] == 0
+    svc = app.extensions["analytics"]
+    today = dt.datetime.fromtimestamp(svc.clock(), dt.UTC).date()
+    await rebuild(svc.redis, svc.pool, svc.keys, svc.scripts, tenant.id, tenant.timezone,
+                  today - dt.timedelta(days=1), "tests")
+    assert (await read(client, tenant.id, auth_headers))["data"]["qr_scans"] == 2

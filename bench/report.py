@@ -134,7 +134,9 @@ def summary_section(reads: dict | None) -> list[str]:
         "(`app/http/reads.py`), which every flush and every revocation renews, and "
         "`app/http/read_fastpath.py` sends them ahead of Quart. A read that misses goes "
         "through Quart, two Postgres queries and, with more than one sketch, the union in "
-        "Redis, as before.",
+        "Redis, as before. Before these caches (b08eeda, the same bench, three runs "
+        "interleaved with runs of the caches on the same machine) every read took that path: "
+        "0.077x, 0.094x and 0.093x of the bare route, p99 165, 145 and 138 ms.",
         "",
     ]
 

@@ -35,7 +35,7 @@ async def warm(client, tenant_id: int, headers: dict, path: str = "") -> dict:
     return await read(client, tenant_id, headers, path)
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", PATHS, ids=["summary", "today"])
 async def test_a_revoked_token_is_refused_by_the_next_read_of_another_process(
         settings, database, redis, pool, tenant, owner, path):
     token, plaintext = await create_token(pool, tenant.id, "reports")
@@ -75,7 +75,7 @@ async def test_a_revoked_share_link_is_refused_by_the_next_read_of_another_proce
         assert refused.status_code == 401
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", PATHS, ids=["summary", "today"])
 async def test_a_flush_in_one_process_shows_in_the_next_read_of_another(
         settings, database, redis, tenant, auth_headers, path):
     async with serving_app(settings) as first, serving_app(settings) as second:
@@ -184,7 +184,7 @@ async def test_without_redis_reads_go_to_postgres_and_revocations_wait(
         assert refused.status_code == 401
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", PATHS, ids=["summary", "today"])
 async def test_an_answer_from_the_caches_is_the_answer_quart_gave(
         app, client, pool, tenant, monkeypatch, path):
     """The read fast path (app/http/read_fastpath.py) sends what Quart sent, headers too."""

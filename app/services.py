@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from quart import current_app
 
@@ -16,6 +16,7 @@ from realtime.geo import Countries
 from realtime.ingest import Ingestor, track_limits
 from realtime.ingest_health import IngestTally
 from realtime.privacy import DailySalts, derive_key
+from rollups.cache import GenerationCache
 
 
 @dataclass(kw_only=True)
@@ -27,6 +28,11 @@ class Services(Clients):
     ingest_health: IngestTally
     # What /readyz last logged about Redis persistence: it logs again only when this changes.
     redis_warnings_logged: tuple[str, ...] = ()
+    # Checked at every use against the tenant's generations (realtime/generations.py): bearer
+    # credentials Postgres confirmed (app/http/auth.py), and answers read from the daily
+    # rollups (app/http/reads.py).
+    credentials: GenerationCache = field(default_factory=GenerationCache)
+    rollup_reads: GenerationCache = field(default_factory=GenerationCache)
 
     @classmethod
     async def start(cls, clients: Clients) -> Services:

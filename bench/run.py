@@ -6,7 +6,8 @@ floor), and then measures, interleaving what is compared, median of the rounds:
 
     ingest   /track over 10,000 tenants and 100,000 visitors vs the bare route, wrk at c=32,
              plus a concurrency sweep for the plot
-    reads    the two GET endpoints at c=16
+    reads    the two GET endpoints at c=16; and GET summary against a bare Quart route that
+             returns the same JSON, interleaved, on a stack of its own (bench/reads.py)
     flush    time and round trips for 1,000 / 10,000 / 100,000 changed tenant-days
     live     500 sockets on 50 tenants while /track runs at half its peak (bench/live_load.py),
              and the worst case of 500 sockets on one tenant (bench/live_latency.py)
@@ -191,6 +192,14 @@ async def main() -> None:
     results["persistence"] = await persistence_cost(wrk, rounds=args.rounds, duration=args.duration,
                                                     tenants=args.tenants)
     print(json.dumps({"persistence": results["persistence"]["median"]}), flush=True)
+
+    # GET summary against the bare route returning the same body, on a stack of its own.
+    from bench.reads import measure as summary_vs_bare
+
+    results["summary_c16"] = await summary_vs_bare(wrk, rounds=args.rounds,
+                                                   duration=args.duration)
+    print(json.dumps({"summary_c16": {k: v for k, v in results["summary_c16"].items()
+                                      if k != "runs"}}), flush=True)
 
     # The worst case, on its own server: 500 dashboards on ONE tenant, events one at a time.
     events = "100" if args.quick else "400"

@@ -120,8 +120,9 @@ class Stack:
         self.env = {
             **os.environ,
             "ANALYTICS_ENV": "production",
+            # Required in production; the bench's clients send no Origin it would be held to.
+            "PUBLIC_URL": "https://analytics.example.com",
             "SECRET_KEY": secrets.token_urlsafe(32),
-            "PUBLIC_URL": "https://analytics.example.com",  # production requires one
             "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{self.db}",
             "ANALYTICS_KEY_PREFIX": f"bench:{run}:",
             "RATE_LIMIT_PER_MINUTE": "1000000000",

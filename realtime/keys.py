@@ -24,6 +24,9 @@ LOGIN_WINDOW_SECONDS = 15 * 60
 # Ingest health is shown for the last hour; a little longer lets the oldest minute be read.
 HEALTH_TTL_SECONDS = 3600 + 5 * 60
 DRAIN_GROUP = "drain"
+# A tenant's generations (realtime/generations.py) outlive any cache entry made from them; an
+# expired one is simply started afresh, which only costs the caches a miss.
+GENERATION_TTL_SECONDS = 8 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,14 @@ class Keys:
     def day_leads(self, tenant_id: int, day: dt.date) -> str:
         """The day's leads: visitors who sent an event of a `lead` type (event_types.py)."""
         return f"{self._tenant(tenant_id)}:d:{day.isoformat()}:leads"
+
+    def rollups_generation(self, tenant_id: int) -> str:
+        """Changes whenever a flush writes the tenant's rollups (realtime/generations.py)."""
+        return f"{self._tenant(tenant_id)}:gen:rollups"
+
+    def credentials_generation(self, tenant_id: int) -> str:
+        """Changes before and after any credential of the tenant is revoked."""
+        return f"{self._tenant(tenant_id)}:gen:credentials"
 
     def minute_visitors(self, tenant_id: int, minute: int) -> str:
         """`minute` counts whole minutes since the epoch."""

@@ -8,6 +8,8 @@ One flush of a shard repeats, until nothing is dirty:
              (merge_sketch.lua): unions are idempotent, so this may run any number of times
     apply    one transaction records the batch id and adds the counters; a batch whose id
              is already recorded adds nothing, because it was applied before a crash
+    renew    the batch's tenants get new rollup generations (realtime/generations.py):
+             every process reads their rollups again at its next read
     reseed   live totals are raised to what is durable plus what is pending
     forget   the batch is deleted (flush_done.lua)
 
@@ -29,6 +31,7 @@ from redis.asyncio import Redis
 
 from realtime import keys as k
 from realtime.event_types import COUNTERS
+from realtime.generations import renew_rollups
 from realtime.scripts import Scripts
 from rollups.faults import Fault, no_fault
 from rollups.locks import Locking, shard_lock
@@ -194,6 +197,7 @@ async def flush_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, fs: Script
             fault("merged")
             totals = await apply(conn, batch_id, batch)
             fault("applied")
+            await renew_rollups(redis, keys, (td.tenant_id for td in batch))
             await reseed(keys, fs, totals)
             fault("reseeded")
             await fs.flush_done(keys=[keys.flush_batch(shard), keys.flush_id(shard)],

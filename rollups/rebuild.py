@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from realtime import keys as k
 from realtime.event_types import COUNTERS, EVENT_TYPES, EVENTS, TIME_MS, TIMED
+from realtime.generations import renew_rollups
 from realtime.scripts import Scripts
 from rollups import breakdowns, drain, flush
 from rollups.locks import Locking, shard_lock
@@ -87,4 +88,5 @@ async def rebuild(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: Scrip
                     await breakdowns.count(conn, chunk, cap=breakdown_cap)
                     chunk = []
             await breakdowns.count(conn, chunk, cap=breakdown_cap)
+    await renew_rollups(redis, keys, [tenant_id])  # every process reads the new numbers
     return len(rows)

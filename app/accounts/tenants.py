@@ -111,6 +111,10 @@ class TenantDirectory:
         """Whether the tenant is in memory now (no look-up)."""
         return tenant_id in self._zones
 
+    def known_zone(self, tenant_id: int) -> ZoneInfo | None:
+        """The tenant's timezone if it is in memory now (no look-up)."""
+        return self._zones.get(tenant_id)
+
     async def timezone(self, tenant_id: int) -> ZoneInfo | None:
         found = self._zones.get(tenant_id)
         if found is not None:

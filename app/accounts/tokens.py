@@ -80,6 +80,11 @@ async def revoke_token(conn: asyncpg.Connection | asyncpg.Pool, token_id: int,
     return status.endswith(" 1")
 
 
+async def token_tenant(conn: asyncpg.Connection | asyncpg.Pool, token_id: int) -> int | None:
+    """The tenant of a tenant token; None for a platform token or no token."""
+    return await conn.fetchval("SELECT tenant_id FROM api_tokens WHERE id = $1", token_id)
+
+
 async def list_tokens(conn: asyncpg.Connection | asyncpg.Pool,
                       tenant_id: int | None) -> list[Token]:
     """A tenant's tokens, or with None the platform tokens."""
@@ -93,8 +98,9 @@ async def list_tokens(conn: asyncpg.Connection | asyncpg.Pool,
 
 async def verify_token(conn: asyncpg.Connection | asyncpg.Pool, plaintext: str,
                        now: dt.datetime | None = None) -> Token | None:
-    """The live token this plaintext is, or None. Read on every request: no cache to outlive
-    a revocation."""
+    """The live token this plaintext is, or None. A process may keep the answer only under the
+    tenant's credentials generation (app/http/auth.py), which every revocation renews
+    (app/accounts/revocation.py): no cache outlives a revocation."""
     now = now or dt.datetime.now(dt.UTC)
     row = await conn.fetchrow(
         f"""SELECT {COLUMNS} FROM api_tokens

@@ -198,10 +198,10 @@ def _token_line(token) -> str:
 
 
 async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> Output:
-    from app.accounts.tokens import revoke_token
+    from app.accounts.revocation import revoke_token_everywhere
 
-    async with database(settings) as conn:
-        if not await revoke_token(conn, args.id):
+    async with opened(settings) as clients:
+        if not await revoke_token_everywhere(clients.pool, clients.redis, clients.keys, args.id):
             raise CommandError(f"token {args.id} does not exist or is already revoked")
     return Output({"id": args.id, "revoked": True}, f"token {args.id} revoked")
 

@@ -15,7 +15,8 @@ from pydantic import Field
 from quart import Blueprint, Response, render_template
 from quart_schema import document_request, document_response, hide, security_scheme
 
-from app.accounts.shares import Share, create_share, list_shares, revoke_share, verify_share
+from app.accounts.revocation import revoke_share_everywhere
+from app.accounts.shares import Share, create_share, list_shares, verify_share
 from app.accounts.tenants import require_tenant
 from app.http.auth import authorize_owner
 from app.http.bodies import MAX_DAYS, JSONConfirm, Revoked, RevokedResponse, iso, json_body, now
@@ -108,7 +109,8 @@ async def delete_share(tenant_id: int, share_id: int) -> dict:
     """End a share link at once: its page answers 404 and open pages lose their numbers."""
     await authorize_owner(tenant_id)
     async with store_call():
-        done = await revoke_share(services().pool, tenant_id, share_id)
+        svc = services()
+        done = await revoke_share_everywhere(svc.pool, svc.redis, svc.keys, tenant_id, share_id)
     if not done:
         raise APIError(404, f"tenant {tenant_id} has no active share link {share_id}")
     return {"success": True, "data": Revoked(share_id, True).__dict__}

@@ -10,7 +10,8 @@ from pydantic import Field, StrictStr
 from quart import Blueprint
 from quart_schema import document_request, document_response, security_scheme
 
-from app.accounts.tokens import MAX_LABEL_CHARS, Token, create_token, list_tokens, revoke_token
+from app.accounts.revocation import revoke_token_everywhere
+from app.accounts.tokens import MAX_LABEL_CHARS, Token, create_token, list_tokens
 from app.http.auth import authorize_owner
 from app.http.bodies import MAX_DAYS, JSONConfirm, RevokedResponse, iso, json_body, now
 from app.http.errors import APIError, document_errors, store_call
@@ -100,7 +101,8 @@ async def delete_token(tenant_id: int, token_id: int) -> dict:
     """Revoke a token of this tenant at once. Owners only."""
     await authorize_owner(tenant_id)
     async with store_call():
-        done = await revoke_token(services().pool, token_id, tenant_id)
+        svc = services()
+        done = await revoke_token_everywhere(svc.pool, svc.redis, svc.keys, token_id, tenant_id)
     if not done:
         raise APIError(404, f"tenant {tenant_id} has no active token {token_id}")
     return {"success": True, "data": {"id": token_id, "revoked": True}}

@@ -46,3 +46,37 @@ async def flush(app, locking=None, **kwargs) -> tuple[int, int]:
     rollups = await flush_all(svc.redis, svc.pool, svc.keys, svc.scripts, locking=locking,
                               **kwargs)
     return events, rollups
+
+
+class CountingPool:
+    """A Postgres pool that counts the queries and connections asked of it."""
+
+    COUNTED = frozenset({"fetch", "fetchrow", "fetchval", "execute", "executemany", "acquire"})
+
+    def __init__(self, pool) -> None:
+        self._pool = pool
+        self.queries = 0
+
+    def __getattr__(self, name: str):
+        found = getattr(self._pool, name)
+        if name not in self.COUNTED:
+            return found
+
+        def counted(*args, **kwargs):
+            self.queries += 1
+            return found(*args, **kwargs)
+        return counted
+
+
+@contextlib.contextmanager
+def counting_queries(app):
+    """Counts what the app asks of Postgres inside the block (its pool and its tenant
+    directory's): `with counting_queries(app) as pg: ...; pg.queries`."""
+    svc = app.extensions["analytics"]
+    saved = svc.pool, svc.tenants.pool
+    counter = CountingPool(svc.pool)
+    svc.pool = svc.tenants.pool = counter
+    try:
+        yield counter
+    finally:
+        svc.pool, svc.tenants.pool = saved

@@ -1,0 +1,76 @@
+"""Generations: one value in Redis per tenant and kind of data that changes whenever what a
+process may have cached of that data stops being true, so every process checks its caches
+with the read's one round trip (`current`) instead of asking Postgres again.
+
+    rollups      set by each flush that wrote the tenant's daily rollups, after its
+                 transaction committed (rollups/flush.py)
+    credentials  set before and after any of the tenant's tokens or share links is revoked
+                 (app/accounts/revocation.py)
+
+A reader reads the generation before it reads Postgres and files what it read under that
+generation; a writer changes Postgres and then the generation. So an entry filed under the
+current generation is never older than the last change. Values are random, never counters:
+a Redis restarted empty starts every generation afresh, and a counter could come back to a
+value some process still holds an entry under. A missing generation (never set, expired, or
+lost in a restart) caches nothing; an authorized reader then starts it with SET NX
+(`start_missing`: never before authorization, or anyone could fill Redis with generations of
+made-up tenants), and the next read fills the caches under it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from realtime import keys as k
+
+
+@dataclass(frozen=True)
+class Generations:
+    """None where the generation is missing."""
+
+    rollups: bytes | None
+    credentials: bytes | None
+
+
+def _fresh() -> bytes:
+    return secrets.token_bytes(12)
+
+
+async def current(redis: Redis | RedisCluster, keys: k.Keys, tenant_id: int) -> Generations:
+    """The tenant's generations, in one round trip (both keys share the tenant's hash tag)."""
+    return Generations(*await redis.mget(
+        keys.rollups_generation(tenant_id), keys.credentials_generation(tenant_id)))
+
+
+async def start_missing(redis: Redis | RedisCluster, keys: k.Keys, tenant_id: int,
+                        found: Generations) -> None:
+    """Starts the generations `found` lacked; another process starting one at the same
+    moment is harmless (NX: the first value stays)."""
+    for name, value in ((keys.rollups_generation(tenant_id), found.rollups),
+                        (keys.credentials_generation(tenant_id), found.credentials)):
+        if value is None:
+            await redis.set(name, _fresh(), nx=True, ex=k.GENERATION_TTL_SECONDS)
+
+
+async def renew_rollups(redis: Redis | RedisCluster, keys: k.Keys,
+                        tenant_ids: Iterable[int]) -> None:
+    """New rollup generations for these tenants: call after their rollups changed."""
+    tenant_ids = set(tenant_ids)
+    if not tenant_ids:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for tenant_id in tenant_ids:
+            pipe.set(keys.rollups_generation(tenant_id), _fresh(), ex=k.GENERATION_TTL_SECONDS)
+        await pipe.execute()
+
+
+async def renew_credentials(redis: Redis | RedisCluster, keys: k.Keys, tenant_id: int) -> None:
+    """A new credentials generation for the tenant: every process checks the tenant's
+    credentials against Postgres again at its next request."""
+    await redis.set(keys.credentials_generation(tenant_id), _fresh(),
+                    ex=k.GENERATION_TTL_SECONDS)

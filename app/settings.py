@@ -158,6 +158,7 @@ class Settings:
     jobs_connect_timeout: float = 10.0  # the CLI's Postgres connection
     flush_max_backoff: float = 60.0  # the longest pause after failed flushes
     store_probe_timeout: float = 2.0  # the scheduler's check of which store is down
+    spans_interval: float = 600.0  # days that are over get their spans (rollups.spans)
 
     @property
     def production(self) -> bool:

@@ -27,7 +27,7 @@ import asyncpg
 import orjson
 
 from realtime.event_types import LEADS
-from rollups import dimensions
+from rollups import dimensions, spans
 from rollups.dimensions import OTHER, Event
 
 DEFAULT_CAP = 1000
@@ -178,30 +178,50 @@ async def count(conn: asyncpg.Connection, rows: list[asyncpg.Record], *,
     keys = sorted(set(events) | set(lead_counts))
     await conn.execute(ADD_SQL, *_columns(keys, 4), [events[key] for key in keys],
                        [visitors[key] for key in keys], [lead_counts[key] for key in keys])
+    await spans.invalidate(conn, {key[:2] for key in keys})
     return len(found)
 
 
+# Over the spans and single days that cover the period (rollups.spans); the top `$6` values
+# (by visitors, then events, then value) and the sums of the rest in one more row, `rest`.
 RESULTS_SQL = """
-SELECT value, sum(visitors)::bigint AS visitors, sum(events)::bigint AS events,
-       sum(leads)::bigint AS leads
-FROM breakdown_rollups
-WHERE tenant_id = $1 AND dimension = $2 AND day BETWEEN $3 AND $4
-GROUP BY value
-ORDER BY visitors DESC, events DESC, value
+WITH summed AS (
+    SELECT value, sum(visitors)::bigint AS visitors, sum(events)::bigint AS events,
+           sum(leads)::bigint AS leads
+    FROM (
+        SELECT value, visitors, events, leads FROM breakdown_rollups
+        WHERE tenant_id = $1 AND dimension = $2 AND day = ANY($3::date[])
+        UNION ALL
+        SELECT b.value, b.visitors, b.events, b.leads
+        FROM unnest($4::date[], $5::date[]) AS s (first_day, last_day)
+        JOIN breakdown_spans b ON b.tenant_id = $1 AND b.first_day = s.first_day
+                               AND b.last_day = s.last_day AND b.dimension = $2
+    ) AS pieces
+    GROUP BY value
+), ranked AS (
+    SELECT *, row_number() OVER (ORDER BY visitors DESC, events DESC, value) AS rank
+    FROM summed
+)
+SELECT false AS rest, value, visitors, events, leads FROM ranked WHERE rank <= $6
+UNION ALL
+SELECT true, NULL, coalesce(sum(visitors), 0)::bigint, coalesce(sum(events), 0)::bigint,
+       coalesce(sum(leads), 0)::bigint
+FROM ranked WHERE rank > $6
+ORDER BY rest, visitors DESC, events DESC, value
 """
 
 
 async def breakdown(pool: asyncpg.Pool, tenant_id: int, dimension: str, first: dt.date,
                     last: dt.date, limit: int) -> tuple[list[dict], dict]:
     """The top `limit` values over the days, and the sums of the rest."""
-    rows = await pool.fetch(RESULTS_SQL, tenant_id, dimension, first, last)
+    parts, days = spans.pieces(first, last, await spans.built(pool, tenant_id, first, last))
+    rows = await pool.fetch(RESULTS_SQL, tenant_id, dimension, days, [p[0] for p in parts],
+                            [p[1] for p in parts], limit)
     results = [{"value": r["value"], "visitors": r["visitors"], "events": r["events"],
-                "leads": r["leads"]} for r in rows[:limit]]
-    rest = rows[limit:]
-    other = {"visitors": sum(r["visitors"] for r in rest),
-             "events": sum(r["events"] for r in rest),
-             "leads": sum(r["leads"] for r in rest)}
-    return results, other
+                "leads": r["leads"]} for r in rows if not r["rest"]]
+    [rest] = [r for r in rows if r["rest"]]
+    return results, {"visitors": rest["visitors"], "events": rest["events"],
+                     "leads": rest["leads"]}
 
 
 DIMENSIONS_SQL = """

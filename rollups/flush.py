@@ -33,6 +33,7 @@ from realtime import keys as k
 from realtime.event_types import COUNTERS
 from realtime.generations import renew_rollups
 from realtime.scripts import Scripts
+from rollups import spans
 from rollups.faults import Fault, no_fault
 from rollups.locks import Locking, shard_lock
 
@@ -155,6 +156,8 @@ async def apply(conn: asyncpg.Connection, batch_id: str,
             batch_id,
         )
         factor = 1 if fresh else 0
+        # Even a replayed batch may grow the sketches: the spans of its days go either way.
+        await spans.invalidate(conn, [(td.tenant_id, td.day) for td in batch])
         return await conn.fetch(
             APPLY_SQL,
             [td.tenant_id for td in batch],

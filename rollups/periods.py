@@ -3,8 +3,9 @@ for the period just before, and a series by hour, day or month.
 
 A period is a range of the tenant's local days. Visitors and leads over several days are the
 union of the days' sketches (counted by Redis, like the week of rollups.summaries), never a
-sum. The hourly series of `today` and `yesterday` is counted from the raw events in Postgres
-(one or two days of one tenant, on the (tenant_id, occurred_at) index): a visitor there is a
+sum; a long period reads the unions of whole runs of its days that rollups.spans keeps. The
+hourly series of `today` and `yesterday` is counted from the raw events in Postgres (one or
+two days of one tenant, on the (tenant_id, occurred_at) index): a visitor there is a
 (daily-salted address hash, user agent) pair, which is what the day's sketch counts too.
 """
 
@@ -20,7 +21,8 @@ import asyncpg
 from realtime import keys as k
 from realtime.event_types import EVENT_TYPES, LEADS, SERIES, TIME_MS, TIMED
 from realtime.scripts import Scripts
-from rollups.summaries import count_union
+from rollups import spans
+from rollups.sketches import count_unions
 
 PERIODS = ("today", "yesterday", "7d", "30d", "month", "last_month", "12mo", "custom")
 DEFAULT_PERIOD = "7d"
@@ -103,10 +105,18 @@ def resolve(name: str | None, first: str | None, last: str | None,
 
 
 ROWS_SQL = f"""
-SELECT day, {", ".join(TOTAL_COUNTERS)}, {TIMED.counter}, {TIME_MS},
-       visitors, visitors_hll, leads, leads_hll
+SELECT day, {", ".join(TOTAL_COUNTERS)}, {TIMED.counter}, {TIME_MS}, visitors, leads,
+       visitors_hll IS NOT NULL AS visitors_sketched, leads_hll IS NOT NULL AS leads_sketched
 FROM daily_rollups
 WHERE tenant_id = $1 AND day BETWEEN $2 AND $3
+"""
+# The sketches of the spans and single days a read unions, each named by its first and last day.
+SKETCHES_SQL = """
+SELECT day AS first_day, day AS last_day, visitors_hll, leads_hll FROM daily_rollups
+WHERE tenant_id = $1 AND day = ANY($2::date[])
+UNION ALL
+SELECT first_day, last_day, visitors_hll, leads_hll FROM rollup_spans
+WHERE tenant_id = $1 AND (first_day, last_day) IN (SELECT * FROM unnest($3::date[], $4::date[]))
 """
 
 _SERIES_COUNTS = "".join(
@@ -141,20 +151,55 @@ def local_hours(day: dt.date, timezone: ZoneInfo) -> list[str]:
     return hours
 
 
-async def _union(scripts: Scripts, keys: k.Keys, tenant_id: int, rows: list[asyncpg.Record],
-                 column: str) -> int:
-    """Unique visitors (or leads) over the rows' days: at least any one day's count."""
-    sketches = [row[f"{column}_hll"] for row in rows if row[f"{column}_hll"]]
-    days_max = max((row[column] for row in rows), default=0)
-    if len(sketches) < 2:
-        return sum(row[column] for row in rows)  # at most one day has any
-    return max(days_max, await count_union(scripts, keys, tenant_id, sketches))
+UNIONS = ("visitors", "leads")
 
 
-async def totals(scripts: Scripts, keys: k.Keys, tenant_id: int,
-                 rows: list[asyncpg.Record]) -> dict[str, int | float]:
-    visitors, leads = await asyncio.gather(_union(scripts, keys, tenant_id, rows, "visitors"),
-                                           _union(scripts, keys, tenant_id, rows, "leads"))
+class Unions:
+    """Unique visitors and leads over runs of days: the union of their days' sketches, read
+    from the spans and single days that cover each run (rollups.spans), all counted by Redis
+    in one call."""
+
+    def __init__(self, rows: dict[dt.date, asyncpg.Record], built: set[spans.Span]):
+        self.rows, self.built = rows, built
+        self.wanted: list[tuple[dt.date, dt.date]] = []
+        self.counts: dict[tuple[str, dt.date, dt.date], int] = {}
+
+    def want(self, first: dt.date, last: dt.date) -> None:
+        self.wanted.append((first, last))
+
+    async def count(self, pool: asyncpg.Pool, scripts: Scripts, keys: k.Keys,
+                    tenant_id: int) -> None:
+        covers = {run: spans.pieces(*run, self.built) for run in set(self.wanted)}
+        needed = [(run, column) for run in covers for column in UNIONS
+                  if self._sketched(run, column) >= 2]
+        if not needed:
+            return
+        days = sorted({d for run, _ in needed for d in covers[run][1]})
+        parts = sorted({s for run, _ in needed for s in covers[run][0]})
+        found = {(r["first_day"], r["last_day"]): r for r in await pool.fetch(
+            SKETCHES_SQL, tenant_id, days, [p[0] for p in parts], [p[1] for p in parts])}
+        groups = [[found[piece][f"{column}_hll"] for piece in
+                   [*covers[run][0], *((d, d) for d in covers[run][1])] if piece in found]
+                  for run, column in needed]
+        counted = await count_unions(scripts, keys, tenant_id, groups)
+        self.counts = {(column, *run): n for (run, column), n in zip(needed, counted,
+                                                                     strict=True)}
+
+    def _sketched(self, run: tuple[dt.date, dt.date], column: str) -> int:
+        return sum(1 for day, row in self.rows.items()
+                   if run[0] <= day <= run[1] and row[f"{column}_sketched"])
+
+    def of(self, column: str, first: dt.date, last: dt.date) -> int:
+        """Unique visitors (or leads) over the days: at least any one day's count."""
+        days = [row[column] for day, row in self.rows.items() if first <= day <= last]
+        if (column, first, last) not in self.counts:
+            return sum(days)  # at most one day has a sketch
+        return max(max(days, default=0), self.counts[(column, first, last)])
+
+
+def totals(unions: Unions, period: Period) -> dict[str, int | float]:
+    rows = [row for day, row in unions.rows.items() if period.first <= day <= period.last]
+    visitors, leads = (unions.of(c, period.first, period.last) for c in UNIONS)
 
     def total(column: str) -> int:
         return sum(row[column] for row in rows)
@@ -173,18 +218,29 @@ def _days(period: Period) -> list[dt.date]:
     return [period.first + dt.timedelta(days=i) for i in range(period.days)]
 
 
-async def series(pool: asyncpg.Pool, scripts: Scripts, keys: k.Keys, tenant_id: int,
-                 timezone: ZoneInfo, period: Period,
-                 rows: dict[dt.date, asyncpg.Record]) -> list[dict]:
-    if period.unit == "hour":
-        counted = {row["hour"]: row for row in await pool.fetch(
-            HOURS_SQL, tenant_id, timezone.key, local_midnight(period.first, timezone),
-            local_midnight(period.last + dt.timedelta(days=1), timezone), LEAD_TYPES)}
-        return [
-            {"hour": hour, **({column: counted[hour][column] if hour in counted else 0
-                               for column in SERIES_COLUMNS})}
-            for day in _days(period) for hour in local_hours(day, timezone)
-        ]
+def _months(period: Period) -> dict[str, tuple[dt.date, dt.date]]:
+    """The period's months (their days within it), by label."""
+    months: dict[str, tuple[dt.date, dt.date]] = {}
+    for day in _days(period):
+        label = f"{day.year:04d}-{day.month:02d}"
+        months[label] = (months.get(label, (day, day))[0], day)
+    return months
+
+
+async def hours(pool: asyncpg.Pool, tenant_id: int, timezone: ZoneInfo,
+                period: Period) -> list[dict]:
+    counted = {row["hour"]: row for row in await pool.fetch(
+        HOURS_SQL, tenant_id, timezone.key, local_midnight(period.first, timezone),
+        local_midnight(period.last + dt.timedelta(days=1), timezone), LEAD_TYPES)}
+    return [
+        {"hour": hour, **({column: counted[hour][column] if hour in counted else 0
+                           for column in SERIES_COLUMNS})}
+        for day in _days(period) for hour in local_hours(day, timezone)
+    ]
+
+
+def series(unions: Unions, period: Period) -> list[dict]:
+    rows = unions.rows
     if period.unit == "day":
         return [
             {"date": day.isoformat(),
@@ -192,20 +248,13 @@ async def series(pool: asyncpg.Pool, scripts: Scripts, keys: k.Keys, tenant_id: 
                 for column in SERIES_COLUMNS}}
             for day in _days(period)
         ]
-    months: dict[str, list[asyncpg.Record]] = {}
-    for day in _days(period):
-        months.setdefault(f"{day.year:04d}-{day.month:02d}", []).extend(
-            [rows[day]] if day in rows else [])
-
-    async def month(label: str, month_rows: list[asyncpg.Record]) -> dict:
-        visitors, leads = await asyncio.gather(
-            _union(scripts, keys, tenant_id, month_rows, "visitors"),
-            _union(scripts, keys, tenant_id, month_rows, "leads"))
-        return {"month": label, "visitors": visitors,
-                **{t.counter: sum(row[t.counter] for row in month_rows) for t in SERIES},
-                "leads": leads}
-
-    return list(await asyncio.gather(*(month(label, r) for label, r in months.items())))
+    return [
+        {"month": label, "visitors": unions.of("visitors", first, last),
+         **{t.counter: sum(row[t.counter] for day, row in rows.items() if first <= day <= last)
+            for t in SERIES},
+         "leads": unions.of("leads", first, last)}
+        for label, (first, last) in _months(period).items()
+    ]
 
 
 async def stats(pool: asyncpg.Pool, scripts: Scripts, keys: k.Keys, tenant_id: int,
@@ -213,20 +262,23 @@ async def stats(pool: asyncpg.Pool, scripts: Scripts, keys: k.Keys, tenant_id: i
     """The /stats document's `data` for `period`, compared with `previous`."""
     rows = {row["day"]: row for row in await pool.fetch(
         ROWS_SQL, tenant_id, previous.first, period.last)}
-
-    def within(p: Period) -> list[asyncpg.Record]:
-        return [row for day, row in rows.items() if p.first <= day <= p.last]
-
-    current_totals, previous_totals, steps = await asyncio.gather(
-        totals(scripts, keys, tenant_id, within(period)),
-        totals(scripts, keys, tenant_id, within(previous)),
-        series(pool, scripts, keys, tenant_id, timezone, period, rows),
-    )
+    unions = Unions(rows, await spans.built(pool, tenant_id, previous.first, period.last))
+    for p in (period, previous):
+        unions.want(p.first, p.last)
+    if period.unit == "month":
+        for first, last in _months(period).values():
+            unions.want(first, last)
+    if period.unit == "hour":
+        steps, _ = await asyncio.gather(hours(pool, tenant_id, timezone, period),
+                                        unions.count(pool, scripts, keys, tenant_id))
+    else:
+        await unions.count(pool, scripts, keys, tenant_id)
+        steps = series(unions, period)
     return {
         "period": {"from": period.first.isoformat(), "to": period.last.isoformat(),
                    "timezone": timezone.key},
-        "totals": current_totals,
-        "previous": previous_totals,
+        "totals": totals(unions, period),
+        "previous": totals(unions, previous),
         "series": steps,
         "unit": period.unit,  # what each step of the series is: hour, day or month
     }

@@ -20,7 +20,7 @@ from realtime import keys as k
 from realtime.event_types import COUNTERS, EVENT_TYPES, EVENTS, TIME_MS, TIMED
 from realtime.generations import renew_rollups
 from realtime.scripts import Scripts
-from rollups import breakdowns, drain, flush
+from rollups import breakdowns, drain, flush, spans
 from rollups.locks import Locking, shard_lock
 
 _COUNTS = ",\n       ".join(
@@ -74,6 +74,7 @@ async def rebuild(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: Scrip
             rows = [r for r in await conn.fetch(RECOUNT_SQL, tenant_id, timezone, start)
                     if r["day"] >= since]
             await conn.execute(ZERO_SQL, tenant_id, since)
+            await spans.invalidate_from(conn, tenant_id, since)
             await conn.executemany(
                 WRITE_SQL, [(tenant_id, r["day"], *(r[c] for c in COUNTERS)) for r in rows]
             )

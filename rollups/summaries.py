@@ -17,6 +17,7 @@ from realtime import keys as k
 from realtime.days import local_day
 from realtime.event_types import TIME_MS, TIMED, TODAY, WEEK
 from realtime.scripts import Scripts
+from rollups.sketches import count_unions
 
 DAYS_IN_WEEK = 7
 
@@ -52,13 +53,6 @@ Today = make_dataclass(
 Today.__doc__ = "Today's unique visitors and the counters of the day the endpoint shows."
 
 
-async def count_union(scripts: Scripts, keys: k.Keys, tenant_id: int, sketches: list[bytes]) -> int:
-    shard = keys.shard_of(tenant_id)
-    return int(await scripts.union_count(
-        keys=[keys.scratch(shard, i) for i in range(len(sketches))], args=sketches,
-    ))
-
-
 async def summary(pool: asyncpg.Pool, scripts: Scripts, keys: k.Keys, tenant_id: int,
                   timezone: ZoneInfo, now: float) -> Summary:
     today = local_day(now, timezone)
@@ -66,7 +60,7 @@ async def summary(pool: asyncpg.Pool, scripts: Scripts, keys: k.Keys, tenant_id:
     rows = {row["day"]: row for row in await pool.fetch(WEEK_SQL, tenant_id, first, today)}
     sketches = [row["visitors_hll"] for row in rows.values() if row["visitors_hll"]]
     if len(sketches) > 1:
-        week_visitors = await count_union(scripts, keys, tenant_id, sketches)
+        [week_visitors] = await count_unions(scripts, keys, tenant_id, [sketches])
     else:
         week_visitors = sum(row["visitors"] for row in rows.values())
 

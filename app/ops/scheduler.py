@@ -23,6 +23,7 @@ from rollups.cycle import drain_and_flush
 from rollups.drain import consumer_name
 from rollups.locks import Locking
 from rollups.retention import drop_expired
+from rollups.spans import build_all
 
 log = logging.getLogger("analytics.scheduler")
 
@@ -117,6 +118,18 @@ class Worker:
             log.info("dropped expired partitions: %s", ", ".join(dropped))
 
 
+    async def spans(self) -> None:
+        """Builds the spans of days that are over, so long periods read few rows."""
+        c = self.clients
+        try:
+            made = await build_all(c.pool, c.scripts, c.keys, c.clock())
+        except Exception as error:
+            log.error("building spans failed (%s: %s)", type(error).__name__, error)
+            return
+        if made:
+            log.info("built %d spans", made)
+
+
 async def serve(settings: Settings) -> None:
     async with opened(settings) as clients:
         await run(Worker(clients), settings)
@@ -128,6 +141,8 @@ async def run(worker: Worker, settings: Settings) -> None:
                       max_instances=1, coalesce=True, next_run_time=dt.datetime.now(dt.UTC))
     scheduler.add_job(worker.retention, "interval", hours=1, max_instances=1, coalesce=True,
                       next_run_time=dt.datetime.now(dt.UTC))
+    scheduler.add_job(worker.spans, "interval", seconds=settings.spans_interval,
+                      max_instances=1, coalesce=True, next_run_time=dt.datetime.now(dt.UTC))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

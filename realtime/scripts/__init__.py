@@ -26,7 +26,7 @@ class Scripts:
     flush_done: AsyncScript
     merge_sketch: AsyncScript
     reseed_totals: AsyncScript
-    union_count: AsyncScript
+    sketch_unions: AsyncScript
     live_snapshot: AsyncScript
 
     @classmethod

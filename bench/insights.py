@@ -2,14 +2,17 @@
 limit all month (100 events a minute: 4.3 million events).
 
 The rollups such a month leaves are written straight into a database of the bench's own:
-30 daily rows whose visitor and leads sketches hold `--visitors` visitors a day (built by
-Redis, PFADD), and breakdown rows with the cap's 1,000 pages a day plus the other
-dimensions' handful of values. The reads are what /stats and /breakdown do over them; they
-never touch the raw events (only `today`/`yesterday` series do). The app is driven in
-process (Quart's test client) at concurrency 8, so the numbers are the handler, Redis and
-Postgres without HTTP parsing. Prints JSON and writes bench/results/insights.json.
+60 daily rows (the 30 days and the 30 before) whose visitor and leads sketches hold
+`--visitors` visitors a day (built by Redis, PFADD), and breakdown rows with the cap's 1,000
+pages a day plus the other dimensions' handful of values; then the spans the scheduler
+builds over the days that are over (rollups.spans). The reads are what /stats and /breakdown
+do over them; they never touch the raw events (only `today`/`yesterday` series do). Each
+read is measured with the spans and from the days alone (spans set aside, as for days not
+yet in one), interleaved, median of the rounds. The app is driven in process (Quart's test
+client) at concurrency 8, so the numbers are the handler, Redis and Postgres without HTTP
+parsing. Prints JSON and writes bench/results/insights.json; `make bench` runs it too.
 
-    .venv/bin/python -m bench.insights [--requests 400] [--visitors 20000]
+    .venv/bin/python -m bench.insights [--requests 400] [--visitors 20000] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from app.ops.migrate import migrate
 from app.settings import Settings
 from realtime.event_types import COUNTERS
 from rollups.dimensions import DIMENSIONS, OTHER
+from rollups.periods import closed_parts
+from rollups.spans import build
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DAYS = 30
@@ -98,18 +103,24 @@ async def measure(client, url: str, headers: dict, requests: int, concurrency: i
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     latencies.sort()
-    return {"url": url.split("?")[0].rsplit("/", 2)[-2:], "requests": requests,
-            "req_per_s": round(requests / elapsed, 1),
+    return {"req_per_s": round(requests / elapsed, 1),
             "p50_ms": round(statistics.median(latencies), 2),
             "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2)}
 
 
-async def main(requests: int, visitors: int) -> dict:
+READS = ("stats?period=30d", "breakdown/page?period=30d", "breakdown/source?period=30d")
+SPAN_TABLES = ("rollup_spans", "breakdown_spans")
+
+
+async def main(requests: int, visitors: int, rounds: int = 2) -> dict:
+    """Each read with the spans the scheduler builds (rollups.spans), and from the days alone
+    (the spans set aside, as for days not yet in one), interleaved, median of the rounds."""
     run = secrets.token_hex(4)
     dsn = f"postgresql://postgres@127.0.0.1:5432/analytics_bench_insights_{run}"
     settings = dataclasses.replace(Settings.from_env({
         "DATABASE_URL": dsn, "SECRET_KEY": "bench", "ANALYTICS_KEY_PREFIX": f"bench:{run}:"}))
     await migrate(dsn)
+    runs: dict[str, dict[str, list[dict]]] = {"spans": {}, "days": {}}
     try:
         app = create_app(settings)
         async with app.test_app():
@@ -121,26 +132,43 @@ async def main(requests: int, visitors: int) -> dict:
             await seed(svc.pool, svc.redis, settings.key_prefix, tenant.id, today, visitors)
             client = app.test_client()
             base = f"/api/analytics/{tenant.id}"
-            results = [
-                await measure(client, f"{base}/stats?period=30d", headers, requests),
-                await measure(client, f"{base}/breakdown/page?period=30d", headers, requests),
-                await measure(client, f"{base}/breakdown/source?period=30d", headers, requests),
-            ]
+            for _ in range(rounds):
+                for mode in ("spans", "days"):
+                    if mode == "spans":  # what the scheduler's job builds: days before today
+                        await build(svc.pool, svc.scripts, svc.keys, tenant.id,
+                                    today - dt.timedelta(days=1), closed_parts(today))
+                        await svc.pool.execute("VACUUM ANALYZE rollup_spans")
+                        await svc.pool.execute("VACUUM ANALYZE breakdown_spans")
+                    else:
+                        for table in SPAN_TABLES:
+                            await svc.pool.execute(f"DELETE FROM {table}")
+                    for read in READS:
+                        runs[mode].setdefault(read, []).append(
+                            await measure(client, f"{base}/{read}", headers, requests))
     finally:
         admin = await asyncpg.connect(ADMIN)
         await admin.execute(f'DROP DATABASE IF EXISTS "analytics_bench_insights_{run}" '
                             "WITH (FORCE)")
         await admin.close()
+
+    def median(measured: list[dict]) -> dict:
+        return {key: round(statistics.median(m[key] for m in measured), 2)
+                for key in ("req_per_s", "p50_ms", "p99_ms")}
+
     return {"visitors_per_day": visitors, "events_per_day": EVENTS_PER_DAY, "days": DAYS,
-            "concurrency": 8, "results": results}
+            "concurrency": 8, "requests": requests, "rounds": rounds,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            "results": [{"read": read, "spans": median(runs["spans"][read]),
+                         "days_only": median(runs["days"][read])} for read in READS]}
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--visitors", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    report = asyncio.run(main(args.requests, args.visitors))
+    report = asyncio.run(main(args.requests, args.visitors, args.rounds))
     print(json.dumps(report, indent=2))
     out = Path(__file__).parent / "results" / "insights.json"
     out.parent.mkdir(exist_ok=True)

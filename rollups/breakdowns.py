@@ -184,6 +184,8 @@ async def count(conn: asyncpg.Connection, rows: list[asyncpg.Record], *,
 
 # Over the spans and single days that cover the period (rollups.spans); the top `$6` values
 # (by visitors, then events, then value) and the sums of the rest in one more row, `rest`.
+# Ties go by the value's bytes (UTF-8: code points), not the database's collation, which
+# costs far more per comparison (1,000 pages of equal counts: 7 ms against under 1).
 RESULTS_SQL = """
 WITH summed AS (
     SELECT value, sum(visitors)::bigint AS visitors, sum(events)::bigint AS events,
@@ -199,24 +201,28 @@ WITH summed AS (
     ) AS pieces
     GROUP BY value
 ), ranked AS (
-    SELECT *, row_number() OVER (ORDER BY visitors DESC, events DESC, value) AS rank
+    SELECT *, row_number() OVER (ORDER BY visitors DESC, events DESC, value COLLATE "C") AS rank
     FROM summed
 )
-SELECT false AS rest, value, visitors, events, leads FROM ranked WHERE rank <= $6
+SELECT false AS rest, rank, value, visitors, events, leads FROM ranked WHERE rank <= $6
 UNION ALL
-SELECT true, NULL, coalesce(sum(visitors), 0)::bigint, coalesce(sum(events), 0)::bigint,
+SELECT true, NULL, NULL, coalesce(sum(visitors), 0)::bigint, coalesce(sum(events), 0)::bigint,
        coalesce(sum(leads), 0)::bigint
 FROM ranked WHERE rank > $6
-ORDER BY rest, visitors DESC, events DESC, value
+ORDER BY rest, rank
 """
 
 
 async def breakdown(pool: asyncpg.Pool, tenant_id: int, dimension: str, first: dt.date,
                     last: dt.date, limit: int) -> tuple[list[dict], dict]:
     """The top `limit` values over the days, and the sums of the rest."""
-    parts, days = spans.pieces(first, last, await spans.built(pool, tenant_id, first, last))
-    rows = await pool.fetch(RESULTS_SQL, tenant_id, dimension, days, [p[0] for p in parts],
-                            [p[1] for p in parts], limit)
+    # One snapshot: a span deleted meanwhile must not drop out of the sums.
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
+                                                        readonly=True):
+        parts, days = spans.pieces(first, last,
+                                   await spans.built(conn, tenant_id, first, last))
+        rows = await conn.fetch(RESULTS_SQL, tenant_id, dimension, days,
+                                [p[0] for p in parts], [p[1] for p in parts], limit)
     results = [{"value": r["value"], "visitors": r["visitors"], "events": r["events"],
                 "leads": r["leads"]} for r in rows if not r["rest"]]
     [rest] = [r for r in rows if r["rest"]]

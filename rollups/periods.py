@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -104,21 +105,25 @@ def resolve(name: str | None, first: str | None, last: str | None,
                           period.unit)
 
 
+def closed_parts(today: dt.date) -> list[spans.Span]:
+    """The days before `today` of each named period of `today` and of the period before it:
+    the runs rollups.spans builds ahead, so that each period is one span and today."""
+    found = []
+    for name in PERIODS:
+        if name not in ("today", "yesterday", "custom"):
+            for part in resolve(name, None, None, today):
+                last = min(part.last, today - dt.timedelta(days=1))
+                if part.first < last:
+                    found.append((part.first, last))
+    return found
+
+
 ROWS_SQL = f"""
 SELECT day, {", ".join(TOTAL_COUNTERS)}, {TIMED.counter}, {TIME_MS}, visitors, leads,
        visitors_hll IS NOT NULL AS visitors_sketched, leads_hll IS NOT NULL AS leads_sketched
 FROM daily_rollups
 WHERE tenant_id = $1 AND day BETWEEN $2 AND $3
 """
-# The sketches of the spans and single days a read unions, each named by its first and last day.
-SKETCHES_SQL = """
-SELECT day AS first_day, day AS last_day, visitors_hll, leads_hll FROM daily_rollups
-WHERE tenant_id = $1 AND day = ANY($2::date[])
-UNION ALL
-SELECT first_day, last_day, visitors_hll, leads_hll FROM rollup_spans
-WHERE tenant_id = $1 AND (first_day, last_day) IN (SELECT * FROM unnest($3::date[], $4::date[]))
-"""
-
 _SERIES_COUNTS = "".join(
     f"count(*) FILTER (WHERE event_type = '{t.name}') AS {t.counter}, " for t in SERIES)
 HOURS_SQL = f"""
@@ -159,31 +164,37 @@ class Unions:
     from the spans and single days that cover each run (rollups.spans), all counted by Redis
     in one call."""
 
-    def __init__(self, rows: dict[dt.date, asyncpg.Record], built: set[spans.Span]):
-        self.rows, self.built = rows, built
-        self.wanted: list[tuple[dt.date, dt.date]] = []
+    def __init__(self, runs: Iterable[tuple[dt.date, dt.date]]):
+        self.runs = set(runs)
+        self.rows: dict[dt.date, asyncpg.Record] = {}
+        self.groups: dict[tuple[str, dt.date, dt.date], list[bytes]] = {}
         self.counts: dict[tuple[str, dt.date, dt.date], int] = {}
 
-    def want(self, first: dt.date, last: dt.date) -> None:
-        self.wanted.append((first, last))
-
-    async def count(self, pool: asyncpg.Pool, scripts: Scripts, keys: k.Keys,
-                    tenant_id: int) -> None:
-        covers = {run: spans.pieces(*run, self.built) for run in set(self.wanted)}
+    async def load(self, conn: asyncpg.Connection, tenant_id: int) -> None:
+        """The days' rows, and the sketches of the runs with more than one; in one snapshot,
+        so that a span deleted meanwhile cannot drop out of a union."""
+        first, last = min(r[0] for r in self.runs), max(r[1] for r in self.runs)
+        self.rows = {row["day"]: row for row in await conn.fetch(ROWS_SQL, tenant_id, first,
+                                                                 last)}
+        built = await spans.built(conn, tenant_id, first, last)
+        covers = {run: spans.pieces(*run, built) for run in self.runs}
         needed = [(run, column) for run in covers for column in UNIONS
                   if self._sketched(run, column) >= 2]
-        if not needed:
-            return
         days = sorted({d for run, _ in needed for d in covers[run][1]})
         parts = sorted({s for run, _ in needed for s in covers[run][0]})
-        found = {(r["first_day"], r["last_day"]): r for r in await pool.fetch(
-            SKETCHES_SQL, tenant_id, days, [p[0] for p in parts], [p[1] for p in parts])}
-        groups = [[found[piece][f"{column}_hll"] for piece in
-                   [*covers[run][0], *((d, d) for d in covers[run][1])] if piece in found]
-                  for run, column in needed]
-        counted = await count_unions(scripts, keys, tenant_id, groups)
-        self.counts = {(column, *run): n for (run, column), n in zip(needed, counted,
-                                                                     strict=True)}
+        found = {(r["first_day"], r["last_day"]): r for r in await conn.fetch(
+            spans.SKETCHES_SQL, tenant_id, days, [p[0] for p in parts],
+            [p[1] for p in parts])} if needed else {}
+        self.groups = {
+            (column, *run): [found[piece][f"{column}_hll"] for piece in
+                             [*covers[run][0], *((d, d) for d in covers[run][1])]
+                             if piece in found]
+            for run, column in needed}
+
+    async def count(self, scripts: Scripts, keys: k.Keys, tenant_id: int) -> None:
+        if self.groups:
+            counted = await count_unions(scripts, keys, tenant_id, list(self.groups.values()))
+            self.counts = dict(zip(self.groups, counted, strict=True))
 
     def _sketched(self, run: tuple[dt.date, dt.date], column: str) -> int:
         return sum(1 for day, row in self.rows.items()
@@ -260,19 +271,21 @@ def series(unions: Unions, period: Period) -> list[dict]:
 async def stats(pool: asyncpg.Pool, scripts: Scripts, keys: k.Keys, tenant_id: int,
                 timezone: ZoneInfo, period: Period, previous: Period) -> dict:
     """The /stats document's `data` for `period`, compared with `previous`."""
-    rows = {row["day"]: row for row in await pool.fetch(
-        ROWS_SQL, tenant_id, previous.first, period.last)}
-    unions = Unions(rows, await spans.built(pool, tenant_id, previous.first, period.last))
-    for p in (period, previous):
-        unions.want(p.first, p.last)
+    runs = [(p.first, p.last) for p in (period, previous)]
     if period.unit == "month":
-        for first, last in _months(period).values():
-            unions.want(first, last)
+        runs += _months(period).values()
+    unions = Unions(runs)
+
+    async def rollups() -> None:
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
+                                                            readonly=True):
+            await unions.load(conn, tenant_id)
+        await unions.count(scripts, keys, tenant_id)
+
     if period.unit == "hour":
-        steps, _ = await asyncio.gather(hours(pool, tenant_id, timezone, period),
-                                        unions.count(pool, scripts, keys, tenant_id))
+        steps, _ = await asyncio.gather(hours(pool, tenant_id, timezone, period), rollups())
     else:
-        await unions.count(pool, scripts, keys, tenant_id)
+        await rollups()
         steps = series(unions, period)
     return {
         "period": {"from": period.first.isoformat(), "to": period.last.isoformat(),

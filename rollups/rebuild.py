@@ -74,7 +74,7 @@ async def rebuild(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: Scrip
             rows = [r for r in await conn.fetch(RECOUNT_SQL, tenant_id, timezone, start)
                     if r["day"] >= since]
             await conn.execute(ZERO_SQL, tenant_id, since)
-            await spans.invalidate_from(conn, tenant_id, since)
+            await spans.invalidate(conn, [(tenant_id, since)], and_later=True)
             await conn.executemany(
                 WRITE_SQL, [(tenant_id, r["day"], *(r[c] for c in COUNTERS)) for r in rows]
             )

@@ -1,24 +1,29 @@
-"""Spans: a tenant's days taken together in runs of 2, 4, ... 256, so that a long period is
-read from a handful of rows rather than one row (or 1,000 breakdown rows) per day.
+"""Spans: runs of a tenant's days taken together, so that a long period is read from a
+handful of rows rather than one row (or 1,000 breakdown rows) per day.
 
-A span of 2**level days starts on a day whose number (`date.toordinal()`) is a multiple of
-2**level: the spans of one level tile the calendar, and any run of days is a few spans and
-a few single days (`pieces`). A built span keeps the union of its days' visitor and lead
-sketches (`rollup_spans`) and the sums of its days' breakdown rows per dimension and value
-(`breakdown_spans`); sums and unions of spans are those of their days, so a read gives the
-same numbers from spans as from days, only sooner.
+A built span keeps the union of its days' visitor and lead sketches (`rollup_spans`) and the
+sums of its days' breakdown rows per dimension and value (`breakdown_spans`); sums and unions
+of spans are those of their days, so a read gives the same numbers from spans as from days,
+only sooner. Any run of days is some built spans and single days (`pieces`).
 
-Spans are built (`build`) for days that are over in the tenant's timezone, from the spans of
-the level below. A write to any day of a built span (a late flush, the drain, `rebuild`)
-deletes the span in the transaction of the write (`invalidate`), and it is built again
-later; until then reads take its days. A per-tenant advisory lock keeps a build from
-missing a write that commits while it runs: writers hold it shared, the build exclusive.
+Two kinds are built (`build`), for days that are over in the tenant's timezone:
+- lasting ones: blocks of 2, 4, ... 256 days starting on a day whose number
+  (`date.toordinal()`) is a multiple of their length, which tile the calendar so that any run
+  of days is a few of them; and whole months;
+- the part that is over of each named period of the current day and of the period before it
+  (rollups.periods.closed_parts), so that `30d` reads one span and today; these are rebuilt
+  every day and the previous day's deleted.
+
+A write to any day of a built span (a late flush, the drain, `rebuild`) deletes the span in
+the transaction of the write (`invalidate`), and it is built again later; until then reads
+take smaller spans or days. A per-tenant advisory lock keeps a build from missing a write
+that commits while it runs: writers hold it shared, the build exclusive.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -39,36 +44,38 @@ def _lock_key(tenant_id: int) -> int:
     return tenant_id % 2**31  # a collision only makes one tenant wait for another
 
 
-def _span(first: dt.date, level: int) -> Span:
-    return first, first + dt.timedelta(days=(1 << level) - 1)
+def is_block(span: Span) -> bool:
+    length = (span[1] - span[0]).days + 1
+    return (length & (length - 1) == 0 and 2 <= length <= 1 << MAX_LEVEL
+            and span[0].toordinal() % length == 0)
 
 
-def _start(day: dt.date, level: int) -> dt.date:
-    """The first day of the span of `level` holding `day`."""
-    return day - dt.timedelta(days=day.toordinal() % (1 << level))
+def _month_end(day: dt.date) -> dt.date:
+    following = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return following - dt.timedelta(days=1)
 
 
-def containing(day: dt.date) -> list[Span]:
-    """Every span (of every level) that holds `day`."""
-    return [_span(_start(day, level), level) for level in range(1, MAX_LEVEL + 1)]
+def is_month(span: Span) -> bool:
+    return span[0].day == 1 and span[1] == _month_end(span[0])
 
 
 def pieces(first: dt.date, last: dt.date, built: set[Span]) -> tuple[list[Span], list[dt.date]]:
     """The built spans and single days that together cover first..last exactly, each day
     once, taking the longest built span that starts where the cover has got to."""
+    ends: dict[dt.date, dt.date] = {}
+    for start, end in built:
+        if first <= start and end <= last and end > ends.get(start, dt.date.min):
+            ends[start] = end
     spans: list[Span] = []
     days: list[dt.date] = []
     day = first
     while day <= last:
-        for level in range(MAX_LEVEL, 0, -1):
-            span = _span(day, level)
-            if span[1] <= last and span in built and _start(day, level) == day:
-                spans.append(span)
-                day = span[1] + dt.timedelta(days=1)
-                break
+        if day in ends:
+            spans.append((day, ends[day]))
+            day = ends[day]
         else:
             days.append(day)
-            day += dt.timedelta(days=1)
+        day += dt.timedelta(days=1)
     return spans, days
 
 
@@ -88,43 +95,34 @@ async def built(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: int, first: 
 # -- writes ---------------------------------------------------------------------------------
 
 WRITER_LOCK_SQL = "SELECT pg_advisory_xact_lock_shared($1, t) FROM unnest($2::int[]) AS t"
+# The spans holding a day (or any later day, `$3`): found from their last day, so that the
+# usual write, to today (which no span holds), finds nothing at once.
 INVALIDATE_SQL = """
 WITH gone AS (
     DELETE FROM rollup_spans s
-    USING unnest($1::bigint[], $2::date[], $3::date[]) AS g (tenant_id, first_day, last_day)
-    WHERE s.tenant_id = g.tenant_id AND s.first_day = g.first_day AND s.last_day = g.last_day
+    USING unnest($1::bigint[], $2::date[]) AS w (tenant_id, day)
+    WHERE s.tenant_id = w.tenant_id AND s.last_day >= w.day AND (s.first_day <= w.day OR $3)
     RETURNING s.tenant_id, s.first_day, s.last_day
 )
 DELETE FROM breakdown_spans b USING gone
 WHERE b.tenant_id = gone.tenant_id AND b.first_day = gone.first_day
   AND b.last_day = gone.last_day
 """
-INVALIDATE_FROM_SQL = [
-    f"DELETE FROM {table} WHERE tenant_id = $1 AND last_day >= $2"
-    for table in ("rollup_spans", "breakdown_spans")
-]
 
 
 async def _writer_lock(conn: asyncpg.Connection, tenant_ids: Iterable[int]) -> None:
     await conn.execute(WRITER_LOCK_SQL, LOCK_CLASS, sorted({_lock_key(t) for t in tenant_ids}))
 
 
-async def invalidate(conn: asyncpg.Connection, tenant_days: Iterable[tuple[int, dt.date]]
-                     ) -> None:
-    """Deletes every span holding one of these (tenant, day)s; call within the transaction
-    that writes them."""
-    gone = {(t, *span) for t, day in set(tenant_days) for span in containing(day)}
-    if not gone:
+async def invalidate(conn: asyncpg.Connection, tenant_days: Iterable[tuple[int, dt.date]], *,
+                     and_later: bool = False) -> None:
+    """Deletes every span holding one of these (tenant, day)s (or, `and_later`, any day
+    from it on); call within the transaction that writes them."""
+    pairs = sorted(set(tenant_days))
+    if not pairs:
         return
-    await _writer_lock(conn, {t for t, _, _ in gone})
-    await conn.execute(INVALIDATE_SQL, *([g[i] for g in gone] for i in range(3)))
-
-
-async def invalidate_from(conn: asyncpg.Connection, tenant_id: int, since: dt.date) -> None:
-    """Deletes the tenant's spans that hold `since` or any later day (within a transaction)."""
-    await _writer_lock(conn, [tenant_id])
-    for sql in INVALIDATE_FROM_SQL:
-        await conn.execute(sql, tenant_id, since)
+    await _writer_lock(conn, {t for t, _ in pairs})
+    await conn.execute(INVALIDATE_SQL, [t for t, _ in pairs], [d for _, d in pairs], and_later)
 
 
 # -- building -------------------------------------------------------------------------------
@@ -144,114 +142,135 @@ WITH RECURSIVE d (dimension) AS (
 )
 SELECT dimension FROM d WHERE dimension IS NOT NULL
 """
-DAY_SKETCHES_SQL = """
-SELECT day, visitors_hll, leads_hll FROM daily_rollups
+# The sketches of single days and spans, each named by its first and last day.
+SKETCHES_SQL = """
+SELECT day AS first_day, day AS last_day, visitors_hll, leads_hll FROM daily_rollups
 WHERE tenant_id = $1 AND day = ANY($2::date[])
-"""
-SPAN_SKETCHES_SQL = """
+UNION ALL
 SELECT first_day, last_day, visitors_hll, leads_hll FROM rollup_spans
-WHERE tenant_id = $1 AND (first_day, last_day) IN (SELECT * FROM unnest($2::date[], $3::date[]))
+WHERE tenant_id = $1 AND (first_day, last_day) IN (SELECT * FROM unnest($3::date[], $4::date[]))
 """
 INSERT_SKETCHES_SQL = """
 INSERT INTO rollup_spans (tenant_id, first_day, last_day, visitors_hll, leads_hll)
 SELECT $1, * FROM unnest($2::date[], $3::date[], $4::bytea[], $5::bytea[])
 """
-# Each new span's breakdown sums from its two halves: days (level 1) or spans (above).
-SUM_DAYS_SQL = """
+# Each new span's breakdown sums from its pieces: spans ($2..$5) and single days ($6..$8).
+INSERT_SUMS_SQL = """
 INSERT INTO breakdown_spans (tenant_id, first_day, last_day, dimension, value, events,
                              visitors, leads)
-SELECT $1, h.first_day, h.last_day, b.dimension, b.value, sum(b.events), sum(b.visitors),
-       sum(b.leads)
-FROM unnest($2::date[], $3::date[], $4::date[]) AS h (first_day, last_day, day)
-JOIN breakdown_rollups b ON b.tenant_id = $1 AND b.dimension = ANY($5::text[])
-                         AND b.day = h.day
+SELECT $1, p.first_day, p.last_day, p.dimension, p.value, sum(p.events), sum(p.visitors),
+       sum(p.leads)
+FROM (
+    SELECT m.first_day, m.last_day, b.dimension, b.value, b.events, b.visitors, b.leads
+    FROM unnest($2::date[], $3::date[], $4::date[], $5::date[])
+        AS m (first_day, last_day, piece_first, piece_last)
+    JOIN breakdown_spans b ON b.tenant_id = $1 AND b.first_day = m.piece_first
+                           AND b.last_day = m.piece_last
+    UNION ALL
+    SELECT m.first_day, m.last_day, b.dimension, b.value, b.events, b.visitors, b.leads
+    FROM unnest($6::date[], $7::date[], $8::date[]) AS m (first_day, last_day, day)
+    JOIN breakdown_rollups b ON b.tenant_id = $1 AND b.dimension = ANY($9::text[])
+                             AND b.day = m.day
+) AS p
 GROUP BY 2, 3, 4, 5
 """
-SUM_SPANS_SQL = """
-INSERT INTO breakdown_spans (tenant_id, first_day, last_day, dimension, value, events,
-                             visitors, leads)
-SELECT $1, h.first_day, h.last_day, b.dimension, b.value, sum(b.events), sum(b.visitors),
-       sum(b.leads)
-FROM unnest($2::date[], $3::date[], $4::date[], $5::date[])
-    AS h (first_day, last_day, half_first, half_last)
-JOIN breakdown_spans b ON b.tenant_id = $1 AND b.first_day = h.half_first
-                       AND b.last_day = h.half_last
-GROUP BY 2, 3, 4, 5
-"""
+DELETE_SQL = [
+    f"""DELETE FROM {table} WHERE tenant_id = $1
+        AND (first_day, last_day) IN (SELECT * FROM unnest($2::date[], $3::date[]))"""
+    for table in ("rollup_spans", "breakdown_spans")
+]
 
 
-def _halves(span: Span, level: int) -> tuple[Span, Span]:
-    first, last = span
-    middle = first + dt.timedelta(days=1 << (level - 1))
-    return (first, middle - dt.timedelta(days=1)), (middle, last)
+def _lasting(first: dt.date, horizon: dt.date) -> list[Span]:
+    """The blocks, shortest first, then the whole months, from `first` to `horizon`."""
+    wanted: list[Span] = []
+    for level in range(1, MAX_LEVEL + 1):
+        size = 1 << level
+        start = dt.date.fromordinal(first.toordinal() - first.toordinal() % size)
+        while start + dt.timedelta(days=size - 1) <= horizon:
+            wanted.append((start, start + dt.timedelta(days=size - 1)))
+            start += dt.timedelta(days=size)
+    month = first.replace(day=1)
+    while _month_end(month) <= horizon:
+        wanted.append((month, _month_end(month)))
+        month = _month_end(month) + dt.timedelta(days=1)
+    return wanted
 
 
 async def build(pool: asyncpg.Pool, scripts: Scripts, keys: k.Keys, tenant_id: int,
-                horizon: dt.date) -> int:
-    """Builds the tenant's missing spans that end by `horizon` (the last day that is over);
-    returns how many."""
+                horizon: dt.date, ranges: Iterable[Span] = ()) -> int:
+    """Builds the tenant's missing spans up to `horizon` (its last day that is over): the
+    lasting ones, and `ranges` (the named periods' parts that are over), deleting the ranges
+    of earlier days. Returns how many were built."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS,
                            _lock_key(tenant_id))
         first = await conn.fetchval(FIRST_DAY_SQL, tenant_id)
+        have = await built(conn, tenant_id, dt.date.min, dt.date.max)
+        ranges = {r for r in ranges if r[0] < r[1] <= horizon}
+        stale = sorted(s for s in have if not (is_block(s) or is_month(s)) and s not in ranges)
+        for sql in DELETE_SQL:
+            await conn.execute(sql, tenant_id, [s[0] for s in stale], [s[1] for s in stale])
+        have.difference_update(stale)
         if first is None or first > horizon:
             return 0
-        have = await built(conn, tenant_id, dt.date.min, horizon)
         dimensions = [r["dimension"] for r in await conn.fetch(DIMENSIONS_SQL, tenant_id)]
         made = 0
-        for level in range(1, MAX_LEVEL + 1):
-            size = dt.timedelta(days=1 << level)
-            wanted: list[Span] = []
-            start = _start(first, level)
-            while start + size - dt.timedelta(days=1) <= horizon:
-                if _span(start, level) not in have:
-                    wanted.append(_span(start, level))
-                start += size
+        # Shorter spans first: each is built from the pieces built before it.
+        for group in (*_by_length(_lasting(first, horizon)), sorted(ranges)):
+            wanted = [span for span in group if span not in have]
             for i in range(0, len(wanted), MERGE_CHUNK):
-                await _build_level(conn, scripts, keys, tenant_id, level,
-                                   wanted[i:i + MERGE_CHUNK], dimensions)
+                await _build(conn, scripts, keys, tenant_id, wanted[i:i + MERGE_CHUNK], have,
+                             dimensions)
             have.update(wanted)
             made += len(wanted)
         return made
 
 
-async def _build_level(conn: asyncpg.Connection, scripts: Scripts, keys: k.Keys,
-                       tenant_id: int, level: int, spans: list[Span],
-                       dimensions: list[str]) -> None:
-    halves = [_halves(span, level) for span in spans]
-    if level == 1:
-        days = [day for pair in halves for day, _ in pair]
-        rows = {r["day"]: r for r in await conn.fetch(DAY_SKETCHES_SQL, tenant_id, days)}
-        parts = [[rows.get(half[0]) for half in pair] for pair in halves]
-    else:
-        flat = [half for pair in halves for half in pair]
-        rows = {(r["first_day"], r["last_day"]): r for r in await conn.fetch(
-            SPAN_SKETCHES_SQL, tenant_id, [h[0] for h in flat], [h[1] for h in flat])}
-        parts = [[rows.get(half) for half in pair] for pair in halves]
-    merged = {
-        column: await merge_unions(scripts, keys, tenant_id, [
-            [row[column] for row in pair if row is not None] for pair in parts])
-        for column in ("visitors_hll", "leads_hll")
-    }
-    await conn.execute(INSERT_SKETCHES_SQL, tenant_id, [s[0] for s in spans],
-                       [s[1] for s in spans], merged["visitors_hll"], merged["leads_hll"])
-    if level == 1:
-        h = [(span, half[0]) for span, pair in zip(spans, halves, strict=True) for half in pair]
-        await conn.execute(SUM_DAYS_SQL, tenant_id, [s[0] for s, _ in h], [s[1] for s, _ in h],
-                           [day for _, day in h], dimensions)
-    else:
-        h = [(span, half) for span, pair in zip(spans, halves, strict=True) for half in pair]
-        await conn.execute(SUM_SPANS_SQL, tenant_id, [s[0] for s, _ in h], [s[1] for s, _ in h],
-                           [x[0] for _, x in h], [x[1] for _, x in h])
+def _by_length(wanted: list[Span]) -> list[list[Span]]:
+    groups: dict[int, list[Span]] = {}
+    for span in wanted:
+        groups.setdefault((span[1] - span[0]).days, []).append(span)
+    return [groups[length] for length in sorted(groups)]
+
+
+async def _build(conn: asyncpg.Connection, scripts: Scripts, keys: k.Keys, tenant_id: int,
+                 wanted: list[Span], have: set[Span], dimensions: list[str]) -> None:
+    covers = {span: pieces(*span, have) for span in wanted}
+    parts = sorted({p for span in wanted for p in covers[span][0]})
+    days = sorted({d for span in wanted for d in covers[span][1]})
+    found = {(r["first_day"], r["last_day"]): r for r in await conn.fetch(
+        SKETCHES_SQL, tenant_id, days, [p[0] for p in parts], [p[1] for p in parts])}
+
+    def sketches(span: Span, column: str) -> list[bytes | None]:
+        cover = [*covers[span][0], *((d, d) for d in covers[span][1])]
+        return [found[piece][column] for piece in cover if piece in found]
+
+    merged = {column: await merge_unions(scripts, keys, tenant_id,
+                                         [sketches(span, column) for span in wanted])
+              for column in ("visitors_hll", "leads_hll")}
+    await conn.execute(INSERT_SKETCHES_SQL, tenant_id, [s[0] for s in wanted],
+                       [s[1] for s in wanted], merged["visitors_hll"], merged["leads_hll"])
+    by_span = [(span, part) for span in wanted for part in covers[span][0]]
+    by_day = [(span, day) for span in wanted for day in covers[span][1]]
+    await conn.execute(
+        INSERT_SUMS_SQL, tenant_id,
+        [s[0] for s, _ in by_span], [s[1] for s, _ in by_span],
+        [p[0] for _, p in by_span], [p[1] for _, p in by_span],
+        [s[0] for s, _ in by_day], [s[1] for s, _ in by_day], [d for _, d in by_day],
+        dimensions)
 
 
 TENANTS_SQL = "SELECT id, timezone FROM tenants ORDER BY id"
 
 
-async def build_all(pool: asyncpg.Pool, scripts: Scripts, keys: k.Keys, now: float) -> int:
-    """Builds every tenant's missing spans up to its local yesterday; returns how many."""
+async def build_all(pool: asyncpg.Pool, scripts: Scripts, keys: k.Keys, now: float,
+                    ranges: Callable[[dt.date], Iterable[Span]]) -> int:
+    """Builds every tenant's missing spans up to its local yesterday, with `ranges(today)`
+    for its local today; returns how many."""
     made = 0
     for row in await pool.fetch(TENANTS_SQL):
-        yesterday = local_day(now, ZoneInfo(row["timezone"])) - dt.timedelta(days=1)
-        made += await build(pool, scripts, keys, row["id"], yesterday)
+        today = local_day(now, ZoneInfo(row["timezone"]))
+        made += await build(pool, scripts, keys, row["id"], today - dt.timedelta(days=1),
+                            ranges(today))
     return made

@@ -22,6 +22,7 @@ from realtime.persistence import UNKNOWN, persistence_warnings
 from rollups.cycle import drain_and_flush
 from rollups.drain import consumer_name
 from rollups.locks import Locking
+from rollups.periods import closed_parts
 from rollups.retention import drop_expired
 from rollups.spans import build_all
 
@@ -122,7 +123,7 @@ class Worker:
         """Builds the spans of days that are over, so long periods read few rows."""
         c = self.clients
         try:
-            made = await build_all(c.pool, c.scripts, c.keys, c.clock())
+            made = await build_all(c.pool, c.scripts, c.keys, c.clock(), closed_parts)
         except Exception as error:
             log.error("building spans failed (%s: %s)", type(error).__name__, error)
             return

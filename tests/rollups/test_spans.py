@@ -15,6 +15,7 @@ from app.accounts.tokens import create_token
 from rollups import spans
 from rollups.drain import consumer_name, drain_all
 from rollups.locks import Locking
+from rollups.periods import closed_parts
 from tests.support.apps import flush
 from tests.support.http import track, visitor
 
@@ -33,21 +34,30 @@ def at(*args) -> float:
     return dt.datetime(*args, tzinfo=ZoneInfo(ZONE)).timestamp()
 
 
-def _all_spans(first: dt.date, last: dt.date) -> set[spans.Span]:
+def _blocks(first: dt.date, last: dt.date) -> set[spans.Span]:
+    """Every block (2, 4, ... 256 days, aligned on the day number) within first..last."""
     found = set()
-    day = first
-    while day <= last:
-        found.update(s for s in spans.containing(day) if first <= s[0] and s[1] <= last)
-        day += dt.timedelta(days=1)
+    for level in range(1, spans.MAX_LEVEL + 1):
+        size = 1 << level
+        start = first.toordinal() + (-first.toordinal()) % size
+        while start + size - 1 <= last.toordinal():
+            found.add((dt.date.fromordinal(start), dt.date.fromordinal(start + size - 1)))
+            start += size
     return found
 
 
 @given(st.dates(dt.date(2020, 1, 1), dt.date(2030, 1, 1)), st.integers(0, 800),
-       st.sets(st.integers(0, 1000), max_size=40), st.booleans())
-def test_pieces_cover_each_day_once_with_built_spans_only(first, length, drop, all_built):
+       st.sets(st.integers(0, 1000), max_size=40),
+       st.lists(st.tuples(st.integers(-50, 850), st.integers(1, 400)), max_size=5),
+       st.booleans())
+def test_pieces_cover_each_day_once_with_built_spans_only(first, length, drop, others,
+                                                          all_built):
     last = first + dt.timedelta(days=length)
-    every = sorted(_all_spans(first - dt.timedelta(days=300), last + dt.timedelta(days=300)))
+    every = sorted(_blocks(first - dt.timedelta(days=300), last + dt.timedelta(days=300)))
+    assert all(spans.is_block(b) for b in every)
     built = set(every) if all_built else {s for i, s in enumerate(every) if i not in drop}
+    built |= {(first + dt.timedelta(days=a), first + dt.timedelta(days=a + n))
+              for a, n in others}  # the named periods' runs: any length, anywhere
     parts, days = spans.pieces(first, last, built)
     covered = [*days]
     for span in parts:
@@ -123,20 +133,30 @@ async def test_reads_from_spans_equal_reads_from_days(app, client, pool, clock):
     tenant, headers = await _month(app, client, pool, clock)
     from_days = await _reads(client, tenant.id, headers)
     svc = app.extensions["analytics"]
-    assert await spans.build_all(pool, svc.scripts, svc.keys, clock.now) > 20
+    assert await spans.build_all(pool, svc.scripts, svc.keys, clock.now, closed_parts) > 20
     built = await _spans_of(pool, tenant.id)
-    # Only days that are over (up to the local yesterday, the 11th) are in spans.
-    assert max(last for _, last in built) == dt.date(2026, 9, 10)  # the 11th starts a pair
-    assert (dt.date(2026, 8, 12), dt.date(2026, 8, 27)) in built  # 16 days
+    # Only days that are over (up to the local yesterday, the 11th) are in spans: blocks,
+    # whole months, and the named periods' days before today (30d: the 29 before today).
+    assert max(last for _, last in built) == dt.date(2026, 9, 11)
+    assert {(dt.date(2026, 8, 12), dt.date(2026, 8, 27)), (dt.date(2026, 8, 1),
+            dt.date(2026, 8, 31)), (dt.date(2026, 8, 14), dt.date(2026, 9, 11))} <= built
     assert await _reads(client, tenant.id, headers) == from_days
     assert from_days[0]["totals"]["visitors"] == 7  # visitors 0..6, each once
-    assert await spans.build_all(pool, svc.scripts, svc.keys, clock.now) == 0  # all built
+    assert not await spans.build_all(pool, svc.scripts, svc.keys, clock.now, closed_parts)
+    # A day later the periods' runs move on: the old ones go, the new ones give the same.
+    clock.now += DAY
+    from_days = await _reads(client, tenant.id, headers)
+    await spans.build_all(pool, svc.scripts, svc.keys, clock.now, closed_parts)
+    built = await _spans_of(pool, tenant.id)
+    assert (dt.date(2026, 8, 14), dt.date(2026, 9, 11)) not in built
+    assert (dt.date(2026, 8, 15), dt.date(2026, 9, 12)) in built
+    assert await _reads(client, tenant.id, headers) == from_days
 
 
 async def test_a_late_flush_and_drain_undo_the_spans_of_their_day(app, client, pool, clock):
     tenant, headers = await _month(app, client, pool, clock)
     svc = app.extensions["analytics"]
-    await spans.build_all(pool, svc.scripts, svc.keys, clock.now)
+    await spans.build_all(pool, svc.scripts, svc.keys, clock.now, closed_parts)
     before = await _reads(client, tenant.id, headers)
     # Events of a day whose spans are built arrive late: a new visitor, who also converts.
     clock.now = at(2026, 8, 20, 23, 30)
@@ -146,7 +166,7 @@ async def test_a_late_flush_and_drain_undo_the_spans_of_their_day(app, client, p
     await drain_all(svc.redis, pool, svc.keys, consumer=consumer_name(), locking=Locking.WAIT)
     assert _page_events(await _reads(client, tenant.id, headers)) == _page_events(before) + 1
     # Spans built in between hold the new breakdown rows but not yet the flushed sketches.
-    await spans.build_all(pool, svc.scripts, svc.keys, clock.now)
+    await spans.build_all(pool, svc.scripts, svc.keys, clock.now, closed_parts)
     await flush(app)
     assert not {s for s in await _spans_of(pool, tenant.id) if s[0] <= dt.date(2026, 8, 20)
                 <= s[1]}
@@ -156,7 +176,7 @@ async def test_a_late_flush_and_drain_undo_the_spans_of_their_day(app, client, p
     assert after[0]["totals"]["leads"] == before[0]["totals"]["leads"] + 1
     assert _page_events(after) == _page_events(before) + 1
     # Built again, the spans give the same answers.
-    await spans.build_all(pool, svc.scripts, svc.keys, clock.now)
+    await spans.build_all(pool, svc.scripts, svc.keys, clock.now, closed_parts)
     assert await _reads(client, tenant.id, headers) == after
 
 
@@ -171,7 +191,7 @@ async def test_rebuild_undoes_the_spans_of_the_days_it_rewrites(app, client, poo
     await pool.execute(
         "INSERT INTO breakdown_rollups (tenant_id, day, dimension, value, events, visitors, "
         "leads) VALUES ($1, '2026-07-28', 'source', 'Toaster', 50, 50, 50)", tenant.id)
-    await spans.build_all(pool, svc.scripts, svc.keys, clock.now)
+    await spans.build_all(pool, svc.scripts, svc.keys, clock.now, closed_parts)
     assert "Toaster" in str(await _reads(client, tenant.id, headers))
     await rebuild(redis, pool, keys, svc.scripts, tenant.id, ZONE, dt.date(2026, 7, 27),
                   "tests")

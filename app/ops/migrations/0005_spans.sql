@@ -1,9 +1,9 @@
--- Spans: unions of whole runs of a tenant's days, so a long period reads a handful of rows
--- instead of one per day (rollups/spans.py). A span covers 2, 4, ... 256 days aligned on the
--- day number; a row here says the span is built, with the union of its days' visitor and
--- lead sketches; breakdown_spans holds the sums of its days' breakdown rows. Built for days
--- that are over; any later write to one of its days deletes the span, in the same
--- transaction, and it is built again.
+-- Spans: runs of a tenant's days taken together, so a long period reads a handful of rows
+-- instead of one per day (rollups/spans.py): blocks of 2, 4, ... 256 days, whole months, and
+-- the parts that are over of the named periods of the day. A row here says the span is
+-- built, with the union of its days' visitor and lead sketches; breakdown_spans holds the
+-- sums of its days' breakdown rows. Built for days that are over; any later write to one of
+-- its days deletes the span, in the same transaction, and it is built again.
 CREATE TABLE rollup_spans (
     tenant_id bigint NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     first_day date NOT NULL,
@@ -12,6 +12,8 @@ CREATE TABLE rollup_spans (
     leads_hll bytea,
     PRIMARY KEY (tenant_id, first_day, last_day)
 );
+-- A write finds the spans holding its day from their last day: none, for today's.
+CREATE INDEX rollup_spans_last_day ON rollup_spans (tenant_id, last_day);
 CREATE TABLE breakdown_spans (
     tenant_id bigint NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     first_day date NOT NULL,

@@ -9,6 +9,8 @@ floor), and then measures, interleaving what is compared, median of the rounds:
     reads    the two GET endpoints at c=16; and GET summary against a bare Quart route that
              returns the same JSON, interleaved, on a stack of its own (bench/reads.py)
     flush    time and round trips for 1,000 / 10,000 / 100,000 changed tenant-days
+    insights a 30-day /stats and breakdowns of a tenant at its rate limit all month, in
+             process at c=8, with spans and from the days alone (bench/insights.py)
     live     500 sockets on 50 tenants while /track runs at half its peak (bench/live_load.py),
              and the worst case of 500 sockets on one tenant (bench/live_latency.py)
     cpu      where the CPU goes during the ingest rounds: web workers, scheduler, Redis, Postgres
@@ -35,6 +37,7 @@ import time
 
 from bench.batches import measure as batches_at
 from bench.flush import RoundTrips, one_round
+from bench.insights import main as insights_reads
 from bench.live_load import measure as live_under_load
 from bench.stack import (
     RESULTS,
@@ -211,6 +214,11 @@ async def main() -> None:
     except ValueError:
         results["live"] = {"error": (out.stderr or out.stdout)[-500:]}
     print(json.dumps({"live": results["live"]}), flush=True)
+
+    # Before the flush rounds, which count round trips by patching the clients.
+    results["insights"] = await insights_reads(requests=200 if args.quick else 400,
+                                               visitors=20_000, rounds=1 if args.quick else 2)
+    print(json.dumps({"insights": results["insights"]["results"]}), flush=True)
 
     RoundTrips.install()
     sizes = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000)

@@ -16,8 +16,8 @@ Two kinds are built (`build`), for days that are over in the tenant's timezone:
 
 A write to any day of a built span (a late flush, the drain, `rebuild`) deletes the span in
 the transaction of the write (`invalidate`), and it is built again later; until then reads
-take smaller spans or days. A per-tenant advisory lock keeps a build from missing a write
-that commits while it runs: writers hold it shared, the build exclusive.
+take smaller spans or days. An advisory lock (one per slot of tenants) keeps a build from
+missing a write that commits while it runs: writers hold it shared, the build exclusive.
 """
 
 from __future__ import annotations
@@ -35,13 +35,16 @@ from rollups.sketches import merge_unions
 
 MAX_LEVEL = 8  # the longest spans cover 2**8 = 256 days
 LOCK_CLASS = 0x7370  # advisory lock class of spans (see rollups.locks)
+LOCK_SLOTS = 16
 MERGE_CHUNK = 64  # spans merged per Redis call while building
 
 Span = tuple[dt.date, dt.date]  # first and last day, inclusive
 
 
 def _lock_key(tenant_id: int) -> int:
-    return tenant_id % 2**31  # a collision only makes one tenant wait for another
+    # Tenants share LOCK_SLOTS locks: a write of thousands of tenant-days takes at most that
+    # many (Postgres' lock table is small), and a build makes only its slot's writers wait.
+    return tenant_id % LOCK_SLOTS
 
 
 def is_block(span: Span) -> bool:
@@ -94,35 +97,41 @@ async def built(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: int, first: 
 
 # -- writes ---------------------------------------------------------------------------------
 
-WRITER_LOCK_SQL = "SELECT pg_advisory_xact_lock_shared($1, t) FROM unnest($2::int[]) AS t"
-# The spans holding a day (or any later day, `$3`): found from their last day, so that the
-# usual write, to today (which no span holds), finds nothing at once.
+# Two statements sent as one (the simple query protocol, one round trip on every write):
+# the lock, then the delete, whose snapshot must be taken after the lock is granted so that
+# it sees a span a build committed meanwhile. The values are ints and dates formatted here.
 INVALIDATE_SQL = """
+SELECT pg_advisory_xact_lock_shared({lock_class}, slot) FROM unnest('{slots}'::int[]) AS slot;
 WITH gone AS (
     DELETE FROM rollup_spans s
-    USING unnest($1::bigint[], $2::date[]) AS w (tenant_id, day)
-    WHERE s.tenant_id = w.tenant_id AND s.last_day >= w.day AND (s.first_day <= w.day OR $3)
+    USING unnest('{tenants}'::bigint[], '{days}'::date[]) AS w (tenant_id, day)
+    WHERE s.tenant_id = w.tenant_id AND s.last_day >= w.day
+      AND (s.first_day <= w.day OR {and_later})
     RETURNING s.tenant_id, s.first_day, s.last_day
 )
 DELETE FROM breakdown_spans b USING gone
 WHERE b.tenant_id = gone.tenant_id AND b.first_day = gone.first_day
-  AND b.last_day = gone.last_day
+  AND b.last_day = gone.last_day;
 """
 
 
-async def _writer_lock(conn: asyncpg.Connection, tenant_ids: Iterable[int]) -> None:
-    await conn.execute(WRITER_LOCK_SQL, LOCK_CLASS, sorted({_lock_key(t) for t in tenant_ids}))
+def _array(values: Iterable[int | dt.date]) -> str:
+    return "{" + ",".join(str(int(v)) if isinstance(v, int) else v.isoformat()
+                          for v in values) + "}"
 
 
 async def invalidate(conn: asyncpg.Connection, tenant_days: Iterable[tuple[int, dt.date]], *,
                      and_later: bool = False) -> None:
     """Deletes every span holding one of these (tenant, day)s (or, `and_later`, any day
-    from it on); call within the transaction that writes them."""
+    from it on); call within the transaction that writes them. A span is found from its
+    last day, so that the usual write, to today (which no span holds), finds none at once."""
     pairs = sorted(set(tenant_days))
     if not pairs:
         return
-    await _writer_lock(conn, {t for t, _ in pairs})
-    await conn.execute(INVALIDATE_SQL, [t for t, _ in pairs], [d for _, d in pairs], and_later)
+    await conn.execute(INVALIDATE_SQL.format(
+        lock_class=LOCK_CLASS, slots=_array(sorted({_lock_key(t) for t, _ in pairs})),
+        tenants=_array(t for t, _ in pairs), days=_array(d for _, d in pairs),
+        and_later="true" if and_later else "false"))
 
 
 # -- building -------------------------------------------------------------------------------

@@ -198,3 +198,32 @@ async def test_rebuild_undoes_the_spans_of_the_days_it_rewrites(app, client, poo
     after = await _reads(client, tenant.id, headers)
     assert "Toaster" not in str(after)
     assert after == await _days_only(client, pool, tenant.id, headers)
+
+
+async def test_the_schedulers_job_builds_the_days_that_are_over(settings, app, client, pool,
+                                                                clock, caplog):
+    import logging
+    import re
+    import time
+
+    from app.clients import Clients
+    from app.ops.scheduler import Worker
+    from realtime.days import local_day
+
+    tenant, _ = await _tenant(pool)
+    today = local_day(time.time(), ZoneInfo(ZONE))
+    for back in (40, 3):
+        clock.now = at(today.year, today.month, today.day, 12) - back * DAY
+        await _visit(client, tenant.id, back, "pageview")
+    await flush(app)
+    caplog.set_level(logging.INFO, logger="analytics.scheduler")
+    clients = await Clients.open(settings)
+    try:
+        await Worker(clients).spans()
+    finally:
+        await clients.close()
+    built = await _spans_of(pool, tenant.id)
+    yesterday = today - dt.timedelta(days=1)
+    assert (today - dt.timedelta(days=29), yesterday) in built  # 30d's days before today
+    assert max(last for _, last in built) == yesterday
+    assert any(re.fullmatch(r"built \d+ spans", r.getMessage()) for r in caplog.records)

@@ -206,33 +206,38 @@ def _lasting(first: dt.date, horizon: dt.date) -> list[Span]:
     return wanted
 
 
+async def _exclusive(conn: asyncpg.Connection, tenant_id: int) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS, _lock_key(tenant_id))
+
+
 async def build(pool: asyncpg.Pool, scripts: Scripts, keys: k.Keys, tenant_id: int,
                 horizon: dt.date, ranges: Iterable[Span] = ()) -> int:
     """Builds the tenant's missing spans up to `horizon` (its last day that is over): the
     lasting ones, and `ranges` (the named periods' parts that are over), deleting the ranges
     of earlier days. Returns how many were built."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS,
-                           _lock_key(tenant_id))
-        first = await conn.fetchval(FIRST_DAY_SQL, tenant_id)
-        have = await built(conn, tenant_id, dt.date.min, dt.date.max)
-        ranges = {r for r in ranges if r[0] < r[1] <= horizon}
-        stale = sorted(s for s in have if not (is_block(s) or is_month(s)) and s not in ranges)
-        for sql in DELETE_SQL:
-            await conn.execute(sql, tenant_id, [s[0] for s in stale], [s[1] for s in stale])
-        have.difference_update(stale)
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            await _exclusive(conn, tenant_id)
+            first = await conn.fetchval(FIRST_DAY_SQL, tenant_id)
+            have = await built(conn, tenant_id, dt.date.min, dt.date.max)
+            ranges = {r for r in ranges if r[0] < r[1] <= horizon}
+            stale = sorted(s for s in have
+                           if not (is_block(s) or is_month(s)) and s not in ranges)
+            for sql in DELETE_SQL:
+                await conn.execute(sql, tenant_id, [s[0] for s in stale], [s[1] for s in stale])
+            have.difference_update(stale)
         if first is None or first > horizon:
             return 0
-        dimensions = [r["dimension"] for r in await conn.fetch(DIMENSIONS_SQL, tenant_id)]
         made = 0
-        # Shorter spans first: each is built from the pieces built before it.
+        # Shorter spans first: each is built from the pieces built before it. One short
+        # transaction per chunk, so the slot's writers never wait for a whole tenant.
         for group in (*_by_length(_lasting(first, horizon)), sorted(ranges)):
             wanted = [span for span in group if span not in have]
             for i in range(0, len(wanted), MERGE_CHUNK):
-                await _build(conn, scripts, keys, tenant_id, wanted[i:i + MERGE_CHUNK], have,
-                             dimensions)
-            have.update(wanted)
-            made += len(wanted)
+                async with conn.transaction():
+                    await _exclusive(conn, tenant_id)
+                    made += await _build(conn, scripts, keys, tenant_id,
+                                         wanted[i:i + MERGE_CHUNK], have)
         return made
 
 
@@ -244,12 +249,19 @@ def _by_length(wanted: list[Span]) -> list[list[Span]]:
 
 
 async def _build(conn: asyncpg.Connection, scripts: Scripts, keys: k.Keys, tenant_id: int,
-                 wanted: list[Span], have: set[Span], dimensions: list[str]) -> None:
+                 wanted: list[Span], have: set[Span]) -> int:
+    """Builds `wanted` from the pieces in `have` that still exist (a write may have deleted
+    one since it was built: the spans it was to make wait for the next build)."""
     covers = {span: pieces(*span, have) for span in wanted}
     parts = sorted({p for span in wanted for p in covers[span][0]})
     days = sorted({d for span in wanted for d in covers[span][1]})
     found = {(r["first_day"], r["last_day"]): r for r in await conn.fetch(
         SKETCHES_SQL, tenant_id, days, [p[0] for p in parts], [p[1] for p in parts])}
+    have.difference_update(p for p in parts if p not in found)
+    wanted = [span for span in wanted if all(p in found for p in covers[span][0])]
+    if not wanted:
+        return 0
+    dimensions = [r["dimension"] for r in await conn.fetch(DIMENSIONS_SQL, tenant_id)]
 
     def sketches(span: Span, column: str) -> list[bytes | None]:
         cover = [*covers[span][0], *((d, d) for d in covers[span][1])]
@@ -268,6 +280,8 @@ async def _build(conn: asyncpg.Connection, scripts: Scripts, keys: k.Keys, tenan
         [p[0] for _, p in by_span], [p[1] for _, p in by_span],
         [s[0] for s, _ in by_day], [s[1] for s, _ in by_day], [d for _, d in by_day],
         dimensions)
+    have.update(wanted)
+    return len(wanted)
 
 
 TENANTS_SQL = "SELECT id, timezone FROM tenants ORDER BY id"

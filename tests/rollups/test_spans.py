@@ -227,3 +227,25 @@ async def test_the_schedulers_job_builds_the_days_that_are_over(settings, app, c
     assert (today - dt.timedelta(days=29), yesterday) in built  # 30d's days before today
     assert max(last for _, last in built) == yesterday
     assert any(re.fullmatch(r"built \d+ spans", r.getMessage()) for r in caplog.records)
+
+
+async def test_a_span_is_never_built_from_a_piece_deleted_meanwhile(app, client, pool, clock):
+    tenant, _ = await _tenant(pool)
+    for day in range(8):
+        clock.now = at(2026, 8, 12, 10) + day * DAY  # the 12th starts a block of 16
+        await _visit(client, tenant.id, day, "pageview")
+    await flush(app)
+    svc = app.extensions["analytics"]
+    await spans.build(pool, svc.scripts, svc.keys, tenant.id, dt.date(2026, 8, 19))
+    have = await _spans_of(pool, tenant.id)
+    four = (dt.date(2026, 8, 12), dt.date(2026, 8, 15))
+    assert four in have
+    # A write to the 12th deletes its spans after the build read which spans there were.
+    async with pool.acquire() as conn, conn.transaction():
+        await spans.invalidate(conn, [(tenant.id, dt.date(2026, 8, 12))])
+    eight = (dt.date(2026, 8, 12), dt.date(2026, 8, 19))
+    have.discard(eight)  # to be built again from its halves, one of them gone now
+    async with pool.acquire() as conn:
+        assert await spans._build(conn, svc.scripts, svc.keys, tenant.id, [eight], have) == 0
+    assert four not in have
+    assert not {s for s in await _spans_of(pool, tenant.id) if s[0] == dt.date(2026, 8, 12)}

@@ -97,8 +97,8 @@ async def measure(client, url: str, headers: dict, requests: int, concurrency: i
             latencies.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, await response.get_data()
 
-    for _ in range(20):  # warm up
-        await client.get(url, headers=headers)
+    for _ in range(3):  # warm up at the concurrency measured: the pool opens its connections
+        await asyncio.gather(*(client.get(url, headers=headers) for _ in range(concurrency)))
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started

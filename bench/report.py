@@ -204,7 +204,8 @@ def insights_section(results: dict) -> list[str]:
         "(`rollups/spans.py`: blocks of 2 to 256 days, whole months, and the part of each "
         "named period before today). Driven in process (Quart's test client, no HTTP "
         f"parsing), concurrency {found['concurrency']}, {found['requests']} requests per "
-        f"read after 20 to warm up, with the spans and from the days alone (the spans set "
+        f"read after 24 at the same concurrency to warm up (the pool opens its connections), "
+        f"with the spans and from the days alone (the spans set "
         f"aside, as for days not yet in one), interleaved, median of {found['rounds']} "
         f"rounds, {found['started']}:",
         "",

@@ -185,7 +185,9 @@ async def count(conn: asyncpg.Connection, rows: list[asyncpg.Record], *,
 # Over the spans and single days that cover the period (rollups.spans); the top `$6` values
 # (by visitors, then events, then value) and the sums of the rest in one more row, `rest`.
 # Ties go by the value's bytes (UTF-8: code points), not the database's collation, which
-# costs far more per comparison (1,000 pages of equal counts: 7 ms against under 1).
+# costs far more per comparison (1,000 pages of equal counts: 7 ms against under 1). `spans`
+# counts the spans read that still exist, in the statement's own snapshot: a span and its
+# breakdown rows are written and deleted together, so when all do, the sums are whole.
 RESULTS_SQL = """
 WITH summed AS (
     SELECT value, sum(visitors)::bigint AS visitors, sum(events)::bigint AS events,
@@ -204,25 +206,32 @@ WITH summed AS (
     SELECT *, row_number() OVER (ORDER BY visitors DESC, events DESC, value COLLATE "C") AS rank
     FROM summed
 )
-SELECT false AS rest, rank, value, visitors, events, leads FROM ranked WHERE rank <= $6
+SELECT false AS rest, rank, value, visitors, events, leads, NULL::bigint AS spans
+FROM ranked WHERE rank <= $6
 UNION ALL
 SELECT true, NULL, NULL, coalesce(sum(visitors), 0)::bigint, coalesce(sum(events), 0)::bigint,
-       coalesce(sum(leads), 0)::bigint
+       coalesce(sum(leads), 0)::bigint,
+       (SELECT count(*) FROM unnest($4::date[], $5::date[]) AS s (first_day, last_day)
+        JOIN rollup_spans r ON r.tenant_id = $1 AND r.first_day = s.first_day
+                            AND r.last_day = s.last_day)
 FROM ranked WHERE rank > $6
 ORDER BY rest, rank
 """
+ATTEMPTS = 3
 
 
 async def breakdown(pool: asyncpg.Pool, tenant_id: int, dimension: str, first: dt.date,
                     last: dt.date, limit: int) -> tuple[list[dict], dict]:
     """The top `limit` values over the days, and the sums of the rest."""
-    # One snapshot: a span deleted meanwhile must not drop out of the sums.
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
-                                                        readonly=True):
-        parts, days = spans.pieces(first, last,
-                                   await spans.built(conn, tenant_id, first, last))
-        rows = await conn.fetch(RESULTS_SQL, tenant_id, dimension, days,
+    for attempt in range(ATTEMPTS):
+        # The last attempt takes the days alone, which no write deletes.
+        built = await spans.built(pool, tenant_id, first, last) if attempt < ATTEMPTS - 1 \
+            else set()
+        parts, days = spans.pieces(first, last, built)
+        rows = await pool.fetch(RESULTS_SQL, tenant_id, dimension, days,
                                 [p[0] for p in parts], [p[1] for p in parts], limit)
+        if rows[-1]["spans"] == len(parts):  # none was deleted after `built` read it
+            break
     results = [{"value": r["value"], "visitors": r["visitors"], "events": r["events"],
                 "leads": r["leads"]} for r in rows if not r["rest"]]
     [rest] = [r for r in rows if r["rest"]]

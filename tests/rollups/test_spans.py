@@ -249,3 +249,31 @@ async def test_a_span_is_never_built_from_a_piece_deleted_meanwhile(app, client,
         assert await spans._build(conn, svc.scripts, svc.keys, tenant.id, [eight], have) == 0
     assert four not in have
     assert not {s for s in await _spans_of(pool, tenant.id) if s[0] == dt.date(2026, 8, 12)}
+
+
+async def test_a_breakdown_never_sums_a_span_deleted_after_it_was_listed(app, client, pool,
+                                                                         clock, monkeypatch):
+    from rollups import breakdowns
+
+    tenant, _ = await _tenant(pool)
+    for day in range(8):
+        clock.now = at(2026, 8, 12, 10) + day * DAY
+        await _visit(client, tenant.id, day, "pageview")
+    await flush(app)
+    svc = app.extensions["analytics"]
+    await spans.build(pool, svc.scripts, svc.keys, tenant.id, dt.date(2026, 8, 19))
+    week = (tenant.id, "device", dt.date(2026, 8, 12), dt.date(2026, 8, 19), 10)
+    expected = await breakdowns.breakdown(pool, *week)
+    assert expected[0][0]["visitors"] == 8
+    listed = await _spans_of(pool, tenant.id)
+    async with pool.acquire() as conn, conn.transaction():  # a write, after the listing
+        await spans.invalidate(conn, [(tenant.id, dt.date(2026, 8, 12))])
+    real, calls = spans.built, []
+
+    async def listed_before_the_write(*args):
+        calls.append(args)
+        return listed if len(calls) == 1 else await real(*args)
+
+    monkeypatch.setattr(spans, "built", listed_before_the_write)
+    assert await breakdowns.breakdown(pool, *week) == expected
+    assert len(calls) == 2  # read again once

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.accounts.tenants import create_tenant
@@ -46,6 +46,7 @@ def _blocks(first: dt.date, last: dt.date) -> set[spans.Span]:
     return found
 
 
+@settings(deadline=None)  # a pure function, but on machines shared with other work
 @given(st.dates(dt.date(2020, 1, 1), dt.date(2030, 1, 1)), st.integers(0, 800),
        st.sets(st.integers(0, 1000), max_size=40),
        st.lists(st.tuples(st.integers(-50, 850), st.integers(1, 400)), max_size=5),

@@ -144,8 +144,8 @@ class Stack:
                              capture_output=True, text=True, check=True).stdout
         return json.loads(out)
 
-    def start(self, name: str, argv: list[str], port: int | None = None) -> None:
-        env = dict(self.env)
+    def start(self, name: str, argv: list[str], port: int | None = None, **extra: str) -> None:
+        env = {**self.env, **extra}
         if port:
             env["PORT"] = str(port)
             self.ports[name] = port

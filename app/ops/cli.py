@@ -285,6 +285,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_interval,
         ws_max_size=64 * 1024,  # clients only ever send small frames
+        # A deflate context per socket costs more resident memory than the rest of the socket
+        # (bench/sockets.py) to shrink frames of a few hundred bytes: off.
+        ws_per_message_deflate=False,
         proxy_headers=False,  # TRUSTED_PROXY_HOPS decides what X-Forwarded-For is worth
         server_header=False,
         log_config=LOGGING,

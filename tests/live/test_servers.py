@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 
 from app.accounts.tokens import create_token
 from tests.support.http import bearer
-from tests.support.servers import web_server
+from tests.support.servers import free_port, start_process, wait_for_port, web_server
 
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"}
 
@@ -92,3 +92,21 @@ async def test_sigterm_closes_sockets_with_1001(settings, database, pool, tenant
         assert codes == [1001] * len(sockets)
         # uvicorn re-raises the signal it handled once its graceful shutdown is done.
         assert await asyncio.to_thread(server.process.wait, 15) in (0, -signal.SIGTERM)
+
+
+async def test_analytics_serve_declines_per_message_deflate(settings, database, pool, tenant):
+    # Browsers offer it on every socket; accepted, it would hold a zlib context per socket,
+    # more memory than the rest of an idle dashboard, to shrink frames of a few hundred bytes.
+    _, token = await create_token(pool, tenant.id)
+    port = free_port()
+    web = start_process(settings, "serve", PORT=port, WEB_CONCURRENCY=1)
+    try:
+        await asyncio.to_thread(wait_for_port, port)
+        url = f"ws://127.0.0.1:{port}/api/analytics/{tenant.id}/live"
+        async with connect(url, additional_headers=bearer(token), compression="deflate") as ws:
+            assert "permessage-deflate" in ws.request.headers["Sec-WebSocket-Extensions"]
+            assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "snapshot"
+            assert "Sec-WebSocket-Extensions" not in ws.response.headers
+    finally:
+        web.send_signal(signal.SIGTERM)
+        web.communicate(timeout=20)

@@ -172,7 +172,8 @@ def uvicorn_command(port: int, asgi: str = "app.asgi:app") -> list[str]:
     return [
         sys.executable, "-m", "uvicorn", asgi, "--host", "127.0.0.1",
         "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-        "--ws", "websockets-sansio", "--log-level", "warning", "--no-server-header",
+        "--ws", "websockets-sansio", "--ws-per-message-deflate", "false",
+        "--log-level", "warning", "--no-server-header",
     ]
 
 
@@ -201,7 +202,8 @@ async def in_process_server(app, sock: socket.socket) -> AsyncIterator[None]:
     """Serves `app` with uvicorn in this event loop, so a test can look inside the app."""
     import uvicorn
 
-    config = uvicorn.Config(app, ws="websockets-sansio", http="httptools", lifespan="on",
+    config = uvicorn.Config(app, ws="websockets-sansio", ws_per_message_deflate=False,
+                            http="httptools", lifespan="on",
                             log_config=None, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

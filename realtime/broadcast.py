@@ -75,14 +75,24 @@ class Subscription:
         # Computations are numbered as they start: an older one finishing late is ignored,
         # so the numbers a socket sees never step back to a state it has left.
         self._seq = -1
-        self._events: deque[dict] = deque(maxlen=max_events)
-        self._wake = asyncio.Event()
+        # Only sockets that asked for the feed hold a deque; none holds an asyncio.Event:
+        # idle sockets are many, and each of these is most of a kilobyte.
+        self._events: deque[dict] | None = deque(maxlen=max_events) if max_events else None
+        self._waiter: asyncio.Future | None = None
         self._closed: Closed | None = None
 
     @property
     def backlog(self) -> int:
         """Items waiting to be taken; bounded by 1 + max_events."""
-        return (self._state is not None) + len(self._events)
+        return (self._state is not None) + len(self._events or ())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def start(self, state: Snapshot, seq: int) -> None:
         """Sets the first snapshot, which the consumer sends itself, unless a newer is pending."""
@@ -100,19 +110,20 @@ class Subscription:
             return
         # Replaces whatever the consumer has not taken yet: values are absolute.
         self._last = self._state = state
-        self._wake.set()
+        self._wake()
 
     def offer_events(self, events: list[dict]) -> None:
-        if events and self._events.maxlen and not self._closed:
+        if events and self._events is not None and not self._closed:
             self._events.extend(events)
-            self._wake.set()
+            self._wake()
 
     def close(self, code: int, reason: str) -> None:
         if self._closed is None:
             self._closed = Closed(code, reason)
             self._state = None
-            self._events.clear()
-            self._wake.set()
+            if self._events is not None:
+                self._events.clear()
+            self._wake()
 
     async def get(self) -> tuple[Snapshot | None, list[dict]]:
         """Waits for news: the newest state (or None) and the events since the last call.
@@ -124,11 +135,15 @@ class Subscription:
                 raise self._closed
             if self._state is not None or self._events:
                 state, self._state = self._state, None
-                events = list(self._events)
-                self._events.clear()
+                events = list(self._events or ())
+                if self._events is not None:
+                    self._events.clear()
                 return state, events
-            self._wake.clear()
-            await self._wake.wait()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
 
 @dataclass

@@ -69,15 +69,13 @@ async def live(tenant_id: int) -> None:
     timezone = await tenant_zone(services(), tenant_id)
     hub = broadcaster()
     feed = websocket.args.get("events", "") in ("1", "true")
-    async with contextlib.AsyncExitStack() as stack:
-        try:
-            watching = hub.watch(tenant_id, timezone, events=feed)
-            subscription = await stack.enter_async_context(watching)
-        except Unavailable as error:
-            log.warning("live socket refused: %s", error)
-            raise APIError(503, "live data is unavailable, try again shortly") from None
-        await websocket.accept()
-        await _stream(tenant_id, subscription)
+    try:
+        async with hub.watch(tenant_id, timezone, events=feed) as subscription:
+            await websocket.accept()
+            await _stream(tenant_id, subscription)
+    except Unavailable as error:  # raised by watch() only, before the handshake completes
+        log.warning("live socket refused: %s", error)
+        raise APIError(503, "live data is unavailable, try again shortly") from None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -98,7 +96,7 @@ async def _stream(tenant_id: int, subscription: Subscription) -> None:
 
     # Quart queues whatever the client sends without bound; reading it keeps memory flat.
     reader = asyncio.create_task(_discard_incoming())
-    checker = asyncio.create_task(_recheck(tenant_id, subscription, settings.live_reauth_interval))
+    recheck = _Recheck(tenant_id, subscription, settings.live_reauth_interval)
     try:
         await send([_frame("snapshot", subscription.first)])
         while True:
@@ -124,7 +122,7 @@ async def _stream(tenant_id: int, subscription: Subscription) -> None:
                 await websocket.close(CLOSE_TOO_SLOW, "client too slow")
     finally:
         reader.cancel()
-        checker.cancel()
+        recheck.stop()
 
 
 async def _discard_incoming() -> None:
@@ -132,19 +130,46 @@ async def _discard_incoming() -> None:
         await websocket.receive()
 
 
-async def _recheck(tenant_id: int, subscription: Subscription, interval: float) -> None:
+class _Recheck:
     """Ends the socket once its credentials stop covering the tenant (a revoked token, an
-    expired session): a socket outlives any single request's check."""
-    while True:
-        await asyncio.sleep(interval)
+    expired session): a socket outlives any single request's check.
+
+    Every `interval` seconds a timer starts one check in a task of its own, so an idle socket
+    holds a timer rather than a sleeping task, and a slow check (Postgres away) never holds
+    back the socket's updates. Timers and tasks run in the websocket's context, which the
+    check reads its credentials from.
+    """
+
+    def __init__(self, tenant_id: int, subscription: Subscription, interval: float) -> None:
+        self.tenant_id = tenant_id
+        self.subscription = subscription
+        self.interval = interval
+        self._loop = asyncio.get_running_loop()
+        self._stopped = False
+        self._pending: asyncio.TimerHandle | asyncio.Task = self._loop.call_later(
+            interval, self._start)
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._pending.cancel()
+
+    def _start(self) -> None:
+        self._pending = task = asyncio.ensure_future(self._check())
+        task.add_done_callback(self._again)
+
+    def _again(self, _: asyncio.Task) -> None:
+        # Also called for a check that finished just before stop(): then no timer follows.
+        if not self._stopped and not self.subscription.closed:
+            self._pending = self._loop.call_later(self.interval, self._start)
+
+    async def _check(self) -> None:
         try:
-            await authorize(tenant_id)
+            await authorize(self.tenant_id)
         except APIError as error:
             if error.status >= 500:  # Postgres away: live numbers need only Redis; try later
                 log.warning("live credentials not rechecked: %s", error.message)
-                continue
-            subscription.close(CLOSE_UNAUTHORIZED + error.status - 401, error.message)
-            return
+                return
+            self.subscription.close(CLOSE_UNAUTHORIZED + error.status - 401, error.message)
         except Exception as error:
             log.warning("live credentials not rechecked: %s", type(error).__name__)
 

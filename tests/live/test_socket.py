@@ -333,6 +333,41 @@ async def test_revoking_the_token_ends_its_open_sockets(settings, pool, tenant):
     assert closed.value.args[0] == 4401
 
 
+def live_tasks() -> list[str]:
+    """Names of the running tasks whose coroutine is app/routes/live.py's."""
+    import app.routes.live
+
+    return sorted(task.get_coro().__qualname__ for task in asyncio.all_tasks()
+                  if task.get_coro().cr_code.co_filename == app.routes.live.__file__)
+
+
+async def test_an_idle_socket_runs_one_task_of_its_own(settings, tenant, auth_headers,
+                                                      monkeypatch):
+    # Idle dashboards are many: the credentials' recheck waits on a timer, not in a task
+    # sleeping between checks, and stops when the socket ends.
+    import app.routes.live
+
+    checks = []
+    authorize = app.routes.live.authorize
+
+    async def counted(tenant_id):
+        checks.append(tenant_id)
+        return await authorize(tenant_id)
+
+    monkeypatch.setattr(app.routes.live, "authorize", counted)
+    async with serving_app(settings, live_reauth_interval=0.05) as served:
+        client = served.test_client()
+        async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth_headers) as ws:
+            assert (await receive(ws))["type"] == "snapshot"
+            await eventually(lambda: len(checks) >= 4, 3, what="several rechecks")
+            assert live_tasks() in (["_discard_incoming"],
+                                    ["_Recheck._check", "_discard_incoming"])
+        await eventually(lambda: live_tasks() == [], 3, what="the socket's tasks ending")
+        ended = len(checks)
+        await asyncio.sleep(0.3)  # six intervals: a recheck still scheduled would have run
+        assert len(checks) == ended
+
+
 async def test_a_quiet_socket_gets_heartbeats(settings, tenant, auth_headers):
     async with serving_app(settings, live_heartbeat=0.2) as app:
         client = app.test_client()

@@ -142,6 +142,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probes", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     wrk = ensure_wrk()
     stack = Stack(args.workers)
@@ -149,8 +150,9 @@ async def main() -> None:
         await stack.setup(10_000, bare=False)
         env = {"BENCH_TENANTS": "10000", "BENCH_FIRST_TENANT": str(stack.first_tenant)}
         peak = run_wrk(wrk, stack.url("web"), ROOT / "bench" / "track.lua", 32, 5, env)["rps"]
-        result = await measure(stack, peak / 2, probes=args.probes)
-        print(json.dumps({"peak_rps": round(peak), **result}, indent=2))
+        for _ in range(args.rounds):
+            result = await measure(stack, peak / 2, probes=args.probes)
+            print(json.dumps({"peak_rps": round(peak), **result}, indent=2), flush=True)
     finally:
         await stack.teardown()
 

@@ -5,7 +5,8 @@ worker started afresh; its resident memory is read with WARM sockets open, then 
 COUNT more idle dashboards of one tenant are open (each past its snapshot, opened by a client
 that offers permessage-deflate, as browsers do): the difference per socket. Variants take
 turns within each round; the figure is the median of the rounds. Last, MOST dashboards on
-`analytics serve` itself: the worker's whole resident memory.
+`analytics serve` itself: the worker's whole resident memory. With the sockets open, UPDATES
+events one throttle period apart each reach every socket: the worker's CPU per frame sent.
 
     serve           `analytics serve` as the Procfile runs it: websockets-sansio, no deflate
     sansio+deflate  the same with permessage-deflate accepted (uvicorn's default)
@@ -13,6 +14,8 @@ turns within each round; the figure is the median of the rounds. Last, MOST dash
     websockets      uvicorn --ws websockets (websockets' legacy protocol), no deflate
 
     .venv/bin/python -m bench.sockets [--count 2000] [--most 10000] [--rounds 3]
+
+(standalone it writes bench/results/sockets.json; `make bench` puts the same in latest.json)
 """
 
 from __future__ import annotations
@@ -24,13 +27,16 @@ import signal
 import statistics
 import subprocess
 import sys
+import time
 
-from bench.stack import BIN, Stack, rss_mb
+from bench.stack import BIN, RESULTS, Stack, cpu_seconds, rss_mb
 from tests.support.http import bearer
 from tests.support.servers import free_port
 
 WARM = 50
 BATCH = 100  # handshakes in flight at once
+PAUSE = 0.3  # between update events: longer than the live tick, so each is an update
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"  # httpx's own is counted as a bot
 
 
 def _uvicorn(ws: str, *options: str) -> list[str]:
@@ -60,8 +66,9 @@ async def _open(url: str, headers: dict, count: int, into: list) -> None:
         into += await asyncio.gather(*(one() for _ in range(min(BATCH, count - start))))
 
 
-async def one_server(stack: Stack, variant: str, count: int) -> dict:
-    """Resident memory of one fresh single-worker server before and after `count` sockets."""
+async def one_server(stack: Stack, variant: str, count: int, updates: int = 10) -> dict:
+    """Resident memory of one fresh single-worker server before and after `count` sockets,
+    and its CPU per update frame sent while `updates` events reach them all."""
     name = f"sockets-{variant}"
     port = free_port()
     argv = [*VARIANTS[variant], *([] if variant == "serve" else ["--port", str(port)])]
@@ -76,6 +83,7 @@ async def one_server(stack: Stack, variant: str, count: int) -> dict:
         await _open(url, bearer(stack.token), count, sockets)
         await asyncio.sleep(2)
         after = rss_mb(process.pid)
+        sent = await _send_cost(process.pid, port, stack.first_tenant, updates)
     finally:
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
         process.send_signal(signal.SIGTERM)
@@ -84,7 +92,29 @@ async def one_server(stack: Stack, variant: str, count: int) -> dict:
         except subprocess.TimeoutExpired:
             process.kill()
     return {"sockets": count, "rss_before_mb": round(before, 1), "rss_after_mb": round(after, 1),
-            "kb_per_socket": round((after - before) * 1024 / count, 1)}
+            "kb_per_socket": round((after - before) * 1024 / count, 1),
+            "cpu_us_per_frame": round(sent * 1e6 / (updates * (WARM + count)), 1)
+            if updates else None}
+
+
+async def _send_cost(pid: int, port: int, tenant: int, updates: int) -> float:
+    """CPU seconds the worker spends while `updates` events, one per throttle period, each
+    reach every socket as an update frame."""
+    import httpx
+
+    if not updates:
+        return 0.0
+    used = cpu_seconds(pid)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        for n in range(updates):
+            # A visitor each (the Stack trusts one proxy hop): the per-address limit stays out.
+            response = await http.post("/api/analytics/track", json={
+                "tenant_id": tenant, "event_type": "qr_scan"},
+                headers={"User-Agent": BROWSER, "X-Forwarded-For": f"198.51.100.{n % 250 + 1}"})
+            response.raise_for_status()
+            await asyncio.sleep(PAUSE)
+    await asyncio.sleep(1)
+    return cpu_seconds(pid) - used
 
 
 async def measure(stack: Stack, *, count: int = 2000, most: int = 10_000, rounds: int = 3,
@@ -101,11 +131,13 @@ async def measure(stack: Stack, *, count: int = 2000, most: int = 10_000, rounds
         "rounds": rounds,
         "kb_per_socket": kb,
         "kb_per_socket_each_round": {n: [r["kb_per_socket"] for r in rs] for n, rs in runs.items()},
+        "cpu_us_per_frame": {n: statistics.median(r["cpu_us_per_frame"] for r in rs)
+                             for n, rs in runs.items()},
     }
     if "serve" in kb and "sansio+deflate" in kb:
         result["deflate_over_serve"] = round(kb["sansio+deflate"] / kb["serve"], 2)
     if most:
-        full = await one_server(stack, "serve", most)
+        full = await one_server(stack, "serve", most, updates=0)
         result["most"] = {"sockets": most, "rss_mb": full["rss_after_mb"],
                           "kb_per_socket": full["kb_per_socket"]}
     return result
@@ -118,6 +150,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     args = parser.parse_args()
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     stack = Stack(1)
     try:
         await stack.setup(10, bare=False)
@@ -125,6 +158,9 @@ async def main() -> None:
                                variants=args.variants.split(","))
     finally:
         await stack.teardown()
+    result["started"] = started
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "sockets.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -255,9 +255,13 @@ def idle_sockets_section(sockets: dict | None) -> list[str]:
         f"interleaved, median of {sockets['rounds']} rounds:",
         "",
         table([[SOCKET_VARIANTS.get(name, name), kb,
-                ", ".join(str(x) for x in sockets["kb_per_socket_each_round"][name])]
+                ", ".join(str(x) for x in sockets["kb_per_socket_each_round"][name]),
+                sockets.get("cpu_us_per_frame", {}).get(name, "n/a")]
                for name, kb in sockets["kb_per_socket"].items()],
-              ["server", "KB per socket", "each round"]),
+              ["server", "KB per socket", "each round", "worker CPU us per update frame sent"]),
+        "",
+        "CPU per frame: with the sockets open, ten events one throttle period apart, each sent "
+        "to every socket as an update; the worker's CPU over that time divided by the frames.",
         "",
     ]
     if "most" in sockets:
@@ -359,6 +363,19 @@ def render(results: dict) -> str:
         "  Their medians are a few milliseconds; the tails are queueing behind the load",
         "  generator, Redis, Postgres and the scheduler, whose flush every 5 s competes for the",
         "  same cores (with the scheduler stopped, the live p99 under the same load was 23 ms).",
+        "- Idle websockets: accepting permessage-deflate (uvicorn's default, which every browser",
+        "  asks for) gave each socket two zlib contexts, about half its memory; `analytics serve`",
+        "  declines it, since frames are a few hundred bytes. What is left is Python objects",
+        "  (tracemalloc on a worker with 300 idle sockets): uvicorn's protocol object with the",
+        "  handshake's request, response and headers it keeps and its receive queue (about",
+        "  15 KB), Quart's websocket connection (its own unbounded queue, two tasks, the",
+        "  websocket object with a copy of the headers, the request context: about 12 KB), and",
+        "  the endpoint's own share (the task that discards client frames, the subscription, the",
+        "  heartbeat's timeout: about 5 KB since the credentials' recheck runs from a timer).",
+        "  20 KB needs the socket served ahead of Quart, as `/track` is, with the credentials",
+        "  checked outside a Quart context. Among uvicorn's implementations, websockets-sansio",
+        "  costs the least CPU per frame sent; wsproto holds about 2 KB less per socket but",
+        "  spends more per frame; the legacy `websockets` one is worse on both (table below).",
         "",
         "## Ingest (`POST /api/analytics/track`, 10,000 tenants, 100,000 visitors)",
         "",

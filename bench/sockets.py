@@ -30,6 +30,7 @@ import sys
 import time
 
 from bench.stack import BIN, RESULTS, Stack, cpu_seconds, rss_mb
+from realtime.event_types import QR_SCAN
 from tests.support.http import bearer
 from tests.support.servers import free_port
 
@@ -109,7 +110,7 @@ async def _send_cost(pid: int, port: int, tenant: int, updates: int) -> float:
         for n in range(updates):
             # A visitor each (the Stack trusts one proxy hop): the per-address limit stays out.
             response = await http.post("/api/analytics/track", json={
-                "tenant_id": tenant, "event_type": "qr_scan"},
+                "tenant_id": tenant, "event_type": QR_SCAN.name},
                 headers={"User-Agent": BROWSER, "X-Forwarded-For": f"198.51.100.{n % 250 + 1}"})
             response.raise_for_status()
             await asyncio.sleep(PAUSE)

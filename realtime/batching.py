@@ -99,7 +99,11 @@ class Batcher:
 
     def _ready(self, state: _Group) -> None:
         state.scheduled = False
-        if state.in_flight < self.max_in_flight:
+        self._send_while_room(state)
+
+    def _send_while_room(self, state: _Group) -> None:
+        """Sends what waits, in batches, while fewer than `max_in_flight` are on their way."""
+        while state.waiting and state.in_flight < self.max_in_flight:
             self._send(state)
 
     def _send(self, state: _Group) -> None:
@@ -135,8 +139,8 @@ class Batcher:
                     call.reply.set_result(reply)
         finally:
             state.in_flight -= 1
-            if state.waiting and not state.scheduled:
-                self._send(state)
+            if not state.scheduled:
+                self._send_while_room(state)
 
     async def close(self) -> None:
         """Waits for the batches on their way (a process stopping answers its callers)."""

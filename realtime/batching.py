@@ -2,9 +2,12 @@
 
 The events a worker accepts in the same moment go to Redis together: one `track.lua` call
 over the batch (per hash slot group on a cluster), each caller still awaiting its own
-reply. An event that finds no batch on its way leaves at once (a lone event waits for
-nothing); while `max_in_flight` batches are on their way, new events gather for the next
-one, which leaves when one of them is back, or when it reaches `max_size`. What a batch costs in
+reply. An event that finds no batch on its way starts one at once (a lone event waits for
+nothing): the batch takes what waits when its task first runs, so the events the worker
+parsed in the same turn of the event loop (several connections' requests that came in one
+poll) leave with it rather than a round trip behind it; while `max_in_flight` batches are
+on their way, new events gather for the next one, which leaves when one of them is back,
+or when it reaches `max_size`. What a batch costs in
 redis-py (pool checkout, packing, a round trip) and in Redis (one script call) is paid
 once for all its events.
 
@@ -36,6 +39,7 @@ class _Call:
 class _Group:
     waiting: list[_Call] = field(default_factory=list)
     in_flight: int = 0
+    starting: int = 0  # of those in flight, batches whose task has not taken its calls yet
     scheduled: bool = False
     # Every call not known to be answered, oldest (earliest deadline) first.
     unanswered: deque[_Call] = field(default_factory=deque)
@@ -77,9 +81,9 @@ class Batcher:
         if state.watchdog is None:
             state.watchdog = loop.call_at(deadline, self._expire, state)
         if state.in_flight < self.max_in_flight and (
-                len(state.waiting) >= self.max_size or not state.in_flight):
-            # Full, or nothing on its way: the Redis connection is idle, so waiting for
-            # company would only add latency (the events arriving meanwhile gather behind).
+                not state.in_flight or self._untaken(state) >= self.max_size):
+            # Nothing on its way (the Redis connection is idle: waiting for company would
+            # only add latency), or a full batch that no starting one will take.
             self._send(state)
         elif not state.scheduled:
             state.scheduled = True
@@ -101,24 +105,31 @@ class Batcher:
         state.scheduled = False
         self._send_while_room(state)
 
+    def _untaken(self, state: _Group) -> int:
+        """Waiting calls that no starting batch will take."""
+        return len(state.waiting) - state.starting * self.max_size
+
     def _send_while_room(self, state: _Group) -> None:
         """Sends what waits, in batches, while fewer than `max_in_flight` are on their way."""
-        while state.waiting and state.in_flight < self.max_in_flight:
+        while self._untaken(state) > 0 and state.in_flight < self.max_in_flight:
             self._send(state)
 
     def _send(self, state: _Group) -> None:
-        batch, state.waiting = state.waiting[:self.max_size], state.waiting[self.max_size:]
-        batch = [call for call in batch if not call.reply.done()]  # its caller gave up
-        if not batch:
-            return
         state.in_flight += 1
-        self.sizes[len(batch)] += 1
-        task = asyncio.get_running_loop().create_task(self._run(state, batch))
+        state.starting += 1
+        task = asyncio.get_running_loop().create_task(self._run(state))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, state: _Group, batch: list[_Call]) -> None:
+    async def _run(self, state: _Group) -> None:
+        # The calls are taken now, a loop turn after the send: those made meanwhile join.
+        state.starting -= 1
+        batch, state.waiting = state.waiting[:self.max_size], state.waiting[self.max_size:]
+        batch = [call for call in batch if not call.reply.done()]  # its caller gave up
         try:
+            if not batch:
+                return
+            self.sizes[len(batch)] += 1
             keys: list[str] = []
             args: list[str | int] = [self.shared]
             for call in batch:

@@ -63,6 +63,26 @@ async def test_events_sent_together_share_calls_and_each_gets_its_own_answer(
         assert health == {b"accepted": b"11", b"rate_limited": b"5"}
 
 
+async def test_events_of_one_loop_turn_leave_together_when_nothing_is_on_its_way(
+        settings, tenant):
+    """Requests that came in one poll are handled in one turn of the loop: the first finds
+    the connection idle and starts a batch, and the others join it instead of waiting a round
+    trip behind it."""
+    async with serving_app(settings) as app:
+        svc = app.extensions["analytics"]
+        await svc.salts.for_time(svc.clock())  # the day's salt: no Redis call in what follows
+        event = TrackRequest(tenant_id=tenant.id, event_type="pageview")
+
+        async def ingest():
+            sender = Sender(new_address(), "Mozilla/5.0", "")
+            return await svc.ingestor.ingest(event, b"{}", sender, dt.UTC, svc.clock())
+
+        for _ in range(3):
+            results = await asyncio.gather(*(ingest() for _ in range(10)))
+            assert [r.outcome.value for r in results] == ["accepted"] * 10
+        assert svc.ingestor.calls.sizes == {10: 3}
+
+
 @pytest.fixture
 def own_redis():
     server = RedisServer().start()

@@ -11,6 +11,7 @@ import json
 import re
 
 from bench.stack import RESULTS, ROOT
+from bench.targets import TARGETS, held_in_all, judged, last_runs
 
 LATEST = RESULTS / "latest.json"
 # bench/persistence.py run on its own, for a latest.json from before it was part of the bench.
@@ -271,6 +272,27 @@ def idle_sockets_section(sockets: dict | None) -> list[str]:
     return lines
 
 
+def consecutive_section() -> list[str]:
+    runs = last_runs(3)
+    if not runs:
+        return []
+    header = ["target", "goal",
+              *(f"{run['started'][:16]}{' (targets only)' if run.get('targets_only') else ''}"
+                for run in runs),
+              "held in all three"]
+    return [
+        "## Targets in the last three runs",
+        "",
+        "Each target in each of the last three runs of `make bench` or "
+        "`python -m bench.run --targets` (bench/results/runs/, bench/targets.py), one after "
+        "the other on the same machine and code:",
+        "",
+        table([[t.what, t.goal, *(judged(t, run) for run in runs), held_in_all(t, runs)]
+               for t in TARGETS], header),
+        "",
+    ]
+
+
 def each(runs: list[dict]) -> str:
     return ", ".join(f"{run['rps']:.0f}" for run in runs)
 
@@ -372,6 +394,7 @@ def render(results: dict) -> str:
         "  costs the least CPU per frame sent; wsproto holds about 2 KB less per socket but",
         "  spends more per frame; the legacy `websockets` one is worse on both (table below).",
         "",
+        *consecutive_section(),
         "## Ingest (`POST /api/analytics/track`, 10,000 tenants, 100,000 visitors)",
         "",
         table([[name, f"{ingest[name]['rps']:.0f}", ingest[name]["p50_ms"], ingest[name]["p99_ms"],

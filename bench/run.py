@@ -20,10 +20,13 @@ floor), and then measures, interleaving what is compared, median of the rounds:
     sockets  resident memory per idle websocket on one worker, 2,000 sockets, for each uvicorn
              websocket option, and 10,000 dashboards on one worker (bench/sockets.py)
 
-Results go to bench/results/latest.json; `python -m bench.report` turns them into
-docs/performance.md and its plot. Only loopback addresses are ever sent traffic.
+Results go to bench/results/latest.json and bench/results/runs/; `python -m bench.report`
+turns them into docs/performance.md and its plot. `--targets` measures only what the targets
+of bench/targets.py need (ingest, the summary against the bare route, live delay, idle sockets,
+insights: about 10 minutes) and keeps the run in runs/ only, for the report's table of the
+last three consecutive runs. Only loopback addresses are ever sent traffic.
 
-    .venv/bin/python -m bench.run [--rounds 3] [--duration 10] [--quick]
+    .venv/bin/python -m bench.run [--rounds 3] [--duration 10] [--quick] [--targets]
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from bench.stack import (
     ensure_wrk,
     run_wrk,
 )
+from bench.targets import archive
 
 
 def pids_of(name: str) -> list[int]:
@@ -97,6 +101,8 @@ async def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--tenants", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="short runs, no 100,000 flush")
+    parser.add_argument("--targets", action="store_true",
+                        help="only what bench/targets.py judges; kept in runs/, not latest.json")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, 3
@@ -104,7 +110,8 @@ async def main() -> None:
     workers = os.cpu_count() or 1
     stack = Stack(workers)
     results: dict = {"machine": {"cores": os.cpu_count(), "workers_per_server": workers},
-                     "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+                     "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                     "targets_only": args.targets}
     try:
         await stack.setup(args.tenants)
         track_env = {"BENCH_TENANTS": str(args.tenants),
@@ -134,32 +141,13 @@ async def main() -> None:
         print(json.dumps({"ingest_c32": ingest}), flush=True)
 
         # How /track's micro-batches come out, and a flame summary of the workers behind them.
-        results["batches"] = [batches_at(stack, wrk, connections, args.duration,
-                                         profile=connections > 1)
-                              for connections in (32, 1)]
-        print(json.dumps({"batches": [{"connections": b["connections"], **b["batches"]}
-                                      for b in results["batches"]]}), flush=True)
-
-        sweep = []
-        for connections in (1, 4, 16, 32, 64):
-            seconds = max(2, args.duration // 2)
-            bare = run_wrk(wrk, stack.url("bare"), script, connections, seconds, track_env)
-            track = run_wrk(wrk, stack.url("web"), script, connections, seconds, track_env)
-            sweep.append({"connections": connections, "track": track, "bare": bare})
-        results["sweep"] = sweep
-
-        stack.analytics("flush")
-        read_env = {"BENCH_TENANT": str(stack.first_tenant), "BENCH_TOKEN": stack.token}
-        reads = [run_wrk(wrk, stack.url("web"), ROOT / "bench" / "read.lua", 16, args.duration,
-                         read_env)
-                 for _ in range(args.rounds)]
-        results["reads_c16"] = median_of(reads)
-        print(json.dumps({"reads_c16": results["reads_c16"]}), flush=True)
+        if not args.targets:
+            await profile_and_sweep(stack, wrk, args, track_env, results)
 
         results["memory_after_runs"] = stack.memory()
         results["idle_websockets"] = await idle_sockets(
             stack, count=500 if args.quick else 2000, most=0 if args.quick else 10_000,
-            rounds=args.rounds)
+            rounds=args.rounds, variants=["serve"] if args.targets else None)
         print(json.dumps({"idle_websockets": results["idle_websockets"]}), flush=True)
 
         # The live target's setting: 500 dashboards on 50 tenants, ingest at half its peak,
@@ -175,12 +163,13 @@ async def main() -> None:
     finally:
         await stack.teardown()
 
-    # What the append-only file costs, on a redis-server and stack of their own.
-    from bench.persistence import measure as persistence_cost
+    if not args.targets:
+        # What the append-only file costs, on a redis-server and stack of their own.
+        from bench.persistence import measure as persistence_cost
 
-    results["persistence"] = await persistence_cost(wrk, rounds=args.rounds, duration=args.duration,
-                                                    tenants=args.tenants)
-    print(json.dumps({"persistence": results["persistence"]["median"]}), flush=True)
+        results["persistence"] = await persistence_cost(
+            wrk, rounds=args.rounds, duration=args.duration, tenants=args.tenants)
+        print(json.dumps({"persistence": results["persistence"]["median"]}), flush=True)
 
     # GET summary against the bare route returning the same body, on a stack of its own.
     from bench.reads import measure as summary_vs_bare
@@ -190,28 +179,58 @@ async def main() -> None:
     print(json.dumps({"summary_c16": {k: v for k, v in results["summary_c16"].items()
                                       if k != "runs"}}), flush=True)
 
-    # The worst case, on its own server: 500 dashboards on ONE tenant, events one at a time.
-    events = "100" if args.quick else "400"
-    out = subprocess.run([sys.executable, "-m", "bench.live_latency",
-                          "--events", events, "--sockets", "500"],
-                         capture_output=True, text=True, cwd=ROOT)
-    try:
-        results["live"] = json.loads(out.stdout[out.stdout.index("{"):])
-    except ValueError:
-        results["live"] = {"error": (out.stderr or out.stdout)[-500:]}
-    print(json.dumps({"live": results["live"]}), flush=True)
+    if not args.targets:
+        # The worst case, on its own server: 500 dashboards on ONE tenant, one event at a time.
+        events = "100" if args.quick else "400"
+        out = subprocess.run([sys.executable, "-m", "bench.live_latency",
+                              "--events", events, "--sockets", "500"],
+                             capture_output=True, text=True, cwd=ROOT)
+        try:
+            results["live"] = json.loads(out.stdout[out.stdout.index("{"):])
+        except ValueError:
+            results["live"] = {"error": (out.stderr or out.stdout)[-500:]}
+        print(json.dumps({"live": results["live"]}), flush=True)
 
     # Before the flush rounds, which count round trips by patching the clients.
     results["insights"] = await insights_reads(requests=200 if args.quick else 400,
                                                visitors=20_000, rounds=1 if args.quick else 2)
     print(json.dumps({"insights": results["insights"]["results"]}), flush=True)
 
-    RoundTrips.install()
-    sizes = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000)
-    results["flush"] = [await one_round(size, 2) for size in sizes]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    if not args.targets:
+        RoundTrips.install()
+        sizes = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000)
+        results["flush"] = [await one_round(size, 2) for size in sizes]
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
+    print(f"kept in {archive(results).relative_to(ROOT)}", flush=True)
+
+
+async def profile_and_sweep(stack: Stack, wrk: str, args, track_env: dict, results: dict) -> None:
+    """Batch sizes with a profile, the concurrency sweep for the plot, and the GET endpoints:
+    what the page shows beyond the targets."""
+    script = ROOT / "bench" / "track.lua"
+    results["batches"] = [batches_at(stack, wrk, connections, args.duration,
+                                     profile=connections > 1)
+                          for connections in (32, 1)]
+    print(json.dumps({"batches": [{"connections": b["connections"], **b["batches"]}
+                                  for b in results["batches"]]}), flush=True)
+
+    sweep = []
+    for connections in (1, 4, 16, 32, 64):
+        seconds = max(2, args.duration // 2)
+        bare = run_wrk(wrk, stack.url("bare"), script, connections, seconds, track_env)
+        track = run_wrk(wrk, stack.url("web"), script, connections, seconds, track_env)
+        sweep.append({"connections": connections, "track": track, "bare": bare})
+    results["sweep"] = sweep
+
+    stack.analytics("flush")
+    read_env = {"BENCH_TENANT": str(stack.first_tenant), "BENCH_TOKEN": stack.token}
+    reads = [run_wrk(wrk, stack.url("web"), ROOT / "bench" / "read.lua", 16, args.duration,
+                     read_env)
+             for _ in range(args.rounds)]
+    results["reads_c16"] = median_of(reads)
+    print(json.dumps({"reads_c16": results["reads_c16"]}), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,110 @@
+"""The performance targets the issues set, each read from one run's results and judged.
+
+`make bench` writes every run's results to bench/results/runs/ as well as latest.json, and
+`python -m bench.run --targets` runs only what the targets need (about 10 minutes): the
+report shows each target in the latest run and whether it held in each of the last three
+consecutive runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.stack import RESULTS
+
+RUNS = RESULTS / "runs"
+
+
+@dataclass(frozen=True)
+class Target:
+    what: str
+    goal: str
+    # The figure that decides it, or None when the run did not measure it.
+    value: Callable[[dict], float | None]
+    met: Callable[[float], bool]
+    unit: str = ""
+
+
+def _get(results: dict, *path: str) -> float | None:
+    for key in path:
+        if not isinstance(results, dict) or key not in results:
+            return None
+        results = results[key]
+    return results
+
+
+def _summary_score(results: dict) -> float | None:
+    """The worse of the two halves of the summary target, as a share of its bound: at most
+    1 when both hold (ratio >= 0.6 and p99 < 20 ms)."""
+    ratio = _get(results, "summary_c16", "ratio_rps")
+    p99 = _get(results, "summary_c16", "median", "summary", "p99_ms")
+    if ratio is None or p99 is None:
+        return None
+    return round(max(0.6 / ratio, p99 / 20), 3) if ratio else float("inf")
+
+
+def _worst_live_round(results: dict) -> float | None:
+    rounds = _get(results, "live_under_load", "p99_ms_each_round")
+    return max(rounds) if rounds else None
+
+
+def _insight(read: str) -> Callable[[dict], float | None]:
+    def value(results: dict) -> float | None:
+        for row in _get(results, "insights", "results") or []:
+            if row.get("read") == read and "spans" in row:
+                return row["spans"]["p99_ms"]
+        return None
+    return value
+
+
+TARGETS = [
+    Target("`/track` throughput vs the bare Quart route, c=32", ">= 1.0x",
+           lambda r: _get(r, "ingest_c32", "ratio_rps"), lambda v: v >= 1.0, "x"),
+    Target("whole-system CPU per accepted event", "<= 250 us",
+           lambda r: _get(r, "ingest_c32", "cpu_us_per_event_whole_system"),
+           lambda v: v <= 250, " us"),
+    Target("GET summary vs the bare route with the same JSON, c=16: the worse of "
+           "0.6x / ratio and p99 / 20 ms", "<= 1", _summary_score, lambda v: v <= 1),
+    Target("live update delay p99, 500 sockets, ingest at half its peak, worst round",
+           "< 100 ms", _worst_live_round, lambda v: v < 100, " ms"),
+    Target("resident memory per idle websocket, 2,000 on one worker", "<= 20 KB",
+           lambda r: _get(r, "idle_websockets", "kb_per_socket", "serve"),
+           lambda v: v <= 20, " KB"),
+    Target("10,000 dashboards on one worker, resident", "< 300 MB",
+           lambda r: _get(r, "idle_websockets", "most", "rss_mb"), lambda v: v < 300, " MB"),
+    Target("30-day `/stats` p99, a tenant at its rate limit all month, c=8", "< 50 ms",
+           _insight("stats?period=30d"), lambda v: v < 50, " ms"),
+    Target("30-day `/breakdown/page` p99, a tenant at its rate limit all month, c=8",
+           "< 50 ms", _insight("breakdown/page?period=30d"), lambda v: v < 50, " ms"),
+]
+
+
+def archive(results: dict) -> Path:
+    """Keeps a run's results under runs/, named by when it started."""
+    RUNS.mkdir(parents=True, exist_ok=True)
+    path = RUNS / (results["started"].replace(" ", "T").replace(":", "") + ".json")
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path
+
+
+def last_runs(n: int = 3) -> list[dict]:
+    """The last `n` archived runs, oldest first."""
+    paths = sorted(RUNS.glob("*.json"))[-n:] if RUNS.exists() else []
+    return [json.loads(path.read_text()) for path in paths]
+
+
+def judged(target: Target, results: dict) -> str:
+    value = target.value(results)
+    if value is None:
+        return "not measured"
+    return f"{value}{target.unit} {'yes' if target.met(value) else 'no'}"
+
+
+def held_in_all(target: Target, runs: list[dict]) -> str:
+    values = [target.value(run) for run in runs]
+    if len(runs) < 3 or any(v is None for v in values):
+        return "not shown (fewer than three runs measured it)"
+    return "yes" if all(target.met(v) for v in values) else "no"

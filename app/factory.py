@@ -12,6 +12,7 @@ from quart_schema import QuartSchema
 
 from app.accounts.sessions import SESSION_LIFETIME
 from app.clients import Clients
+from app.heap import long_lived
 from app.http import csrf, errors, ids
 from app.http.fastpath import TrackFastPath
 from app.http.headers import security_headers
@@ -97,7 +98,8 @@ def create_app(settings: Settings | None = None) -> Quart:
         tallier = asyncio.create_task(flush_ingest_health(svc))
         try:
             async with live.serving(app, svc):
-                yield
+                with long_lived():
+                    yield
         finally:
             tallier.cancel()
             with contextlib.suppress(asyncio.CancelledError):

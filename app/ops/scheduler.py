@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.exceptions import ResponseError
 
 from app.clients import STORE_ERRORS, Clients, opened
+from app.heap import long_lived
 from app.settings import Settings
 from realtime.persistence import UNKNOWN, persistence_warnings
 from rollups.cycle import drain_and_flush
@@ -151,7 +152,8 @@ async def run(worker: Worker, settings: Settings) -> None:
     log.info("scheduler started: flush every %d s", settings.flush_interval_seconds)
     await worker.check_persistence()  # before the first flush, which would check it too
     scheduler.start()
-    await stop.wait()
+    with long_lived():
+        await stop.wait()
     scheduler.shutdown(wait=False)
     # Leave as little as possible buffered for the next scheduler.
     await worker.tick()

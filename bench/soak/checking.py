@@ -169,10 +169,13 @@ def backlog_trend(series: list[tuple[float, int]], duration: float, rate: float,
         peaks  the highest backlog of the last third is at most that of the middle third
                plus `allowance`: the teeth are not growing.
 
-    The trend alone can be fooled by a tooth that ends the run, the peaks alone by growth
-    smaller than a tooth; a drain falling behind by a steady fraction of the arrivals fails
-    both on a long enough run. A short run judges little: `allowance / duration` is the
-    smallest deficit per second it can see."""
+    The trend alone misses a taller tooth in the middle of the last half, the peaks alone
+    growth smaller than a tooth; a drain falling behind by a steady fraction of the
+    arrivals fails both on a long enough run. A short run judges little: `allowance /
+    duration` is the smallest deficit per second it can see, and teeth several intervals
+    tall (a drain pass longer than the interval: a drain with no time to spare) tilt the
+    slope of a last half that holds only a few of them, so such a run fails rather than
+    passes on too little evidence (tests/bench/test_backlog_trend.py)."""
     points = [(t, b) for t, b in series if 0 <= t <= duration]
     allowance = rate * flush_interval
     out = {"samples": len(points), "allowance": round(allowance), "bounded": None}

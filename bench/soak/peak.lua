@@ -9,9 +9,10 @@
 -- one at the end ({"type": "final", ...}). One wrk thread (-t1), as `make bench` runs it.
 dofile(os.getenv("BENCH_TRACK_LUA"))
 
-local hot = {}
+local hot, watched = {}, {}
 for id in string.gmatch(os.getenv("BENCH_HOT_TENANTS") or "", "%d+") do
   hot[#hot + 1] = tonumber(id)
+  watched[tonumber(id)] = true
 end
 local hot_share = tonumber(os.getenv("BENCH_HOT_SHARE") or "0")
 local duration = tonumber(os.getenv("BENCH_DURATION"))
@@ -60,6 +61,8 @@ request = function()
   local tenant, kind, visitor = pick()
   if #hot > 0 and math.random() < hot_share then
     tenant = hot[math.random(#hot)]
+  end
+  if watched[tenant] then  -- drawn for its share, or by the mix like any tenant
     count(sent_hot, tenant .. ":" .. kind)
   end
   sent = sent + 1

@@ -56,7 +56,9 @@ bench: install services
 	$(BIN)/python -m bench.report
 
 # 10 minutes at half the peak /track rate with 200 live dashboards (bench/soak/); writes
-# bench/results/soak.json. Shorter: make soak SOAK_ARGS="--duration 60".
+# bench/results/soak.json. Shorter: make soak SOAK_ARGS="--duration 60". At the peak (wrk,
+# closed loop, as fast as the service answers; the stream backlog judged bounded or not):
+# make soak SOAK_ARGS="--peak".
 soak: install services
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)

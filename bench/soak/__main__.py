@@ -17,6 +17,8 @@ def main() -> None:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=600, help="seconds of load (default 600)")
     parser.add_argument("--rate", type=float, help="requests per second (default: half the peak)")
+    parser.add_argument("--peak", action="store_true",
+                        help="wrk, closed loop, as fast as the service answers, instead of a rate")
     parser.add_argument("--measure-peak", action="store_true",
                         help="measure the peak with wrk even when latest.json has one")
     parser.add_argument("--peak-seconds", type=int, default=10)
@@ -25,7 +27,9 @@ def main() -> None:
     parser.add_argument("--hot-share", type=float, default=0.1,
                         help="share of the events sent to the dashboards' tenants")
     parser.add_argument("--tenants", type=int, default=10_000)
-    parser.add_argument("--connections", type=int, default=64, help="load generator connections")
+    parser.add_argument("--connections", type=int,
+                        help="load generator connections (default 64; 32 with --peak, as "
+                             "make bench measures the peak)")
     parser.add_argument("--sample-every", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--flat-mb", type=float, default=5.0,
                         help="largest last-half RSS growth of a process still called flat")
@@ -36,6 +40,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.socket_tenants < 1 or args.sockets < 1:
         parser.error("--sockets and --socket-tenants must be at least 1")
+    if args.peak and (args.rate or args.measure_peak):
+        parser.error("--peak drives as fast as the service answers: no --rate or --measure-peak")
+    if args.connections is None:
+        args.connections = 32 if args.peak else 64
     sys.exit(asyncio.run(soak(args)))
 
 

@@ -4,6 +4,7 @@ the dashboards' last frames against what the load generator saw accepted (200)."
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -11,8 +12,9 @@ import asyncpg
 import httpx
 
 from bench.soak.dashboards import Dashboard
+from bench.soak.sampling import backlog
 from realtime.event_types import COUNTER_OF, COUNTERS, EVENTS, TIME_MS, TODAY
-from realtime.keys import SHARDS, Keys
+from realtime.keys import Keys
 from tests.support.http import bearer
 
 ROLLUP_COLUMNS = COUNTERS
@@ -56,21 +58,18 @@ async def settle(conn: asyncpg.Connection, redis, keys: Keys, hot: list[int], ba
     last, since = None, time.monotonic()
     while True:
         sums = await rollup_sums(conn, hot)
-        pipe = redis.pipeline(transaction=False)
-        for shard in range(SHARDS):
-            pipe.xlen(keys.events(shard))
-        backlog = sum(await pipe.execute())
+        waiting = await backlog(redis, keys)
         events = sums["total"]["events"] - base["total"]["events"]
         raw = sums["raw_events"] - base["raw_events"]
-        key = (events, raw, backlog)
+        key = (events, raw, waiting)
         if key != last:
             last, since = key, time.monotonic()
         elapsed = time.monotonic() - started
-        if accepted is not None and events == accepted and raw == accepted and backlog == 0:
+        if accepted is not None and events == accepted and raw == accepted and waiting == 0:
             return sums, elapsed
         # Otherwise: nothing left in the streams, every stored event in the rollups, and no
         # change for `quiet` seconds (the counts will not move any more).
-        if backlog == 0 and events == raw and time.monotonic() - since >= quiet:
+        if waiting == 0 and events == raw and time.monotonic() - since >= quiet:
             return sums, elapsed
         if elapsed >= timeout:
             return sums, elapsed
@@ -152,19 +151,74 @@ def compare(final: dict, base: dict, sums: dict, base_today: dict[int, dict],
     )
 
 
-def verdict(final: dict, rate: float, checked: Checked, reconnects: int,
-            memory: dict) -> dict[str, bool]:
-    """The soak passes when every one of these holds."""
+def backlog_trend(series: list[tuple[float, int]], duration: float, rate: float,
+                  flush_interval: float) -> dict:
+    """Whether the streams' backlog stayed bounded under the load: `series` is (seconds since
+    the load began, raw events waiting) sampled every second or so, `rate` the events
+    accepted per second.
+
+    The scheduler drains every `flush_interval` seconds, so the backlog is a sawtooth whose
+    teeth are at least `rate * flush_interval` high; a drain that keeps up only leaves it
+    there. The tolerance, `allowance`, is one flush interval's worth of arrivals. The backlog
+    is bounded when both hold:
+
+        trend  the least-squares slope over the last half of the load, times the load's
+               length, is at most `allowance`: kept up for as long again, the trend would add
+               less than one interval's arrivals (over 600 s: a drain short of the arrivals
+               by under 1/120 of them, 58 events/s at 7,000/s);
+        peaks  the highest backlog of the last third is at most that of the middle third
+               plus `allowance`: the teeth are not growing.
+
+    The trend alone misses a taller tooth in the middle of the last half, the peaks alone
+    growth smaller than a tooth; a drain falling behind by a steady fraction of the
+    arrivals fails both on a long enough run. A short run judges little: `allowance /
+    duration` is the smallest deficit per second it can see, and teeth several intervals
+    tall (a drain pass longer than the interval: a drain with no time to spare) tilt the
+    slope of a last half that holds only a few of them, so such a run fails rather than
+    passes on too little evidence (tests/bench/test_backlog_trend.py)."""
+    points = [(t, b) for t, b in series if 0 <= t <= duration]
+    allowance = rate * flush_interval
+    out = {"samples": len(points), "allowance": round(allowance), "bounded": None}
+    if len(points) < 6 or duration <= 0:
+        return out
+    values = [b for _, b in points]
+    last_half = [(t, b) for t, b in points if t >= duration / 2]
+    middle = [b for t, b in points if duration / 3 <= t < 2 * duration / 3]
+    last = [b for t, b in points if t >= 2 * duration / 3]
+    ts = [t for t, _ in last_half]
+    mean_t, mean_b = statistics.fmean(ts), statistics.fmean(b for _, b in last_half)
+    spread = sum((t - mean_t) ** 2 for t in ts)
+    slope = (sum((t - mean_t) * (b - mean_b) for t, b in last_half) / spread) if spread else 0.0
+    out |= {
+        "min": min(values), "max": max(values), "mean": round(statistics.fmean(values)),
+        "last": values[-1],
+        "slope_last_half_per_s": round(slope, 1),
+        "trend_over_run": round(slope * duration),
+        "max_middle_third": max(middle, default=0), "max_last_third": max(last, default=0),
+    }
+    out["trend_ok"] = out["trend_over_run"] <= allowance
+    out["peaks_ok"] = out["max_last_third"] <= out["max_middle_third"] + allowance
+    out["bounded"] = out["trend_ok"] and out["peaks_ok"]
+    return out
+
+
+def verdict(final: dict, rate: float | None, checked: Checked, reconnects: int,
+            memory: dict, trend: dict) -> dict[str, bool]:
+    """The soak passes when every one of these holds (`rate` None: the peak, closed loop,
+    has no target to hold)."""
     # Redis holds data that legitimately grows (the day's sketches, the minute sketches of
     # the last 6 minutes): its memory is reported, the processes of the service are judged.
     judged = {k: v for k, v in memory.items()
               if v["flat"] is not None and not k.startswith("redis")}
-    return {
+    judged_verdict = {
         "rollups_equal_accepted": (checked.counts_equal and not checked.tenants_wrong
                                    and not checked.today_wrong),
         "no_errors": (final["non_200"] == 0 and not final["errors"] and final["never_sent"] == 0
                       and final["unknown_outcome"] == 0),
         "dashboards_current": not checked.behind and reconnects == 0,
         "memory_flat": all(v["flat"] for v in judged.values()),
-        "rate_held": final["achieved_rate"] >= 0.97 * rate,
+        "backlog_bounded": bool(trend["bounded"]),
     }
+    if rate is not None:
+        judged_verdict["rate_held"] = final["achieved_rate"] >= 0.97 * rate
+    return judged_verdict

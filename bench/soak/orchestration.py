@@ -17,8 +17,10 @@ import asyncpg
 from redis.asyncio import Redis
 
 from app.accounts.tokens import create_token
+from bench.soak import peak
 from bench.soak.checking import (
     Checked,
+    backlog_trend,
     compare,
     dashboards_behind,
     rollup_sums,
@@ -39,11 +41,12 @@ from bench.soak.reporting import (
     without_raw_counters,
     write,
 )
-from bench.soak.sampling import Processes, sample, slowlog
+from bench.soak.sampling import Processes, backlog_series, sample, slowlog
 from bench.stack import RESULTS, ROOT, Stack, ensure_wrk, run_wrk
 from realtime.keys import Keys
 from tests.support.servers import RedisServer
 
+BACKLOG_EVERY = 1.0  # seconds between the backlog samples judged by backlog_trend
 
 @dataclass
 class Soak:
@@ -76,9 +79,9 @@ class Soak:
 
 @dataclass(frozen=True)
 class Rate:
-    per_second: float
+    per_second: float | None  # None: --peak, as fast as the service answers
     source: str
-    peak: float | None  # None when given with --rate
+    peak: float | None  # None when given with --rate; with --peak, make bench's if recorded
 
 
 @dataclass
@@ -94,6 +97,7 @@ class Loaded:
     day0: tuple[int, int, int]  # the UTC day at the start: the tenants' days are UTC days
     updates: list[int]  # updates each dashboard got during the load
     redis_slow: dict | None  # private Redis only
+    backlog: list[tuple[float, int]]  # (seconds from t0, raw events in the streams)
 
 
 async def soak(args: argparse.Namespace) -> int:
@@ -138,8 +142,13 @@ async def start(run: Soak, workers: int) -> None:
 
 
 def choose_rate(run: Soak) -> Rate:
-    """--rate, else half the recorded peak, else half a short wrk run."""
+    """--peak, else --rate, else half the recorded peak, else half a short wrk run."""
     args = run.args
+    if args.peak:
+        rate = Rate(None, "--peak: wrk closed loop", recorded_peak())
+        log("rate: the peak, wrk closed loop"
+            + (f" (make bench's peak: {rate.peak:.0f}/s)" if rate.peak else ""))
+        return rate
     if args.rate:
         rate = Rate(args.rate, "--rate", None)
     else:
@@ -210,11 +219,46 @@ async def close_dashboards(run: Soak) -> None:
 
 
 async def load(run: Soak, rate: Rate) -> Loaded:
-    """bench/loadgen.py at `rate` for the duration, with a sample at each window it reports
-    (every SAMPLE_EVERY seconds)."""
+    """The load for the duration, bench/loadgen.py at `rate` or wrk at the peak (--peak),
+    with a sample every SAMPLE_EVERY seconds and the streams' backlog every second."""
     args, stack = run.args, run.stack
     procs = Processes(stack, run.redis_server, run.conn)
     clients = {"dashboards (this process)": os.getpid()}
+    loop = asyncio.get_running_loop()
+    if run.redis_server is not None:
+        await run.redis.config_set("slowlog-log-slower-than", 10_000)
+        await run.redis.config_set("slowlog-max-len", 100_000)
+        await run.redis.slowlog_reset()
+    t0, t0_wall = loop.time(), time.time()
+    updates_at_start = [d.frames["update"] for d in run.dashboards]
+    backlog: list[tuple[float, int]] = []
+    tracker = asyncio.create_task(backlog_series(run.redis, run.keys, t0, BACKLOG_EVERY, backlog))
+    try:
+        if args.peak:
+            final, windows, samples = await peak.drive(
+                run.base_url, args, stack.first_tenant, run.hot, t0,
+                lambda t: run.sample(procs, t, clients), clients)
+        else:
+            final, windows, samples = await open_loop(run, rate, procs, clients, t0)
+    finally:
+        tracker.cancel()
+        await asyncio.gather(tracker, return_exceptions=True)
+    end = loop.time() - t0
+    redis_slow = await slowlog(run.redis, t0_wall) if run.redis_server is not None else None
+    for d in run.dashboards:
+        d.counting = False
+    updates = [d.frames["update"] - n
+               for d, n in zip(run.dashboards, updates_at_start, strict=True)]
+    log(f"load done: {final['answered']} answered in {final['seconds_until_last_answer']} s "
+        f"({final['achieved_rate']}/s), {final['accepted']} accepted; waiting for the flush")
+    return Loaded(final, windows, samples, procs, t0, end, time.gmtime(t0_wall)[:3], updates,
+                  redis_slow, backlog)
+
+
+async def open_loop(run: Soak, rate: Rate, procs: Processes, clients: dict[str, int],
+                    t0: float) -> tuple[dict, list[dict], list[dict]]:
+    """bench/loadgen.py at `rate`, with a sample at each window it reports."""
+    args, stack = run.args, run.stack
     loop = asyncio.get_running_loop()
     argv = [sys.executable, "-m", "bench.loadgen", "--url", run.base_url,
             "--rate", str(rate.per_second), "--duration", str(args.duration),
@@ -222,13 +266,7 @@ async def load(run: Soak, rate: Rate) -> Loaded:
             "--first-tenant", str(stack.first_tenant), "--hot-tenants", ",".join(map(str, run.hot)),
             "--hot-share", str(args.hot_share), "--report-every", str(args.sample_every)]
     log(f"load for {args.duration:.0f} s: {' '.join(argv[1:])}")
-    if run.redis_server is not None:
-        await run.redis.config_set("slowlog-log-slower-than", 10_000)
-        await run.redis.config_set("slowlog-max-len", 100_000)
-        await run.redis.slowlog_reset()
-    t0, t0_wall = loop.time(), time.time()
-    samples = [await run.sample(procs, 0.0, clients)]
-    updates_at_start = [d.frames["update"] for d in run.dashboards]
+    samples = [await run.sample(procs, loop.time() - t0, clients)]
     gen = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, cwd=ROOT)
     clients["load generator"] = gen.pid
     windows: list[dict] = []
@@ -245,17 +283,9 @@ async def load(run: Soak, rate: Rate) -> Loaded:
     end = loop.time() - t0
     if samples[-1]["t"] < min(end, args.duration) - 2:
         samples.append(await run.sample(procs, min(end, args.duration), clients))
-    redis_slow = await slowlog(run.redis, t0_wall) if run.redis_server is not None else None
     if final is None:
         raise RuntimeError(f"the load generator exited with {gen.returncode} and no result")
-    for d in run.dashboards:
-        d.counting = False
-    updates = [d.frames["update"] - n
-               for d, n in zip(run.dashboards, updates_at_start, strict=True)]
-    log(f"load done: {final['answered']} answered in {final['seconds']} s "
-        f"({final['achieved_rate']}/s), {final['accepted']} accepted; waiting for the flush")
-    return Loaded(final, windows, samples, procs, t0, end, time.gmtime(t0_wall)[:3], updates,
-                  redis_slow)
+    return final, windows, samples
 
 
 async def wait_and_check(run: Soak, loaded: Loaded, base: dict,
@@ -286,10 +316,13 @@ def report(run: Soak, started: str, workers: int, rate: Rate, loaded: Loaded, af
     args, final = run.args, loaded.final
     memory = memory_report(loaded.samples, after, min(loaded.end, args.duration), args.flat_mb)
     cpu = cpu_report(loaded.samples, final)
+    load_length = min(loaded.end, args.duration)
+    trend = backlog_trend(loaded.backlog, load_length, final["accepted_rate"], run.flush_interval)
     results = {
         "started": started,
         "machine": {"cores": os.cpu_count(), "web_workers": workers},
         "settings": {
+            "mode": "peak (wrk, closed loop)" if args.peak else "open loop (bench/loadgen.py)",
             "duration_s": args.duration, "target_rate": rate.per_second,
             "rate_source": rate.source, "peak_rps": rate.peak, "sockets": args.sockets,
             "socket_tenants": len(run.hot), "hot_share": args.hot_share,
@@ -298,7 +331,10 @@ def report(run: Soak, started: str, workers: int, rate: Rate, loaded: Loaded, af
             "redis": "private redis-server" if run.redis_server else "shared (REDIS_URL)",
             "flush_interval_s": run.flush_interval, "flat_mb": args.flat_mb,
         },
-        "load": load_section(final, loaded.windows, rate.per_second),
+        "load": load_section(final, loaded.windows, rate.per_second, rate.peak),
+        "stream_backlog": trend | {
+            "every_s": BACKLOG_EVERY,
+            "series": [[round(t), b] for t, b in loaded.backlog]},
         "rollups": rollups_section(checked),
         "live": live_section(run.dashboards, len(run.hot), loaded.updates, final, checked),
         "memory": memory,
@@ -307,12 +343,14 @@ def report(run: Soak, started: str, workers: int, rate: Rate, loaded: Loaded, af
         "per_second": {"answered": final["answered_by_second"],
                        "backlog": final["backlog_by_second"]},
         "worker_pids_changed": len({tuple(p) for p in loaded.procs.worker_pids}) > 1,
-        "windows": [{k: w[k] for k in ("t", "rate", "accepted", "backlog", "errors", "statuses")}
-                    | {"p99_ms": w["latency_from_due"]["p99_ms"]} for w in loaded.windows],
+        "windows": [{k: w[k] for k in ("t", "rate", "accepted", "backlog", "errors", "statuses")
+                     if k in w}
+                    | ({"p99_ms": w["latency_from_due"]["p99_ms"]} if "latency_from_due" in w
+                       else {}) for w in loaded.windows],
         "samples": without_raw_counters(loaded.samples + [after | {"after_settle": True}]),
         "logs": log_problems(run.logs),
     }
     results["verdict"] = verdict(final, rate.per_second, checked, results["live"]["reconnects"],
-                                 memory)
+                                 memory, trend)
     write(results, Path(args.out))
     return results

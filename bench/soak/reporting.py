@@ -148,7 +148,8 @@ def rounded(x: float | None, n: int = 1) -> float | None:
     return None if x is None else round(x, n)
 
 
-def load_section(final: dict, windows: list[dict], rate: float) -> dict:
+def load_section(final: dict, windows: list[dict], rate: float | None,
+                 bench_peak: float | None) -> dict:
     rates = [w["rate"] for w in windows if w["seconds"] and w["t"] <= final["seconds"] + 0.5]
     by_second = final["answered_by_second"][1:-1]
     return {
@@ -169,6 +170,10 @@ def load_section(final: dict, windows: list[dict], rate: float) -> dict:
         "latency_from_send": final["latency_from_send"],
         "generator_cpu_s": final["cpu_seconds"],
         "non_200_samples": final["non_200_samples"],
+        # --peak: what the service sustained against make bench's peak (a quiet machine's).
+        "bench_peak_rps": bench_peak,
+        "of_bench_peak": (round(final["achieved_rate"] / bench_peak, 2)
+                          if rate is None and bench_peak else None),
     }
 
 
@@ -232,13 +237,20 @@ def print_summary(r: dict) -> None:
     print()
     due, sent = load["latency_from_due"], load["latency_from_send"]
     windows, seconds = load["window_rate"], load["second_rate"]
-    print(f"rate      target {load['target_rate']}/s for {load['seconds']:.0f} s, "
+    target = (f"target {load['target_rate']}/s" if load["target_rate"] is not None else
+              "the peak (wrk, closed loop)")
+    print(f"rate      {target} for {load['seconds']:.0f} s, "
           f"achieved {load['achieved_rate']}/s "
           f"(last answer at {load['seconds_until_last_answer']:.1f} s) "
           f"(10 s windows {windows['min']}-{windows['max']}, "
-          f"1 s {seconds['min']}-{seconds['max']}), max backlog {load['max_backlog']}")
-    print(f"latency   from due p50 {due['p50_ms']} p99 {due['p99_ms']} max {due['max_ms']} ms; "
-          f"from send p50 {sent['p50_ms']} p99 {sent['p99_ms']} ms")
+          f"1 s {seconds['min']}-{seconds['max']})"
+          + (f", max backlog {load['max_backlog']}" if load["max_backlog"] is not None else "")
+          + (f"; {load['of_bench_peak']}x make bench's peak {load['bench_peak_rps']:.0f}/s"
+             if load["of_bench_peak"] else ""))
+    print("latency   "
+          + (f"from due p50 {due['p50_ms']} p99 {due['p99_ms']} max {due['max_ms']} ms; "
+             if due else "")
+          + f"from send p50 {sent['p50_ms']} p99 {sent['p99_ms']} max {sent['max_ms']} ms")
     print(f"answers   {load['answered']} answered, {load['accepted']} accepted (200), "
           f"{load['non_200']} non-200 {load['non_200_statuses'] or ''}, "
           f"errors {load['errors'] or 0}, "
@@ -249,6 +261,14 @@ def print_summary(r: dict) -> None:
           + (f"; {roll['rollups_minus_accepted']:+} counted beyond the 200s "
              f"({load['non_200']} non-200, {load['unknown_outcome']} unanswered)"
              if roll["rollups_minus_accepted"] else ""))
+    b = r["stream_backlog"]
+    if b["bounded"] is not None:
+        print(f"backlog   raw events in the streams, every {b['every_s']:.0f} s: min {b['min']} "
+              f"mean {b['mean']} max {b['max']} last {b['last']}; last-half slope "
+              f"{b['slope_last_half_per_s']}/s x {load['seconds']:.0f} s = "
+              f"{b['trend_over_run']} (allowed {b['allowance']}); max middle third "
+              f"{b['max_middle_third']}, last third {b['max_last_third']}: "
+              + ("BOUNDED" if b["bounded"] else "GROWING"))
     print(f"live      {live['sockets']} sockets, {live['updates']} updates "
           f"({live['updates_per_socket_per_s']}/s per socket), "
           f"longest silence {live['max_silence_s']} s, "
@@ -278,25 +298,38 @@ def print_summary(r: dict) -> None:
 def markdown(r: dict) -> str:
     """The two tables of the Soak section of docs/performance.md, filled in."""
     st, load, roll, live = r["settings"], r["load"], r["rollups"], r["live"]
-    lat = load["latency_from_due"]
+    lat = load["latency_from_due"] or load["latency_from_send"]
+    backlog = r["stream_backlog"]
+    if st["target_rate"] is None:
+        target = "the peak (wrk, closed loop" + (
+            f"; make bench: {st['peak_rps']:.0f}) | " if st["peak_rps"] else ") | ")
+    else:
+        target = f"{st['target_rate']:.0f} req/s " + (
+            f"(half of {st['peak_rps']:.0f}) | " if st["peak_rps"] else "(--rate) | ")
     lines = [
         f"Run of {r['started']}: {st['duration_s']:.0f} s, {r['machine']['cores']} cores, "
         f"{st['sockets']} dashboards on {st['socket_tenants']} tenants.",
         "",
         "| what | target | measured |",
         "|---|---|---|",
-        f"| `/track` rate achieved (10 s windows min-max) | {st['target_rate']:.0f} req/s "
-        + (f"(half of {st['peak_rps']:.0f}) | " if st["peak_rps"] else "(--rate) | ")
+        "| `/track` rate achieved (10 s windows min-max) | " + target
         + f"{load['achieved_rate']:.0f} req/s " + (
             f"({load['window_rate']['min']:.0f}-{load['window_rate']['max']:.0f}) |"
             if load["window_rate"]["min"] is not None else "|"),
-        f"| latency from due time p50 / p99 / max | | "
-        f"{lat['p50_ms']} / {lat['p99_ms']} / {lat['max_ms']} ms |",
+        f"| latency from {'due time' if load['latency_from_due'] else 'send'} "
+        f"p50 / p99 / max | | {lat['p50_ms']} / {lat['p99_ms']} / {lat['max_ms']} ms |",
         f"| non-200 answers / errors | 0 / 0 | {load['non_200']} / "
         f"{sum(load['errors'].values()) + load['unknown_outcome'] + load['never_sent']} |",
         f"| rollups (`daily_rollups` events) vs accepted (200) | equal | "
         f"{roll['rollup_events']} vs {roll['accepted']}: "
-        f"{'equal' if roll['equal'] else 'DIFFERENT'} |",
+        f"{'equal' if roll['equal'] else 'DIFFERENT'}, stored {roll['settle_s']} s after |",
+        "| stream backlog: min / mean / max; last-half slope x run; max of middle / last third "
+        f"| trend and last third within {backlog['allowance']} | "
+        f"{backlog.get('min')} / {backlog.get('mean')} / {backlog.get('max')}; "
+        f"{backlog.get('slope_last_half_per_s')}/s x {st['duration_s']:.0f} s = "
+        f"{backlog.get('trend_over_run')}; {backlog.get('max_middle_third')} / "
+        f"{backlog.get('max_last_third')}: "
+        f"{'bounded' if backlog['bounded'] else 'GROWING'} |",
         "| dashboards: updates received, reconnects, last frame current | "
         "0 reconnects, all current | "
         f"{live['updates']} ({live['updates_per_socket_per_s']}/s per socket), "

@@ -4,6 +4,7 @@ time, the events waiting in the streams, Redis memory; and Redis's slow log at t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from pathlib import Path
@@ -59,10 +60,7 @@ async def sample(t: float, procs: Processes, redis, keys: Keys, dashboards: list
            "postgres_cpu_s": {str(pid): cpu_seconds(pid) for pid in backends},
            "pids": pids}
     try:
-        pipe = redis.pipeline(transaction=False)
-        for shard in range(SHARDS):
-            pipe.xlen(keys.events(shard))
-        row["stream_backlog"] = sum(await pipe.execute())
+        row["stream_backlog"] = await backlog(redis, keys)
         if private_redis:
             info = await redis.info("memory")
             row["redis_used_memory_mb"] = round(info["used_memory"] / 2**20, 1)
@@ -71,6 +69,27 @@ async def sample(t: float, procs: Processes, redis, keys: Keys, dashboards: list
     row["sockets_open"] = sum(1 for d in dashboards if d.open)
     row["updates_so_far"] = sum(d.frames["update"] for d in dashboards)
     return row
+
+
+async def backlog(redis, keys: Keys) -> int:
+    """Raw events waiting in the streams (every shard)."""
+    pipe = redis.pipeline(transaction=False)
+    for shard in range(SHARDS):
+        pipe.xlen(keys.events(shard))
+    return sum(await pipe.execute())
+
+
+async def backlog_series(redis, keys: Keys, t0: float, every: float,
+                         into: list[tuple[float, int]]) -> None:
+    """Appends (seconds since `t0` on the loop's clock, backlog) every `every` seconds until
+    cancelled: the series the backlog is judged on (bench.soak.checking.backlog_trend)."""
+    loop = asyncio.get_running_loop()
+    k = 0
+    while True:
+        with contextlib.suppress(Exception):  # a missed sample must never end the soak
+            into.append((round(loop.time() - t0, 2), await backlog(redis, keys)))
+        k += 1
+        await asyncio.sleep(max(0.0, t0 + k * every - loop.time()))
 
 
 def system_cpu() -> tuple[float, float]:

@@ -401,7 +401,13 @@ def render(results: dict) -> str:
                 ingest[name]["non_2xx"]] for name in ("track", "bare")],
               ["server", "req/s", "p50 ms", "p99 ms", "non-2xx"]),
         "",
-        "CPU during the interleaved c=32 rounds, % of one core (CPU microseconds per request):",
+        "CPU of the interleaved c=32 rounds: % of one core while the load ran, and in "
+        "brackets CPU microseconds per request, counting after each /track round until the "
+        "scheduler had drained its events into Postgres and flushed their counters (" +
+        (", ".join(f"{s} s" for s in ingest["settle_seconds_after_each_track_round"])
+         if "settle_seconds_after_each_track_round" in ingest else "not measured") +
+        " after each round), so what the events cost is all in, even when the drain fell "
+        "behind during the round:",
         "",
         table([[group, *(f"{ingest['cpu_percent_of_a_core'][name][group]}% "
                          f"({ingest['cpu_us_per_request'][name][group]} us)"

@@ -8,7 +8,7 @@ number of shards is fixed: changing it would strand events buffered under the ol
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 SHARDS = 16
 
@@ -24,6 +24,7 @@ LOGIN_WINDOW_SECONDS = 15 * 60
 # Ingest health is shown for the last hour; a little longer lets the oldest minute be read.
 HEALTH_TTL_SECONDS = 3600 + 5 * 60
 DRAIN_GROUP = "drain"
+MAX_TENANTS_REMEMBERED = 100_000
 # A tenant's generations (realtime/generations.py) outlive any cache entry made from them; an
 # expired one is simply started afresh, which only costs the caches a miss.
 GENERATION_TTL_SECONDS = 8 * 24 * 3600
@@ -34,6 +35,9 @@ class Keys:
     """Key names under an optional prefix (each test run has its own)."""
 
     prefix: str = ""
+    # A tenant's part of its key names, made once: /track builds ten names an event.
+    _tenants: dict[int, str] = field(default_factory=dict, init=False, repr=False,
+                                     compare=False, hash=False)
 
     @staticmethod
     def shard_of(tenant_id: int) -> int:
@@ -43,7 +47,13 @@ class Keys:
         return f"{self.prefix}{{s{shard}}}"
 
     def _tenant(self, tenant_id: int) -> str:
-        return f"{self.tag(self.shard_of(tenant_id))}:t:{tenant_id}"
+        try:
+            return self._tenants[tenant_id]
+        except KeyError:
+            if len(self._tenants) >= MAX_TENANTS_REMEMBERED:
+                self._tenants.clear()
+            name = self._tenants[tenant_id] = f"{self.tag(self.shard_of(tenant_id))}:t:{tenant_id}"
+            return name
 
     def rate(self, tenant_id: int) -> str:
         return f"{self._tenant(tenant_id)}:rate"

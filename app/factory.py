@@ -81,8 +81,8 @@ def create_app(settings: Settings | None = None) -> Quart:
         app.register_blueprint(route_group.blueprint)
 
     fixed_headers = security_headers(settings.production)
-    app.asgi_app = TrackFastPath(
-        app, ReadFastPath(app, LiveFastPath(app, app.asgi_app), fixed_headers), fixed_headers)
+    app.asgi_app = LiveFastPath(app, TrackFastPath(
+        app, ReadFastPath(app, app.asgi_app, fixed_headers), fixed_headers))
 
     @app.after_request
     async def add_security_headers(response: Response) -> Response:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
 from quart import Quart
@@ -39,21 +39,28 @@ class LiveFastPath:
         self.app = app
         self.inner = inner
 
-    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+    def __call__(self, scope: Scope, receive: Callable, send: Callable) -> Awaitable[None]:
+        # Not a coroutine itself: a socket's life is long, and each frame waiting in the
+        # chain of ASGI callables is a few hundred bytes.
         matched = _PATH.fullmatch(scope["path"]) if scope["type"] == "websocket" else None
-        svc = self.app.extensions.get("analytics")
-        hub = self.app.extensions.get("live")
-        if matched is None or int(matched[1]) > MAX_ID or svc is None or hub is None:
-            await self.inner(scope, receive, send)
-            return
+        if matched is None or int(matched[1]) > MAX_ID or "live" not in self.app.extensions:
+            return self.inner(scope, receive, send)
+        return self._serve(int(matched[1]), scope, receive, send)
+
+    async def _serve(self, tenant_id: int, scope: Scope, receive: Callable,
+                     send: Callable) -> None:
+        svc, hub = self.app.extensions["analytics"], self.app.extensions["live"]
         query = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
         feed = wants_feed(query["events"][0] if "events" in query else None)
         denials = "websocket.http.response" in (scope.get("extensions") or {})
         socket = _ASGISocket(receive, send)
         with presenting(self.app, svc, Presented.of_socket(self.app, scope)):
-            del scope, query  # the handshake's headers are not kept for the socket's life
+            # Read once, never again: the server and the callables before this one hold the
+            # same scope for the socket's life, so its copy of the headers goes.
+            scope["headers"] = []
+            del scope, query
             try:
-                await serve(svc, hub, int(matched[1]), feed, socket)
+                await serve(svc, hub, tenant_id, feed, socket)
             except APIError as error:
                 await socket.deny(denials, error.status, error_body(error.message),
                                   error.headers)

@@ -16,6 +16,7 @@ from app.heap import long_lived
 from app.http import csrf, errors, ids
 from app.http.fastpath import TrackFastPath
 from app.http.headers import security_headers
+from app.http.live_fastpath import LiveFastPath
 from app.http.openapi import OpenAPI
 from app.http.read_fastpath import ReadFastPath
 from app.routes import (
@@ -81,8 +82,8 @@ def create_app(settings: Settings | None = None) -> Quart:
         app.register_blueprint(route_group.blueprint)
 
     fixed_headers = security_headers(settings.production)
-    app.asgi_app = TrackFastPath(app, ReadFastPath(app, app.asgi_app, fixed_headers),
-                                 fixed_headers)
+    app.asgi_app = LiveFastPath(app, TrackFastPath(
+        app, ReadFastPath(app, app.asgi_app, fixed_headers), fixed_headers))
 
     @app.after_request
     async def add_security_headers(response: Response) -> Response:

@@ -12,8 +12,11 @@ events one throttle period apart each reach every socket: the worker's CPU per f
     sansio+deflate  the same with permessage-deflate accepted (uvicorn's default)
     wsproto         uvicorn --ws wsproto, no deflate
     websockets      uvicorn --ws websockets (websockets' legacy protocol), no deflate
+    baseline        with --baseline DIR only: `analytics serve` of another checkout's code
+                    (e.g. `git archive main`), on the same database, in turn with the others
 
     .venv/bin/python -m bench.sockets [--count 2000] [--most 10000] [--rounds 3]
+                                      [--variants serve,baseline] [--baseline DIR]
 
 (standalone it writes bench/results/sockets.json; `make bench` puts the same in latest.json)
 """
@@ -28,11 +31,12 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from bench.stack import BIN, RESULTS, Stack, cpu_seconds, rss_mb
 from realtime.event_types import QR_SCAN
 from tests.support.http import bearer
-from tests.support.servers import free_port
+from tests.support.servers import ROOT, free_port
 
 WARM = 50
 BATCH = 100  # handshakes in flight at once
@@ -47,8 +51,12 @@ def _uvicorn(ws: str, *options: str) -> list[str]:
             "--log-level", "warning", "--no-server-header", "--no-proxy-headers", *options]
 
 
+# `analytics serve`, importing the app from the working directory (`baseline`'s checkout).
+SERVE_FROM_CWD = [sys.executable, "-c", "import sys; sys.argv[0] = 'analytics'; "
+                  "from app.ops.cli import main; main()", "serve"]
 VARIANTS: dict[str, list[str]] = {
     "serve": [str(BIN / "analytics"), "serve"],
+    "baseline": SERVE_FROM_CWD,
     "sansio+deflate": _uvicorn("websockets-sansio", "--ws-per-message-deflate", "true"),
     "wsproto": _uvicorn("wsproto", "--ws-per-message-deflate", "false"),
     "websockets": _uvicorn("websockets", "--ws-per-message-deflate", "false"),
@@ -67,13 +75,16 @@ async def _open(url: str, headers: dict, count: int, into: list) -> None:
         into += await asyncio.gather(*(one() for _ in range(min(BATCH, count - start))))
 
 
-async def one_server(stack: Stack, variant: str, count: int, updates: int = 10) -> dict:
+async def one_server(stack: Stack, variant: str, count: int, updates: int = 10,
+                     baseline: Path | None = None) -> dict:
     """Resident memory of one fresh single-worker server before and after `count` sockets,
     and its CPU per update frame sent while `updates` events reach them all."""
     name = f"sockets-{variant}"
     port = free_port()
-    argv = [*VARIANTS[variant], *([] if variant == "serve" else ["--port", str(port)])]
-    stack.start(name, argv, port, WEB_CONCURRENCY="1")
+    serves = variant in ("serve", "baseline")
+    argv = [*VARIANTS[variant], *([] if serves else ["--port", str(port)])]
+    cwd = baseline if variant == "baseline" and baseline else ROOT
+    stack.start(name, argv, port, cwd=cwd, WEB_CONCURRENCY="1")
     process = stack.processes.pop(name)
     url = f"ws://127.0.0.1:{port}/api/analytics/{stack.first_tenant}/live"
     sockets: list = []
@@ -119,12 +130,14 @@ async def _send_cost(pid: int, port: int, tenant: int, updates: int) -> float:
 
 
 async def measure(stack: Stack, *, count: int = 2000, most: int = 10_000, rounds: int = 3,
-                  variants: list[str] | None = None) -> dict:
-    names = variants or list(VARIANTS)
+                  variants: list[str] | None = None, baseline: Path | None = None) -> dict:
+    names = variants or [name for name in VARIANTS if name != "baseline" or baseline]
+    if "baseline" in names and baseline is None:
+        raise ValueError("the baseline variant needs --baseline DIR")
     runs: dict[str, list[dict]] = {name: [] for name in names}
     for _ in range(rounds):
         for name in names:
-            runs[name].append(await one_server(stack, name, count))
+            runs[name].append(await one_server(stack, name, count, baseline=baseline))
             print(f"sockets: {name} {runs[name][-1]}", file=sys.stderr, flush=True)
     kb = {name: statistics.median(r["kb_per_socket"] for r in rs) for name, rs in runs.items()}
     result = {
@@ -137,10 +150,16 @@ async def measure(stack: Stack, *, count: int = 2000, most: int = 10_000, rounds
     }
     if "serve" in kb and "sansio+deflate" in kb:
         result["deflate_over_serve"] = round(kb["sansio+deflate"] / kb["serve"], 2)
+    if "serve" in kb and "baseline" in kb:
+        result["serve_over_baseline"] = round(kb["serve"] / kb["baseline"], 2)
     if most:
         full = await one_server(stack, "serve", most, updates=0)
         result["most"] = {"sockets": most, "rss_mb": full["rss_after_mb"],
                           "kb_per_socket": full["kb_per_socket"]}
+        if baseline is not None:
+            full = await one_server(stack, "baseline", most, updates=0, baseline=baseline)
+            result["most_baseline"] = {"sockets": most, "rss_mb": full["rss_after_mb"],
+                                       "kb_per_socket": full["kb_per_socket"]}
     return result
 
 
@@ -149,14 +168,17 @@ async def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--most", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=None, help="comma-separated; default all")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="a checkout of other code to measure as `baseline`")
     args = parser.parse_args()
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     stack = Stack(1)
     try:
         await stack.setup(10, bare=False)
         result = await measure(stack, count=args.count, most=args.most, rounds=args.rounds,
-                               variants=args.variants.split(","))
+                               variants=args.variants.split(",") if args.variants else None,
+                               baseline=args.baseline)
     finally:
         await stack.teardown()
     result["started"] = started

@@ -144,7 +144,8 @@ class Stack:
                              capture_output=True, text=True, check=True).stdout
         return json.loads(out)
 
-    def start(self, name: str, argv: list[str], port: int | None = None, **extra: str) -> None:
+    def start(self, name: str, argv: list[str], port: int | None = None,
+              cwd: Path = ROOT, **extra: str) -> None:
         env = {**self.env, **extra}
         if port:
             env["PORT"] = str(port)
@@ -154,7 +155,7 @@ class Stack:
             self.logs.mkdir(parents=True, exist_ok=True)
             output = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (closed in teardown)
             self._log_files.append(output)
-        self.processes[name] = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=output,
+        self.processes[name] = subprocess.Popen(argv, env=env, cwd=cwd, stdout=output,
                                                 stderr=subprocess.STDOUT if self.logs else output)
         if port:
             wait_for_port(port, timeout=30)

@@ -14,16 +14,25 @@ Postgres again.
 Principal kinds: "user" (an owner's session: reads and manages their tenants), "token" (a
 tenant token: reads one tenant), "share" (reads one tenant, manages nothing), "platform"
 (provisions tenants, reads none).
+
+What a caller presents is read into `Presented`, from Quart's request or websocket, or from
+the ASGI scope of the live socket served ahead of Quart (app/http/live_fastpath.py), which
+sets it for its own context with `presenting()`; the check itself is the same for both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from quart import has_websocket_context, request, websocket
-from quart_auth import current_user
+from quart import Quart, current_app, has_websocket_context, request, websocket
+from quart_auth.globals import _find_extension
+from werkzeug.http import parse_cookie
+from werkzeug.sansio.utils import get_host
 
 from app.accounts.hashed import digest
 from app.accounts.sessions import session_user
@@ -60,51 +69,119 @@ class Verified:
                 and now - self.checked_at < RECHECK)
 
 
-def _connection():
-    return websocket if has_websocket_context() else request
+@dataclass(frozen=True, slots=True)
+class Presented:
+    """The credentials a request or socket presents, as sent."""
+
+    authorization: str | None = None  # the Authorization header
+    share: str | None = None  # `?share=` of a socket: a browser cannot give a socket headers
+    cookie: str | None = None  # quart-auth's session cookie, still signed
+    socket: bool = False
+    origin: str | None = None  # sockets only: the page that opened it, and the Host it named
+    host: str = ""
+
+    @classmethod
+    def of_quart(cls, app: Quart) -> Presented:
+        """What the request or websocket of the current Quart context presents."""
+        socket = has_websocket_context()
+        connection = websocket if socket else request
+        return cls(
+            authorization=connection.headers.get("Authorization"),
+            share=websocket.args.get("share") if socket else None,
+            cookie=connection.cookies.get(_find_extension(app).cookie_name),
+            socket=socket,
+            origin=connection.headers.get("Origin") if socket else None,
+            host=connection.host if socket else "",
+        )
+
+    @classmethod
+    def of_socket(cls, app: Quart, scope: dict) -> Presented:
+        """What an ASGI websocket scope presents, read as Quart would read it."""
+        headers: dict[bytes, str] = {}
+        for name, value in scope["headers"]:  # the first of each, as Quart's .get() gives
+            if name in _SOCKET_HEADERS:
+                headers.setdefault(name, value.decode("latin-1"))
+        query = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        cookie = headers.get(b"cookie")
+        return cls(
+            authorization=headers.get(b"authorization"),
+            share=query["share"][0] if "share" in query else None,
+            cookie=parse_cookie(cookie).get(_find_extension(app).cookie_name) if cookie else None,
+            socket=True,
+            origin=headers.get(b"origin"),
+            host=get_host(scope["scheme"], headers.get(b"host"), scope.get("server")),
+        )
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.fromtimestamp(services().clock(), dt.UTC)
+_SOCKET_HEADERS = frozenset({b"authorization", b"cookie", b"origin", b"host"})
+# Set by a socket served outside Quart, for its own context (its tasks and timers copy it).
+_presented_outside_quart: ContextVar[tuple[Quart, Services, Presented]] = ContextVar(
+    "presented_outside_quart")
 
 
-def _same_origin() -> bool:
+@contextlib.contextmanager
+def presenting(app: Quart, svc: Services, presented: Presented) -> Iterator[None]:
+    """Makes `authorize()` and friends check `presented` in this context, outside Quart."""
+    token = _presented_outside_quart.set((app, svc, presented))
+    try:
+        yield
+    finally:
+        _presented_outside_quart.reset(token)
+
+
+def _asking() -> tuple[Quart, Services, Presented]:
+    outside = _presented_outside_quart.get(None)
+    if outside is not None:
+        return outside
+    app = current_app._get_current_object()
+    return app, services(), Presented.of_quart(app)
+
+
+def _now(svc: Services) -> dt.datetime:
+    return dt.datetime.fromtimestamp(svc.clock(), dt.UTC)
+
+
+def _same_origin(svc: Services, presented: Presented) -> bool:
     # Browsers attach cookies to a websocket opened by any page and CORS does not apply,
     # so a cookie only counts when the page that opened the socket is ours.
-    origin = websocket.headers.get("Origin")
+    origin = presented.origin
     if origin is None:
         return True
-    public_url = services().settings.public_url
+    public_url = svc.settings.public_url
     if public_url:  # our address, rather than the Host header the client chose
         return origin.lower() == public_url.lower()
-    return urlsplit(origin).netloc.lower() == websocket.host.lower()
+    return urlsplit(origin).netloc.lower() == presented.host.lower()
 
 
 async def authenticate(cached_under: tuple[int, bytes] | None = None) -> Principal | None:
     """The principal behind this request's credentials, or None; APIError 503 when Postgres
     cannot tell. With `cached_under` (tenant, its credentials generation, read before this
     call), a bearer credential may come from the process's cache of that generation."""
+    app, svc, presented = _asking()
     async with store_call():
-        return await _authenticate(cached_under)
+        return await _authenticate(app, svc, presented, cached_under)
 
 
-async def _authenticate(cached_under: tuple[int, bytes] | None) -> Principal | None:
-    header = _connection().headers.get("Authorization")
-    if header is not None:
+async def _authenticate(app: Quart, svc: Services, presented: Presented,
+                        cached_under: tuple[int, bytes] | None) -> Principal | None:
+    if presented.authorization is not None:
         # Credentials sent explicitly decide alone: a bad token is not rescued by a cookie.
-        credentials = bearer_credentials(header)
+        credentials = bearer_credentials(presented.authorization)
         if credentials is None:
             return None
-        return await _bearer(credentials, cached_under)
+        return await _bearer(svc, credentials, cached_under)
 
-    if has_websocket_context() and "share" in websocket.args:
-        verified = await _verify_share(websocket.args["share"], _now())
+    if presented.share is not None:
+        verified = await _verify_share(svc, presented.share, _now(svc))
         return verified.principal if verified else None
 
-    session_id = current_user.auth_id  # None unless the cookie's signature and age are good
-    if session_id is None or (has_websocket_context() and not _same_origin()):
+    if presented.cookie is None or (presented.socket and not _same_origin(svc, presented)):
         return None
-    found = await session_user(services().pool, session_id, _now())
+    # quart-auth's own check of the cookie's signature and age (SECRET_KEY and fallbacks)
+    session_id = _find_extension(app).load_token(presented.cookie, app)
+    if session_id is None:
+        return None
+    found = await session_user(svc.pool, session_id, _now(svc))
     if found is None:
         return None
     return Principal("user", found.user_id, found.tenant_ids)
@@ -127,13 +204,14 @@ def cached_bearer(svc: Services, tenant_id: int, generation: bytes, credentials:
     return found.principal if found is not None and found.holds(now) else None
 
 
-async def _bearer(credentials: str, cached_under: tuple[int, bytes] | None) -> Principal | None:
-    svc, now = services(), _now()
+async def _bearer(svc: Services, credentials: str,
+                  cached_under: tuple[int, bytes] | None) -> Principal | None:
+    now = _now(svc)
     if cached_under is not None:
         found = cached_bearer(svc, *cached_under, credentials, now)
         if found is not None:
             return found
-    verified = await _verify_bearer(credentials, now)
+    verified = await _verify_bearer(svc, credentials, now)
     if verified is None:
         return None
     # Only what the generation covers: a credential of this tenant (not another tenant's
@@ -144,11 +222,11 @@ async def _bearer(credentials: str, cached_under: tuple[int, bytes] | None) -> P
     return verified.principal
 
 
-async def _verify_bearer(credentials: str, now: dt.datetime) -> Verified | None:
+async def _verify_bearer(svc: Services, credentials: str, now: dt.datetime) -> Verified | None:
     """A token or share link, confirmed in Postgres now."""
     if credentials.startswith(SHARE_PREFIX):
-        return await _verify_share(credentials, now)
-    token = await verify_token(services().pool, credentials, now)
+        return await _verify_share(svc, credentials, now)
+    token = await verify_token(svc.pool, credentials, now)
     if token is None:
         return None
     if token.kind == PLATFORM:
@@ -157,8 +235,8 @@ async def _verify_bearer(credentials: str, now: dt.datetime) -> Verified | None:
                     token.expires_at)
 
 
-async def _verify_share(token: str, now: dt.datetime) -> Verified | None:
-    share = await verify_share(services().pool, token, now)
+async def _verify_share(svc: Services, token: str, now: dt.datetime) -> Verified | None:
+    share = await verify_share(svc.pool, token, now)
     if share is None:
         return None
     return Verified(Principal("share", share.id, frozenset({share.tenant_id})), now,

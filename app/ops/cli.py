@@ -272,6 +272,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
     """The web process: uvicorn runs its own event loop, so this one is not async."""
     import uvicorn
 
+    from app.http.ws_protocol import WS_PROTOCOL
     from app.logs import LOGGING
 
     uvicorn.run(
@@ -281,7 +282,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
         workers=settings.web_concurrency,
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
+        ws=WS_PROTOCOL,  # websockets-sansio, keeping less per socket
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_interval,
         ws_max_size=64 * 1024,  # clients only ever send small frames

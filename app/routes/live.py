@@ -37,6 +37,7 @@ import functools
 import logging
 import signal
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import orjson
 from quart import Blueprint, Quart, current_app, websocket
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("live", __name__)
 
 CLOSE_TOO_SLOW = 1008
+CLOSE_CLIENT_LEFT = 1000  # never sent: it ends the stream of a client that has gone
 CLOSE_UNAUTHORIZED = 4401  # 4403 when the credentials no longer cover the tenant
 PING = orjson.dumps({"type": "ping"}).decode()
 
@@ -65,14 +67,56 @@ def broadcaster() -> Broadcaster:
 @blueprint.websocket("/api/analytics/<int:tenant_id>/live")
 async def live(tenant_id: int) -> None:
     """Live numbers of a tenant; see the module docstring for the messages."""
+    # Sockets are served ahead of Quart (app/http/live_fastpath.py); this route serves what
+    # that leaves to Quart, through the same `serve`.
+    await serve(services(), broadcaster(), tenant_id, wants_feed(websocket.args.get("events")),
+                _QuartSocket())
+
+
+def wants_feed(events: str | None) -> bool:
+    return events in ("1", "true")
+
+
+class Socket(Protocol):
+    """The websocket `serve` talks to: Quart's, or the ASGI connection itself."""
+
+    async def accept(self) -> None: ...
+
+    async def send(self, frame: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+    async def receive(self) -> bool:
+        """Waits for the client's next message; False once the client has left."""
+        ...
+
+
+class _QuartSocket:
+    async def accept(self) -> None:
+        await websocket.accept()
+
+    async def send(self, frame: str) -> None:
+        await websocket.send(frame)
+
+    async def close(self, code: int, reason: str) -> None:
+        await websocket.close(code, reason)
+
+    async def receive(self) -> bool:
+        await websocket.receive()  # Quart cancels the handler when the client leaves
+        return True
+
+
+async def serve(svc: Services, hub: Broadcaster, tenant_id: int, feed: bool,
+                socket: Socket) -> None:
+    """A live socket from its handshake to its end. Raises APIError (or UnknownTenant) before
+    the handshake completes, for the caller to answer as an HTTP error; the credentials are
+    whatever the context presents (app/http/auth.py)."""
     await authorize(tenant_id)
-    timezone = await tenant_zone(services(), tenant_id)
-    hub = broadcaster()
-    feed = websocket.args.get("events", "") in ("1", "true")
+    timezone = await tenant_zone(svc, tenant_id)
     try:
         async with hub.watch(tenant_id, timezone, events=feed) as subscription:
-            await websocket.accept()
-            await _stream(tenant_id, subscription)
+            await socket.accept()
+            await _stream(svc, tenant_id, subscription, socket)
     except Unavailable as error:  # raised by watch() only, before the handshake completes
         log.warning("live socket refused: %s", error)
         raise APIError(503, "live data is unavailable, try again shortly") from None
@@ -84,18 +128,18 @@ def _frame(kind: str, state: Snapshot) -> str:
     return orjson.dumps({"type": kind, "data": state.as_dict()}).decode()
 
 
-async def _stream(tenant_id: int, subscription: Subscription) -> None:
-    settings = services().settings
+async def _stream(svc: Services, tenant_id: int, subscription: Subscription,
+                  socket: Socket) -> None:
+    settings = svc.settings
     send_timeout = settings.live_send_timeout
     heartbeat = settings.live_heartbeat
 
     async def send(frames: list[str]) -> None:
         async with asyncio.timeout(send_timeout):
             for frame in frames:
-                await websocket.send(frame)
+                await socket.send(frame)
 
-    # Quart queues whatever the client sends without bound; reading it keeps memory flat.
-    reader = asyncio.create_task(_discard_incoming())
+    reader = asyncio.create_task(_discard_incoming(socket, subscription))
     recheck = _Recheck(tenant_id, subscription, settings.live_reauth_interval)
     try:
         await send([_frame("snapshot", subscription.first)])
@@ -108,7 +152,7 @@ async def _stream(tenant_id: int, subscription: Subscription) -> None:
                 continue
             except Closed as closed:
                 async with asyncio.timeout(send_timeout):
-                    await websocket.close(closed.code, closed.reason)
+                    await socket.close(closed.code, closed.reason)
                 return
             frames = [_frame("update", state)] if state is not None else []
             frames.extend(orjson.dumps({"type": "event", "data": e}).decode() for e in events)
@@ -119,15 +163,19 @@ async def _stream(tenant_id: int, subscription: Subscription) -> None:
         log.info("live socket dropped: client too slow")
         with contextlib.suppress(Exception):
             async with asyncio.timeout(0.1):
-                await websocket.close(CLOSE_TOO_SLOW, "client too slow")
+                await socket.close(CLOSE_TOO_SLOW, "client too slow")
     finally:
         reader.cancel()
         recheck.stop()
 
 
-async def _discard_incoming() -> None:
-    while True:
-        await websocket.receive()
+async def _discard_incoming(socket: Socket, subscription: Subscription) -> None:
+    # Frames from the client mean nothing here, but must be read: Quart queues them without
+    # bound, uvicorn stops reading the connection (pongs and a close included) until the
+    # app takes one, and the client leaving shows only here.
+    while await socket.receive():
+        pass
+    subscription.close(CLOSE_CLIENT_LEFT, "the client left")
 
 
 class _Recheck:

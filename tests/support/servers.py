@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from app.http.ws_protocol import WS_PROTOCOL
 from tests.support.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,7 +173,7 @@ def uvicorn_command(port: int, asgi: str = "app.asgi:app") -> list[str]:
     return [
         sys.executable, "-m", "uvicorn", asgi, "--host", "127.0.0.1",
         "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-        "--ws", "websockets-sansio", "--ws-per-message-deflate", "false",
+        "--ws", WS_PROTOCOL, "--ws-per-message-deflate", "false",
         "--log-level", "warning", "--no-server-header",
     ]
 
@@ -202,7 +203,7 @@ async def in_process_server(app, sock: socket.socket) -> AsyncIterator[None]:
     """Serves `app` with uvicorn in this event loop, so a test can look inside the app."""
     import uvicorn
 
-    config = uvicorn.Config(app, ws="websockets-sansio", ws_per_message_deflate=False,
+    config = uvicorn.Config(app, ws=WS_PROTOCOL, ws_per_message_deflate=False,
                             http="httptools", lifespan="on",
                             log_config=None, log_level="warning")
     server = uvicorn.Server(config)

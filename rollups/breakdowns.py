@@ -108,14 +108,16 @@ async def zones_of(conn: asyncpg.Connection, tenant_ids: set[int]) -> dict[int, 
 
 
 # The batch's rows go to Postgres by binary COPY into these: asyncpg checks each element of
-# an array parameter (for nested arrays) at about a microsecond apiece, COPY no field.
+# an array parameter (for nested arrays) at about a microsecond apiece, COPY no field. Emptied
+# first, as `rebuild` counts several batches in one transaction.
 STAGING_SQL = """
 CREATE TEMP TABLE IF NOT EXISTS breakdown_values (
     tenant_id bigint, day date, dimension text, value text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS breakdown_staging
     (LIKE breakdown_rollups INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS visits_staging (
-    tenant_id bigint, day date, visitor bytea, seen jsonb, lead boolean) ON COMMIT DELETE ROWS
+    tenant_id bigint, day date, visitor bytea, seen jsonb, lead boolean) ON COMMIT DELETE ROWS;
+DELETE FROM breakdown_values; DELETE FROM breakdown_staging; DELETE FROM visits_staging
 """
 VALUE_COLUMNS = ("tenant_id", "day", "dimension", "value")
 # Per group of the batch (tenant, day, dimension) with values already kept: how many (OTHER

@@ -212,6 +212,21 @@ async def test_rebuild_reproduces_the_breakdowns(app, client, pool, clock, redis
         assert rows(data) == expected, dimension
 
 
+async def test_a_rebuild_in_many_batches_reproduces_the_breakdowns(app, client, pool, clock,
+                                                                   redis, keys, monkeypatch):
+    from rollups import rebuild
+
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 19, 12)
+    await four_visitors(app, client, tenant.id)
+    monkeypatch.setattr(rebuild, "RECOUNT_CHUNK", 3)  # one transaction, four batches
+    await rebuild.rebuild(redis, pool, keys, app.extensions["analytics"].scripts, tenant.id,
+                          "UTC", dt.date(2026, 9, 19), "tests")
+    for dimension, expected in EXPECTED.items():
+        data = await get_breakdown(client, tenant.id, headers, dimension, period="today")
+        assert rows(data) == expected, dimension
+
+
 async def test_retention_forgets_the_visitors_of_days_over(app, client, pool, clock):
     from rollups.retention import drop_expired
 

@@ -3,24 +3,30 @@ dimension, the distinct visitors who sent them, and how many of those were leads
 
 Counted in the drain, in the transaction that stores the raw events, from the rows that
 insert actually stored (`RETURNING`): a replayed batch stores nothing and so counts nothing.
-Distinct visitors and leads come from the day's working sets (`breakdown_visitors`,
-`lead_visitors`): a visitor new to a value adds one visitor there, and one lead when the
-visitor is a lead that day; a visitor who becomes a lead adds one lead to every value the
-visitor was already seen under that day. A visitor is a keyed hash of the daily-salted
-address hash and the user agent, as in the raw events, so it means nothing past its day;
-retention deletes the working sets of days over.
+Distinct visitors and leads come from the day's working set (`breakdown_visitors`): one row
+per visitor and day, holding the values the visitor was seen under (as `key`s) and whether
+the visitor is a lead that day. A visitor new to a value adds one visitor there, and one
+lead when the visitor is a lead that day; a visitor who becomes a lead adds one lead to every
+value the visitor was already seen under that day. A visitor is a keyed hash of the
+daily-salted address hash and the user agent, as in the raw events, so it means nothing past
+its day; retention deletes the working sets of days over.
 
 At most `cap` values per tenant, day and dimension are kept (the first ones seen); the
 events of any further value count under `(other)`.
+
+A batch is counted by what its events have in common: the (dimension, value) keys of an
+event depend only on its type, metadata, user agent, page and country (`keys_of`, cached),
+so events are tallied per tenant, day and those keys, and visitors per tenant, day and
+visitor, before any value is counted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -36,40 +42,63 @@ LEAD_TYPES = frozenset(t.name for t in LEADS)
 EVENT_COLUMNS = ("tenant_id, event_type, occurred_at, metadata, user_agent, referrer, ip_hash, "
                  "country")
 
-
-class Fact(NamedTuple):  # a tuple: tens of thousands are built per batch
-    tenant_id: int
-    day: dt.date
-    dimension: str
-    value: str
-    visitor: bytes
+TenantDay = tuple[int, dt.date]
+Visit = tuple[int, dt.date, bytes]  # tenant, day, visitor
 
 
 def visitor_of(ip_hash: str, user_agent: str) -> bytes:
     return hashlib.blake2b(f"{ip_hash}\x00{user_agent}".encode(), digest_size=12).digest()
 
 
-def facts(rows: Iterable[asyncpg.Record], zones: dict[int, ZoneInfo],
-          ) -> tuple[list[Fact], set[tuple[int, dt.date, bytes]]]:
-    """The (dimension, value, visitor) facts of stored events, and their lead visitors."""
-    found: list[Fact] = []
-    leads: set[tuple[int, dt.date, bytes]] = set()
-    for row in rows:
-        zone = zones.get(row["tenant_id"])
+def key(dimension: str, value: str) -> str:
+    """The one text of a (dimension, value) in a visitor's `seen`: the dimension's length
+    first, so no two pairs share a key whatever characters they hold."""
+    return f"{len(dimension)}:{dimension}{value}"
+
+
+@functools.lru_cache(maxsize=4096)
+def pair(of_key: str) -> tuple[str, str]:
+    """(dimension, value) of a key."""
+    length, rest = of_key.split(":", 1)
+    return rest[:int(length)], rest[int(length):]
+
+
+@functools.lru_cache(maxsize=16384)  # a site sends few distinct kinds of event
+def keys_of(event_type: str, metadata: str, user_agent: str, page: str,
+            country: str) -> tuple[str, ...]:
+    """The keys of every (dimension, value) an event with these fields is counted under;
+    `metadata` as stored (JSON text)."""
+    decoded = orjson.loads(metadata)
+    event = Event(event_type, decoded if isinstance(decoded, dict) else {}, user_agent, page,
+                  country)
+    return tuple(key(name, value) for name, value in dimensions.values(event))
+
+
+def tally(rows: Iterable[asyncpg.Record], zones: dict[int, ZoneInfo],
+          ) -> tuple[Counter[tuple[int, dt.date, tuple[str, ...]]], dict[Visit, list]]:
+    """Stored events (rows of EVENT_COLUMNS, in that order) counted per tenant, day and keys,
+    and per visit the keys it was seen under and whether it sent a lead."""
+    kinds: Counter[tuple[int, dt.date, tuple[str, ...]]] = Counter()
+    visits: dict[Visit, list] = {}
+    for tenant_id, event_type, occurred_at, metadata, user_agent, referrer, ip_hash, country \
+            in rows:
+        zone = zones.get(tenant_id)
         if zone is None:
             continue  # the tenant is gone
-        day = row["occurred_at"].astimezone(zone).date()
-        visitor = visitor_of(row["ip_hash"], row["user_agent"])
-        metadata = row["metadata"]
-        if isinstance(metadata, str):
-            metadata = orjson.loads(metadata)
-        event = Event(row["event_type"], metadata if isinstance(metadata, dict) else {},
-                      row["user_agent"], row["referrer"], row["country"])
-        found.extend(Fact(row["tenant_id"], day, name, value, visitor)
-                     for name, value in dimensions.values(event))
-        if row["event_type"] in LEAD_TYPES:
-            leads.add((row["tenant_id"], day, visitor))
-    return found, leads
+        day = occurred_at.astimezone(zone).date()
+        if not isinstance(metadata, str):
+            metadata = orjson.dumps(metadata).decode()
+        keys = keys_of(event_type, metadata, user_agent, referrer, country)
+        kinds[(tenant_id, day, keys)] += 1
+        visit = (tenant_id, day, visitor_of(ip_hash, user_agent))
+        lead = event_type in LEAD_TYPES
+        seen = visits.get(visit)
+        if seen is None:
+            visits[visit] = [set(keys), lead]
+        else:
+            seen[0].update(keys)
+            seen[1] = seen[1] or lead
+    return kinds, visits
 
 
 async def zones_of(conn: asyncpg.Connection, tenant_ids: set[int]) -> dict[int, ZoneInfo]:
@@ -78,45 +107,59 @@ async def zones_of(conn: asyncpg.Connection, tenant_ids: set[int]) -> dict[int, 
     return {row["id"]: ZoneInfo(row["timezone"]) for row in rows}
 
 
-GROUP_SIZES_SQL = """
-SELECT g.tenant_id, g.day, g.dimension, count(b.value) AS size
-FROM unnest($1::bigint[], $2::date[], $3::text[]) AS g (tenant_id, day, dimension)
+# The batch's rows go to Postgres by binary COPY into these: asyncpg checks each element of
+# an array parameter (for nested arrays) at about a microsecond apiece, COPY no field. Emptied
+# first, as `rebuild` counts several batches in one transaction.
+STAGING_SQL = """
+CREATE TEMP TABLE IF NOT EXISTS breakdown_values (
+    tenant_id bigint, day date, dimension text, value text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS breakdown_staging
+    (LIKE breakdown_rollups INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS visits_staging (
+    tenant_id bigint, day date, visitor bytea, seen jsonb, lead boolean) ON COMMIT DELETE ROWS;
+DELETE FROM breakdown_values; DELETE FROM breakdown_staging; DELETE FROM visits_staging
+"""
+VALUE_COLUMNS = ("tenant_id", "day", "dimension", "value")
+# Per group of the batch (tenant, day, dimension) with values already kept: how many (OTHER
+# aside), and which of the batch's values are among them; one index descent per group.
+KEPT_SQL = """
+SELECT g.tenant_id, g.day, g.dimension, count(b.value) FILTER (WHERE b.value <> $1) AS size,
+       array_agg(b.value) FILTER (WHERE v.value IS NOT NULL) AS existing
+FROM (SELECT DISTINCT tenant_id, day, dimension FROM breakdown_values) AS g
 JOIN breakdown_rollups b USING (tenant_id, day, dimension)
-WHERE b.value <> $4
+LEFT JOIN breakdown_values v USING (tenant_id, day, dimension, value)
 GROUP BY 1, 2, 3
 """
-EXISTING_SQL = """
-SELECT tenant_id, day, dimension, value
-FROM unnest($1::bigint[], $2::date[], $3::text[], $4::text[])
-    AS c (tenant_id, day, dimension, value)
-JOIN breakdown_rollups b USING (tenant_id, day, dimension, value)
-"""
-NEW_LEADS_SQL = """
-INSERT INTO lead_visitors (tenant_id, day, visitor)
-SELECT * FROM unnest($1::bigint[], $2::date[], $3::bytea[])
+VISIT_COLUMNS = ("tenant_id", "day", "visitor", "seen", "lead")
+# The visits new today take their row whole: their every key is new.
+NEW_VISITS_SQL = """
+INSERT INTO breakdown_visitors (tenant_id, day, visitor, seen, lead)
+SELECT tenant_id, day, visitor, ARRAY(SELECT jsonb_array_elements_text(seen)), lead
+FROM visits_staging
 ON CONFLICT DO NOTHING
 RETURNING tenant_id, day, visitor
 """
-NEW_MEMBERS_SQL = """
-INSERT INTO breakdown_visitors (tenant_id, day, dimension, value, visitor)
-SELECT * FROM unnest($1::bigint[], $2::date[], $3::text[], $4::text[], $5::bytea[])
-ON CONFLICT DO NOTHING
-RETURNING tenant_id, day, dimension, value, visitor
-"""
-LEADS_AMONG_SQL = """
-SELECT l.tenant_id, l.day, l.visitor
+# The others' rows as they were, locked until the commit; then the batch's keys are added.
+VISITS_BEFORE_SQL = """
+SELECT b.tenant_id, b.day, b.visitor, b.seen, b.lead
 FROM unnest($1::bigint[], $2::date[], $3::bytea[]) AS c (tenant_id, day, visitor)
-JOIN lead_visitors l USING (tenant_id, day, visitor)
+JOIN breakdown_visitors b USING (tenant_id, day, visitor)
+FOR UPDATE OF b
 """
-MEMBERS_OF_SQL = """
-SELECT m.tenant_id, m.day, m.dimension, m.value, m.visitor
+ADD_VISITS_SQL = """
+UPDATE breakdown_visitors b
+SET seen = b.seen || ARRAY(SELECT jsonb_array_elements_text(s.seen) EXCEPT
+                           SELECT unnest(b.seen)),
+    lead = b.lead OR s.lead
 FROM unnest($1::bigint[], $2::date[], $3::bytea[]) AS c (tenant_id, day, visitor)
-JOIN breakdown_visitors m USING (tenant_id, day, visitor)
+JOIN visits_staging s USING (tenant_id, day, visitor)
+WHERE (b.tenant_id, b.day, b.visitor) = (c.tenant_id, c.day, c.visitor)
+  AND NOT (to_jsonb(b.seen) @> s.seen AND (b.lead OR NOT s.lead))
 """
+STAGED_COLUMNS = ("tenant_id", "day", "dimension", "value", "events", "visitors", "leads")
 ADD_SQL = """
 INSERT INTO breakdown_rollups AS r (tenant_id, day, dimension, value, events, visitors, leads)
-SELECT * FROM unnest($1::bigint[], $2::date[], $3::text[], $4::text[], $5::bigint[],
-                     $6::bigint[], $7::bigint[])
+SELECT tenant_id, day, dimension, value, events, visitors, leads FROM breakdown_staging
 ON CONFLICT (tenant_id, dimension, day, value) DO UPDATE SET
     events = r.events + excluded.events,
     visitors = r.visitors + excluded.visitors,
@@ -129,29 +172,53 @@ def _columns(rows: Iterable[tuple], width: int) -> list[list]:
     return [[row[i] for row in rows] for i in range(width)]
 
 
-async def _capped(conn: asyncpg.Connection, found: list[Fact], cap: int) -> list[Fact]:
-    """The facts with every value past the cap of its tenant, day and dimension as OTHER."""
+async def _over_cap(conn: asyncpg.Connection, events: Iterable[tuple[int, dt.date, str]],
+                    cap: int) -> dict[tuple[int, dt.date, str], str]:
+    """For each (tenant, day, key) past the cap of its tenant, day and dimension, the key of
+    the dimension's OTHER; `events` in the order their values were first seen."""
     candidates: dict[tuple[int, dt.date, str], list[str]] = defaultdict(list)
-    for fact in found:
-        group = candidates[(fact.tenant_id, fact.day, fact.dimension)]
-        if fact.value != OTHER and fact.value not in group:
-            group.append(fact.value)
-    sizes = {(r["tenant_id"], r["day"], r["dimension"]): r["size"] for r in await conn.fetch(
-        GROUP_SIZES_SQL, *_columns(candidates, 3), OTHER)}
-    flat = [(*group, value) for group, values in candidates.items() for value in values]
-    existing = {tuple(r) for r in await conn.fetch(EXISTING_SQL, *_columns(flat, 4))}
-    kept: set[tuple] = set()
+    for tenant_id, day, of_key in events:
+        dimension, value = pair(of_key)
+        if value != OTHER:  # each key comes once, so each value once per group
+            candidates[(tenant_id, day, dimension)].append(value)
+    await conn.copy_records_to_table(
+        "breakdown_values", columns=VALUE_COLUMNS,
+        records=[(*group, value) for group, values in candidates.items() for value in values])
+    kept = {(r["tenant_id"], r["day"], r["dimension"]): (r["size"], r["existing"] or ())
+            for r in await conn.fetch(KEPT_SQL, OTHER)}
+    over: dict[tuple[int, dt.date, str], str] = {}
     for group, values in candidates.items():
-        size = sizes.get(group, 0)
+        size, existing = kept.get(group, (0, ()))
+        if size + len(values) <= cap:
+            continue  # every value fits
+        tenant_id, day, dimension = group
+        existing = set(existing)
         for value in values:
-            key = (*group, value)
-            if key in existing:
-                kept.add(key)
-            elif size < cap:
-                kept.add(key)
+            if value in existing:
+                continue
+            if size < cap:
                 size += 1
-    return [f if (f.tenant_id, f.day, f.dimension, f.value) in kept else
-            Fact(f.tenant_id, f.day, f.dimension, OTHER, f.visitor) for f in found]
+            else:
+                over[(tenant_id, day, key(dimension, value))] = key(dimension, OTHER)
+    return over
+
+
+async def _visits_before(conn: asyncpg.Connection, visits: dict[Visit, list],
+                         ) -> dict[Visit, tuple[list[str], bool]]:
+    """Stores the batch's visits in the working set; returns, for those seen before, their
+    keys and lead as they were."""
+    await conn.copy_records_to_table(
+        "visits_staging", columns=VISIT_COLUMNS,
+        records=[(*visit, orjson.dumps(list(seen)).decode(), lead)
+                 for visit, (seen, lead) in visits.items()])
+    new = {tuple(r) for r in await conn.fetch(NEW_VISITS_SQL)}
+    if len(new) == len(visits):
+        return {}
+    others = _columns((visit for visit in visits if visit not in new), 3)
+    before = {(r["tenant_id"], r["day"], r["visitor"]): (r["seen"], r["lead"])
+              for r in await conn.fetch(VISITS_BEFORE_SQL, *others)}
+    await conn.execute(ADD_VISITS_SQL, *others)
+    return before
 
 
 async def count(conn: asyncpg.Connection, rows: list[asyncpg.Record], *,
@@ -161,25 +228,46 @@ async def count(conn: asyncpg.Connection, rows: list[asyncpg.Record], *,
     if not rows:
         return 0
     zones = await zones_of(conn, {row["tenant_id"] for row in rows})
-    found, leads = facts(rows, zones)
-    found = await _capped(conn, found, cap)
-    new_leads = {tuple(r) for r in await conn.fetch(NEW_LEADS_SQL, *_columns(leads, 3))}
-    members = {(f.tenant_id, f.day, f.dimension, f.value, f.visitor) for f in found}
-    new_members = {tuple(r) for r in await conn.fetch(NEW_MEMBERS_SQL, *_columns(members, 5))}
-    visitors_of_new = {(t, d, v) for t, d, _, _, v in new_members}
-    leads_now = {tuple(r) for r in await conn.fetch(LEADS_AMONG_SQL,
-                                                   *_columns(visitors_of_new, 3))}
-    seen_before = {tuple(r) for r in await conn.fetch(MEMBERS_OF_SQL, *_columns(new_leads, 3))}
+    kinds, visits = tally(rows, zones)
+    if not kinds:
+        return 0
+    await conn.execute(STAGING_SQL)
+    events: Counter[tuple[int, dt.date, str]] = Counter()
+    for (tenant_id, day, keys), n in kinds.items():
+        for of_key in keys:
+            events[(tenant_id, day, of_key)] += n
+    over = await _over_cap(conn, events, cap)
+    if over:
+        capped: Counter[tuple[int, dt.date, str]] = Counter()
+        for fact, n in events.items():
+            capped[(fact[0], fact[1], over.get(fact, fact[2]))] += n
+        events = capped
+        for (tenant_id, day, _), seen in visits.items():
+            seen[0] = {over.get((tenant_id, day, k), k) for k in seen[0]}
 
-    events = Counter((f.tenant_id, f.day, f.dimension, f.value) for f in found)
-    visitors = Counter(m[:4] for m in new_members)
-    lead_counts = Counter(m[:4] for m in new_members if (m[0], m[1], m[4]) in leads_now)
-    lead_counts.update(m[:4] for m in seen_before - new_members)
-    keys = sorted(set(events) | set(lead_counts))
-    await conn.execute(ADD_SQL, *_columns(keys, 4), [events[key] for key in keys],
-                       [visitors[key] for key in keys], [lead_counts[key] for key in keys])
-    await spans.invalidate(conn, {key[:2] for key in keys})
-    return len(found)
+    before = await _visits_before(conn, visits)
+    visitors: Counter[tuple[int, dt.date, str]] = Counter()
+    leads: Counter[tuple[int, dt.date, str]] = Counter()
+    for visit, (seen, lead) in visits.items():
+        tenant_id, day, _ = visit
+        old, was_lead = before.get(visit, ((), False))
+        fresh = seen.difference(old) if old else seen
+        for of_key in fresh:
+            visitors[(tenant_id, day, of_key)] += 1
+        if lead and not was_lead:
+            fresh = seen.union(old)  # every value of the visit's day gains the lead
+        if lead or was_lead:
+            for of_key in fresh:
+                leads[(tenant_id, day, of_key)] += 1
+
+    ids = sorted(events.keys() | leads.keys())  # one order of row locks for every drain
+    await conn.copy_records_to_table(
+        "breakdown_staging", columns=STAGED_COLUMNS,
+        records=[(tenant_id, day, *pair(of_key), events[i], visitors[i], leads[i])
+                 for i in ids for tenant_id, day, of_key in (i,)])
+    await conn.execute(ADD_SQL)
+    await spans.invalidate(conn, {i[:2] for i in ids})
+    return sum(n * len(keys) for (_, _, keys), n in kinds.items())
 
 
 # Over the spans and single days that cover the period (rollups.spans); the top `$6` values

@@ -48,7 +48,7 @@ ORDER BY occurred_at, id
 """
 CLEAR_BREAKDOWNS_SQL = [
     f"DELETE FROM {table} WHERE tenant_id = $1 AND day >= $2"
-    for table in ("breakdown_rollups", "breakdown_visitors", "lead_visitors")
+    for table in ("breakdown_rollups", "breakdown_visitors")
 ]
 RECOUNT_CHUNK = 5000
 

@@ -40,5 +40,4 @@ async def drop_expired(conn: asyncpg.Connection, now: dt.datetime,
     )
     over = now.astimezone(dt.UTC).date() - dt.timedelta(days=WORKING_SET_DAYS)
     await conn.execute("DELETE FROM breakdown_visitors WHERE day < $1", over)
-    await conn.execute("DELETE FROM lead_visitors WHERE day < $1", over)
     return dropped

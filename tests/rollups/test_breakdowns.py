@@ -1,7 +1,7 @@
 """Breakdowns: exact visitors, events and leads per value of each dimension for small known
 inputs, `(none)` and the `(other)` of the cap, leads attributed to the right source across
-drain batches, replays counted once, rebuild, retention of the working sets, CSV, the export
-zip, and 400s."""
+drain batches, replays counted once, one working-set row per visitor-day across drains and
+its migration, rebuild, retention of the working sets, CSV, the export zip, and 400s."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ import io
 import zipfile
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import orjson
 import pytest
 
 from app.accounts.tenants import create_tenant
 from app.accounts.tokens import create_token
 from realtime.geo import Countries
-from rollups import dimensions
+from rollups import breakdowns, dimensions
 from rollups.drain import consumer_name, drain_all
 from rollups.locks import Locking
 from tests.support.apps import flush
@@ -211,6 +212,21 @@ async def test_rebuild_reproduces_the_breakdowns(app, client, pool, clock, redis
         assert rows(data) == expected, dimension
 
 
+async def test_a_rebuild_in_many_batches_reproduces_the_breakdowns(app, client, pool, clock,
+                                                                   redis, keys, monkeypatch):
+    from rollups import rebuild
+
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 19, 12)
+    await four_visitors(app, client, tenant.id)
+    monkeypatch.setattr(rebuild, "RECOUNT_CHUNK", 3)  # one transaction, four batches
+    await rebuild.rebuild(redis, pool, keys, app.extensions["analytics"].scripts, tenant.id,
+                          "UTC", dt.date(2026, 9, 19), "tests")
+    for dimension, expected in EXPECTED.items():
+        data = await get_breakdown(client, tenant.id, headers, dimension, period="today")
+        assert rows(data) == expected, dimension
+
+
 async def test_retention_forgets_the_visitors_of_days_over(app, client, pool, clock):
     from rollups.retention import drop_expired
 
@@ -332,3 +348,104 @@ async def test_the_feed_says_who_sent_each_event(app, client, pool, clock):
     response = await client.get(f"/api/analytics/{tenant.id}/events", headers=headers)
     [event] = (await response.get_json())["events"]
     assert event["visitor"] == "iPhone · Safari · from Instagram"
+
+
+async def test_one_working_set_row_per_visitor_day_across_drains(app, client, pool, clock):
+    # drain 1  /a
+    # drain 2  /a /b         /a is not a new visitor, /b is
+    # drain 3  /b  + lead    /b is not new; the lead goes to /a and /b
+    # drain 4  /c            a lead already: /c gets the lead at once
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 17, 12)
+    for batch in (["/a"], ["/a", "/b"], ["/b", "lead"], ["/c"]):
+        for path in batch:
+            if path == "lead":
+                await send(client, tenant.id, "click_whatsapp", {}, agent=IPHONE, address=GB)
+            else:
+                await send(client, tenant.id, "pageview", {"path": path}, agent=IPHONE,
+                           address=GB)
+        await flush(app)
+    data = await get_breakdown(client, tenant.id, headers, "page", period="today")
+    assert rows(data) == [("/a", 1, 2, 1), ("/b", 1, 2, 1), ("/c", 1, 1, 1)]
+    data = await get_breakdown(client, tenant.id, headers, "device", period="today")
+    assert rows(data) == [("Mobile", 1, 6, 1)]
+    [row] = await pool.fetch("SELECT seen, lead FROM breakdown_visitors WHERE tenant_id = $1",
+                             tenant.id)
+    assert row["lead"] is True
+    assert {breakdowns.pair(k) for k in row["seen"]} >= {
+        ("page", "/a"), ("page", "/b"), ("page", "/c"), ("device", "Mobile"),
+        ("button_location", "(none)")}
+    assert len(row["seen"]) == len(set(row["seen"]))
+
+
+@pytest.mark.parametrize(("dimension", "value"), [
+    ("page", "/a"), ("meta.x:1", "y"), ("meta.x", ":1y"), ("country", ""), ("p", "12:q")])
+def test_a_key_gives_back_its_pair(dimension, value):
+    assert breakdowns.pair(breakdowns.key(dimension, value)) == (dimension, value)
+
+
+async def test_the_migration_carries_the_days_working_sets_over(settings):
+    """Rows of the working sets before 0006 (one per value, leads apart) become one row per
+    visitor-day, and the drain goes on counting the day from them exactly."""
+    from app.ops.migrate import migrations
+    from tests.support.settings import ADMIN_DSN
+
+    name = f"{settings.database_url.rsplit('/', 1)[1]}_m6"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    conn = await asyncpg.connect(settings.database_url.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        later = []
+        for number, _, sql in migrations():
+            if number < 6:
+                await conn.execute(sql)
+            else:
+                later.append(sql)
+        tenant_id = await conn.fetchval(
+            "INSERT INTO tenants (name, timezone) VALUES ('m', 'UTC') RETURNING id")
+        day = dt.date(2026, 9, 18)
+        seen, lead_only = breakdowns.visitor_of("h1", IPHONE), breakdowns.visitor_of("h2", IPHONE)
+        await conn.executemany(
+            "INSERT INTO breakdown_visitors (tenant_id, day, dimension, value, visitor) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            [(tenant_id, day, "page", "/a", seen), (tenant_id, day, "country", "GB", seen)])
+        await conn.execute("INSERT INTO lead_visitors VALUES ($1, $2, $3)", tenant_id, day,
+                           lead_only)
+        await conn.executemany(
+            "INSERT INTO breakdown_rollups (tenant_id, day, dimension, value, events, visitors) "
+            "VALUES ($1, $2, $3, $4, 1, 1)",
+            [(tenant_id, day, "page", "/a"), (tenant_id, day, "country", "GB")])
+        for sql in later:
+            await conn.execute(sql)
+
+        rows_now = {r["visitor"]: (sorted(r["seen"]), r["lead"]) for r in await conn.fetch(
+            "SELECT visitor, seen, lead FROM breakdown_visitors WHERE tenant_id = $1",
+            tenant_id)}
+        assert rows_now == {
+            seen: (sorted([breakdowns.key("page", "/a"), breakdowns.key("country", "GB")]),
+                   False),
+            lead_only: ([], True)}
+        assert await conn.fetchval("SELECT count(*) FROM lead_visitors") == 1
+
+        # The visitor seen under /a before the upgrade views /a again, then calls.
+        when = dt.datetime(2026, 9, 18, 12, tzinfo=dt.UTC)
+        event = ("SELECT $1::bigint AS tenant_id, $2::text AS event_type, "
+                 "$3::timestamptz AS occurred_at, $4::jsonb AS metadata, $5::text AS user_agent, "
+                 "''::text AS referrer, 'h1'::text AS ip_hash, 'GB'::text AS country")
+        async with conn.transaction():
+            await breakdowns.count(conn, [await conn.fetchrow(
+                event, tenant_id, "pageview", when, '{"path": "/a"}', IPHONE)])
+        async with conn.transaction():
+            await breakdowns.count(conn, [await conn.fetchrow(
+                event, tenant_id, "click_call", when, "{}", IPHONE)])
+        counts = {(r["dimension"], r["value"]): (r["visitors"], r["events"], r["leads"])
+                  for r in await conn.fetch(
+                      "SELECT dimension, value, visitors, events, leads FROM breakdown_rollups "
+                      "WHERE tenant_id = $1", tenant_id)}
+        assert counts[("page", "/a")] == (1, 2, 1)
+        assert counts[("country", "GB")] == (1, 3, 1)
+        assert counts[("source", "Direct")] == (1, 1, 1)
+    finally:
+        await conn.close()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

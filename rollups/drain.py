@@ -5,10 +5,15 @@ table and inserted with the stream id as key (a replayed entry conflicts and is 
 the rows stored are counted into the breakdown rollups in the same transaction;
 entries are acknowledged and deleted only after the commit. Entries delivered to a
 consumer that died are claimed again once idle, so a crash never loses one.
+
+`drain_all` drains DRAIN_CONCURRENCY shards at a time, each on its own connection: a drain
+alternates between Python (decoding, counting breakdowns) and Postgres (storing), so one at a
+time never keeps more than one core busy, however far the backlog has grown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -28,6 +33,7 @@ from rollups.locks import Locking, shard_lock
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 5000
+DRAIN_CONCURRENCY = 2
 RECLAIM_IDLE_MS = 60_000
 LOCK_CLASS = 0x6472  # advisory lock class of drains (see rollups.locks)
 
@@ -203,13 +209,28 @@ async def drain_all(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, *, consumer:
                     batch_size: int = BATCH_SIZE, locking: Locking = Locking.TRY,
                     known_months: set[dt.date] | None = None, fault: Fault = no_fault,
                     reclaim_idle_ms: int = RECLAIM_IDLE_MS,
-                    breakdown_cap: int = breakdowns.DEFAULT_CAP) -> int:
+                    breakdown_cap: int = breakdowns.DEFAULT_CAP,
+                    concurrency: int = DRAIN_CONCURRENCY) -> int:
+    """Drains every shard, `concurrency` at a time; returns the events stored."""
     known_months = set() if known_months is None else known_months
-    total = 0
-    for shard in range(k.SHARDS):
-        total += await drain_shard(redis, pool, keys, shard, consumer=consumer,
-                                   batch_size=batch_size, locking=locking,
-                                   known_months=known_months, fault=fault,
-                                   reclaim_idle_ms=reclaim_idle_ms,
-                                   breakdown_cap=breakdown_cap)
-    return total
+    waiting = list(range(k.SHARDS))
+    moved = [0]
+
+    async def drainer() -> None:
+        while waiting:
+            moved[0] += await drain_shard(redis, pool, keys, waiting.pop(0), consumer=consumer,
+                                          batch_size=batch_size, locking=locking,
+                                          known_months=known_months, fault=fault,
+                                          reclaim_idle_ms=reclaim_idle_ms,
+                                          breakdown_cap=breakdown_cap)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(concurrency, k.SHARDS)):
+                group.create_task(drainer())
+    except BaseExceptionGroup as errors:  # the others were cancelled: raise as one drain would
+        first = errors.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    return moved[0]

@@ -36,6 +36,15 @@ async def serving_app(settings: Settings, **overrides):
         yield app
 
 
+def quart_view(app):
+    """The ASGI callable behind every fast path (app/http/*fastpath.py): Quart's own routes,
+    for tests that compare a fast path with the view it stands in for."""
+    asgi = app.asgi_app
+    while hasattr(asgi, "inner"):
+        asgi = asgi.inner
+    return asgi
+
+
 async def flush(app, locking=None, **kwargs) -> tuple[int, int]:
     """Drain and flush everything now, as `analytics flush` does; (events, tenant-days)."""
     svc = app.extensions["analytics"]

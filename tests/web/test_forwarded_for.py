@@ -8,7 +8,7 @@ import orjson
 from werkzeug.datastructures import Headers
 
 from realtime.privacy import client_address, ip_hash
-from tests.support.apps import serving_app
+from tests.support.apps import quart_view, serving_app
 from tests.support.http import from_address, new_address
 
 SPOOFED, REAL, EDGE = "198.51.100.66", "203.0.113.50", "192.0.2.10"
@@ -55,12 +55,10 @@ async def test_track_reads_every_line_on_the_fast_path(settings, database, redis
 
 async def test_track_reads_every_line_in_the_quart_view(settings, database, redis, keys, pool):
     from app.accounts.tenants import create_tenant
-    from app.http.fastpath import TrackFastPath
 
     tenant = await create_tenant(pool, "Proxied", "UTC")
     async with serving_app(settings, trusted_proxy_hops=HOPS) as app:
-        assert isinstance(app.asgi_app, TrackFastPath)
-        app.asgi_app = app.asgi_app.inner  # the view the fast path stands in for
+        app.asgi_app = quart_view(app)  # the view the fast path stands in for
         response = await send(app.test_client(), tenant.id)
         assert response.status_code == 200
         svc = app.extensions["analytics"]

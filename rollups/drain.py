@@ -218,11 +218,13 @@ async def drain_all(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, *, consumer:
 
     async def drainer() -> None:
         while waiting:
-            moved[0] += await drain_shard(redis, pool, keys, waiting.pop(0), consumer=consumer,
-                                          batch_size=batch_size, locking=locking,
-                                          known_months=known_months, fault=fault,
-                                          reclaim_idle_ms=reclaim_idle_ms,
-                                          breakdown_cap=breakdown_cap)
+            # Awaited first: `moved[0] += await ...` would read moved[0] before the await.
+            stored = await drain_shard(redis, pool, keys, waiting.pop(0), consumer=consumer,
+                                       batch_size=batch_size, locking=locking,
+                                       known_months=known_months, fault=fault,
+                                       reclaim_idle_ms=reclaim_idle_ms,
+                                       breakdown_cap=breakdown_cap)
+            moved[0] += stored
 
     try:
         async with asyncio.TaskGroup() as group:

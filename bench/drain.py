@@ -34,7 +34,7 @@ from app.clients import Clients, make_redis
 from app.ops.migrate import migrate
 from app.services import make_ingestor
 from app.settings import Settings
-from bench.stack import ADMIN, RESULTS, cpu_seconds
+from bench.stack import RESULTS, cpu_seconds, drop_scratch
 from realtime.event_types import EVENT_TYPES, PAGEVIEW
 from realtime.ingest import Sender
 from realtime.keys import Keys
@@ -156,14 +156,9 @@ async def one_round(events: int, tenant_count: int, visitors: int, mode: str,
         }
     finally:
         breakdowns.count = original
-        batch = [key async for key in redis.scan_iter(match=keys.pattern(), count=5000)]
-        for i in range(0, len(batch), 1000):
-            await redis.unlink(*batch[i:i + 1000])
-        await redis.aclose()
         await pool.close()
-        conn = await asyncpg.connect(ADMIN)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await conn.close()
+        await drop_scratch(redis, keys.pattern(), database)
+        await redis.aclose()
 
 
 async def main() -> None:

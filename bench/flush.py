@@ -26,7 +26,7 @@ from app.clients import Clients, make_redis
 from app.ops.migrate import migrate
 from app.services import make_ingestor
 from app.settings import Settings
-from bench.stack import ADMIN, RESULTS
+from bench.stack import RESULTS, drop_scratch
 from realtime.event_types import PAGEVIEW
 from realtime.ingest import Sender
 from realtime.keys import Keys
@@ -118,14 +118,9 @@ async def one_round(size: int, events_per_day: int) -> dict:
             "flush_redis_round_trips": r2 - r1, "flush_pg_queries": p2 - p1,
         }
     finally:
-        batch = [key async for key in redis.scan_iter(match=keys.pattern(), count=5000)]
-        for i in range(0, len(batch), 1000):
-            await redis.unlink(*batch[i:i + 1000])
-        await redis.aclose()
         await pool.close()
-        conn = await asyncpg.connect(ADMIN)
-        await conn.execute(f'DROP DATABASE IF EXISTS "analytics_bench_{run}" WITH (FORCE)')
-        await conn.close()
+        await drop_scratch(redis, keys.pattern(), f"analytics_bench_{run}")
+        await redis.aclose()
 
 
 async def main() -> None:

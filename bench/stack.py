@@ -207,13 +207,16 @@ class Stack:
 
         redis = Redis.from_url(self.env.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
         try:
-            pattern = self.env["ANALYTICS_KEY_PREFIX"] + "*"
-            batch = [key async for key in redis.scan_iter(match=pattern,
-                                                          count=5000)]
-            for i in range(0, len(batch), 1000):
-                await redis.unlink(*batch[i:i + 1000])
+            await drop_scratch(redis, self.env["ANALYTICS_KEY_PREFIX"] + "*", self.db)
         finally:
             await redis.aclose()
-        conn = await asyncpg.connect(ADMIN)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
-        await conn.close()
+
+
+async def drop_scratch(redis, pattern: str, database: str) -> None:
+    """Deletes a bench run's Redis keys (those matching `pattern`) and its database."""
+    batch = [key async for key in redis.scan_iter(match=pattern, count=5000)]
+    for i in range(0, len(batch), 1000):
+        await redis.unlink(*batch[i:i + 1000])
+    conn = await asyncpg.connect(ADMIN)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    await conn.close()

@@ -32,6 +32,21 @@ class ClientGone(Exception):
     pass
 
 
+async def send_answer(send: Callable, status: int, headers: list[tuple[bytes, bytes]],
+                      body: bytes, extra: dict[str, str] | None = None,
+                      prefix: str = "http") -> None:
+    """An ASGI answer whole: `headers` (lower-case, encoded), its Content-Length and `extra`,
+    then the body. `prefix` "websocket.http" refuses a handshake with it (the websocket
+    denial extension)."""
+    await send({
+        "type": f"{prefix}.response.start",
+        "status": status,
+        "headers": [*headers, (b"content-length", str(len(body)).encode()),
+                    *((k.lower().encode(), v.encode()) for k, v in (extra or {}).items())],
+    })
+    await send({"type": f"{prefix}.response.body", "body": body})
+
+
 async def read_body(receive: Callable, limit: int, timeout: float) -> bytes:
     first = await receive()  # a beacon's body nearly always comes whole, in one message
     if first["type"] == "http.request" and not first.get("more_body", False):
@@ -106,10 +121,4 @@ class TrackFastPath:
         except Exception:
             log.exception("unhandled error on %s", TRACK_PATH)
             status, body = 500, error_body("internal error")
-        await send({
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*self.fixed, (b"content-length", str(len(body)).encode()),
-                        *((k.lower().encode(), v.encode()) for k, v in extra.items())],
-        })
-        await send({"type": "http.response.body", "body": body})
+        await send_answer(send, status, self.fixed, body, extra)

@@ -24,7 +24,7 @@ from quart import Quart
 from app.accounts.tenants import UnknownTenant
 from app.http.auth import Presented, presenting
 from app.http.errors import APIError, error_body
-from app.http.fastpath import ASGIApp, Scope
+from app.http.fastpath import ASGIApp, Scope, send_answer
 from app.http.ids import MAX_ID
 from app.routes.live import serve, wants_feed
 
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 # Ids as Werkzeug's converter reads them back: no sign, no leading zero.
 _PATH = re.compile(r"/api/analytics/([1-9][0-9]{0,18})/live")
+_JSON = [(b"content-type", b"application/json")]
 
 
 class LiveFastPath:
@@ -111,11 +112,4 @@ class _ASGISocket:
         if not denials:  # the server cannot answer with HTTP: a close, as Quart sends
             await self._send({"type": "websocket.close", "code": 1000})
             return
-        await self._send({
-            "type": "websocket.http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())],
-        })
-        await self._send({"type": "websocket.http.response.body", "body": body})
+        await send_answer(self._send, status, _JSON, body, headers, prefix="websocket.http")

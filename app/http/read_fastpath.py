@@ -16,7 +16,7 @@ from collections.abc import Callable
 from quart import Quart
 
 from app.http.auth import bearer_credentials
-from app.http.fastpath import ASGIApp, Scope
+from app.http.fastpath import ASGIApp, Scope, send_answer
 from app.http.ids import MAX_ID
 from app.http.reads import GENERATIONS_READ, cached_rollups_answer, tenant_generations
 from app.routes.summary import CACHED_READS
@@ -44,9 +44,7 @@ class ReadFastPath:
         if body is None:
             await self.inner(scope, receive, send)
             return
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [*self.fixed, (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await send_answer(send, 200, self.fixed, body)
 
     async def _cached(self, scope: Scope, tenant_id: int, name: str) -> bytes | None:
         svc = self.app.extensions.get("analytics")

@@ -363,6 +363,17 @@ class Readings:
                  end: float = float("inf")) -> collections.Counter:
         return collections.Counter(s for at, _, s, _ in self.answers if start <= at < end)
 
+    def assert_unavailable_or_unchanged(self, start: float, end: float) -> None:
+        """Every GET between `start` and `end` answered 503, or the very numbers the tenant's
+        GET before it had answered."""
+        last: dict[int, dict] = {}
+        for at, tenant, status, numbers in self.answers:
+            if start <= at < end:
+                assert status == 503 or (status == 200 and numbers == last.get(tenant)), \
+                    (tenant, status, numbers, last.get(tenant))
+            if status == 200:
+                last[tenant] = numbers
+
     def assert_never_backwards(self) -> None:
         """No number any GET answered is ever lower than one answered before it."""
         best: dict[tuple[int, str], int] = {}

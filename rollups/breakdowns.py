@@ -111,24 +111,35 @@ async def zones_of(conn: asyncpg.Connection, tenant_ids: set[int]) -> dict[int, 
 # an array parameter (for nested arrays) at about a microsecond apiece, COPY no field. Emptied
 # first, as `rebuild` counts several batches in one transaction.
 STAGING_SQL = """
-CREATE TEMP TABLE IF NOT EXISTS breakdown_values (
-    tenant_id bigint, day date, dimension text, value text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS breakdown_groups (
+    tenant_id bigint, day date, dimension text, new integer) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS breakdown_staging
     (LIKE breakdown_rollups INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS visits_staging (
     tenant_id bigint, day date, visitor bytea, seen jsonb, lead boolean) ON COMMIT DELETE ROWS;
-DELETE FROM breakdown_values; DELETE FROM breakdown_staging; DELETE FROM visits_staging
+DELETE FROM breakdown_groups; DELETE FROM breakdown_staging; DELETE FROM visits_staging
 """
-VALUE_COLUMNS = ("tenant_id", "day", "dimension", "value")
-# Per group of the batch (tenant, day, dimension) with values already kept: how many (OTHER
-# aside), and which of the batch's values are among them; one index descent per group.
+GROUP_COLUMNS = ("tenant_id", "day", "dimension", "new")
+# The groups of the batch (tenant, day, dimension) that its values, were they all new, could
+# take past the cap: `new` is how many values of the group the batch holds, `size` how many
+# the group keeps already (OTHER aside), counted on the primary key, one range per group.
+# A correlated count, not a join: the temporary tables have no statistics, and joins planned
+# on none took up to a second a batch (nested loops over the batch's values).
+NEAR_CAP_SQL = """
+SELECT tenant_id, day, dimension, size
+FROM (SELECT g.tenant_id, g.day, g.dimension, g.new,
+             (SELECT count(*) FROM breakdown_rollups b
+              WHERE b.tenant_id = g.tenant_id AND b.dimension = g.dimension AND b.day = g.day
+                AND b.value <> $1) AS size
+      FROM breakdown_groups g) AS counted
+WHERE size + new > $2
+"""
+# The values those groups keep (OTHER aside): at most the cap each.
 KEPT_SQL = """
-SELECT g.tenant_id, g.day, g.dimension, count(b.value) FILTER (WHERE b.value <> $1) AS size,
-       array_agg(b.value) FILTER (WHERE v.value IS NOT NULL) AS existing
-FROM (SELECT DISTINCT tenant_id, day, dimension FROM breakdown_values) AS g
-JOIN breakdown_rollups b USING (tenant_id, day, dimension)
-LEFT JOIN breakdown_values v USING (tenant_id, day, dimension, value)
-GROUP BY 1, 2, 3
+SELECT tenant_id, day, dimension, value
+FROM unnest($1::bigint[], $2::date[], $3::text[]) AS g (tenant_id, day, dimension)
+JOIN breakdown_rollups USING (tenant_id, day, dimension)
+WHERE value <> $4
 """
 VISIT_COLUMNS = ("tenant_id", "day", "visitor", "seen", "lead")
 # The visits new today take their row whole: their every key is new.
@@ -182,18 +193,19 @@ async def _over_cap(conn: asyncpg.Connection, events: Iterable[tuple[int, dt.dat
         if value != OTHER:  # each key comes once, so each value once per group
             candidates[(tenant_id, day, dimension)].append(value)
     await conn.copy_records_to_table(
-        "breakdown_values", columns=VALUE_COLUMNS,
-        records=[(*group, value) for group, values in candidates.items() for value in values])
-    kept = {(r["tenant_id"], r["day"], r["dimension"]): (r["size"], r["existing"] or ())
-            for r in await conn.fetch(KEPT_SQL, OTHER)}
+        "breakdown_groups", columns=GROUP_COLUMNS,
+        records=[(*group, len(values)) for group, values in candidates.items()])
+    sizes = {(r[0], r[1], r[2]): r[3] for r in await conn.fetch(NEAR_CAP_SQL, OTHER, cap)}
+    if not sizes:
+        return {}  # every value fits
+    kept: dict[tuple[int, dt.date, str], set[str]] = defaultdict(set)
+    for r in await conn.fetch(KEPT_SQL, *_columns(sizes, 3), OTHER):
+        kept[(r[0], r[1], r[2])].add(r[3])
     over: dict[tuple[int, dt.date, str], str] = {}
-    for group, values in candidates.items():
-        size, existing = kept.get(group, (0, ()))
-        if size + len(values) <= cap:
-            continue  # every value fits
+    for group, size in sizes.items():
         tenant_id, day, dimension = group
-        existing = set(existing)
-        for value in values:
+        existing = kept[group]
+        for value in candidates[group]:
             if value in existing:
                 continue
             if size < cap:

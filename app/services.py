@@ -18,6 +18,8 @@ from realtime.ingest_health import IngestTally
 from realtime.privacy import DailySalts, derive_key
 from rollups.cache import GenerationCache
 
+BREAKDOWN_READS_KEPT = 1000
+
 
 @dataclass(kw_only=True)
 class Services(Clients):
@@ -30,9 +32,12 @@ class Services(Clients):
     redis_warnings_logged: tuple[str, ...] = ()
     # Checked at every use against the tenant's generations (realtime/generations.py): bearer
     # credentials Postgres confirmed (app/http/auth.py), and answers read from the daily
-    # rollups (app/http/reads.py).
+    # and breakdown rollups (app/http/reads.py). A breakdown holds up to 100 values of up to
+    # 200 characters: fewer of them, so the cache stays within tens of megabytes.
     credentials: GenerationCache = field(default_factory=GenerationCache)
     rollup_reads: GenerationCache = field(default_factory=GenerationCache)
+    breakdown_reads: GenerationCache = field(
+        default_factory=lambda: GenerationCache(BREAKDOWN_READS_KEPT))
 
     @classmethod
     async def start(cls, clients: Clients) -> Services:

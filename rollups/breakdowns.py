@@ -285,11 +285,13 @@ async def count(conn: asyncpg.Connection, rows: list[asyncpg.Record], *,
 # Over the spans and single days that cover the period (rollups.spans); the top `$6` values
 # (by visitors, then events, then value) and the sums of the rest in one more row, `rest`.
 # Ties go by the value's bytes (UTF-8: code points), not the database's collation, which
-# costs far more per comparison (1,000 pages of equal counts: 7 ms against under 1). `spans`
-# counts the spans read that still exist, in the statement's own snapshot: a span and its
-# breakdown rows are written and deleted together, so when all do, the sums are whole.
+# costs far more per comparison (1,000 pages of equal counts: 7 ms against under 1). The top
+# comes from a bounded heap, not a sort of every value, and the rest is the whole's sums
+# less the top's. `spans` counts the spans read that still exist, in the statement's own
+# snapshot: a span and its breakdown rows are written and deleted together, so when all do,
+# the sums are whole.
 RESULTS_SQL = """
-WITH summed AS (
+WITH summed AS MATERIALIZED (
     SELECT value, sum(visitors)::bigint AS visitors, sum(events)::bigint AS events,
            sum(leads)::bigint AS leads
     FROM (
@@ -302,20 +304,27 @@ WITH summed AS (
                                AND b.last_day = s.last_day AND b.dimension = $2
     ) AS pieces
     GROUP BY value
-), ranked AS (
-    SELECT *, row_number() OVER (ORDER BY visitors DESC, events DESC, value COLLATE "C") AS rank
+), top AS MATERIALIZED (
+    SELECT * FROM summed ORDER BY visitors DESC, events DESC, value COLLATE "C" LIMIT $6
+), sums AS (
+    SELECT coalesce(sum(visitors), 0)::bigint AS visitors,
+           coalesce(sum(events), 0)::bigint AS events, coalesce(sum(leads), 0)::bigint AS leads
     FROM summed
+    UNION ALL
+    SELECT -coalesce(sum(visitors), 0)::bigint, -coalesce(sum(events), 0)::bigint,
+           -coalesce(sum(leads), 0)::bigint
+    FROM top
 )
-SELECT false AS rest, rank, value, visitors, events, leads, NULL::bigint AS spans
-FROM ranked WHERE rank <= $6
-UNION ALL
-SELECT true, NULL, NULL, coalesce(sum(visitors), 0)::bigint, coalesce(sum(events), 0)::bigint,
-       coalesce(sum(leads), 0)::bigint,
-       (SELECT count(*) FROM unnest($4::date[], $5::date[]) AS s (first_day, last_day)
-        JOIN rollup_spans r ON r.tenant_id = $1 AND r.first_day = s.first_day
-                            AND r.last_day = s.last_day)
-FROM ranked WHERE rank > $6
-ORDER BY rest, rank
+SELECT * FROM (
+    SELECT false AS rest, value, visitors, events, leads, NULL::bigint AS spans FROM top
+    UNION ALL
+    SELECT true, NULL, sum(visitors)::bigint, sum(events)::bigint, sum(leads)::bigint,
+           (SELECT count(*) FROM unnest($4::date[], $5::date[]) AS s (first_day, last_day)
+            JOIN rollup_spans r ON r.tenant_id = $1 AND r.first_day = s.first_day
+                                AND r.last_day = s.last_day)
+    FROM sums
+) AS answer
+ORDER BY rest, visitors DESC, events DESC, value COLLATE "C"
 """
 ATTEMPTS = 3
 
@@ -337,6 +346,14 @@ async def breakdown(pool: asyncpg.Pool, tenant_id: int, dimension: str, first: d
     [rest] = [r for r in rows if r["rest"]]
     return results, {"visitors": rest["visitors"], "events": rest["events"],
                      "leads": rest["leads"]}
+
+
+def top(results: list[dict], other: dict, limit: int) -> tuple[list[dict], dict]:
+    """The first `limit` of ranked `results`, and `other` with the rest added: what
+    `breakdown` answers for `limit` when it answered `results` and `other` for a larger one."""
+    rest = results[limit:]
+    return results[:limit], {name: total + sum(r[name] for r in rest)
+                             for name, total in other.items()}
 
 
 DIMENSIONS_SQL = """

@@ -2,8 +2,10 @@
 
 Each shard's stream is read through a consumer group. A batch is copied into a staging
 table and inserted with the stream id as key (a replayed entry conflicts and is skipped);
-the rows stored are counted into the breakdown rollups in the same transaction;
-entries are acknowledged and deleted only after the commit. Entries delivered to a
+the rows stored are counted into the breakdown rollups in the same transaction; after the
+commit the batch's tenants get new rollup generations (realtime/generations.py), so no
+process serves a breakdown it read before; the entries are acknowledged and deleted only
+then (a batch replayed after a failure renews them again). Entries delivered to a
 consumer that died are claimed again once idle, so a crash never loses one.
 
 `drain_all` drains DRAIN_CONCURRENCY shards at a time, each on its own connection: a drain
@@ -26,6 +28,7 @@ from redis.exceptions import ResponseError
 
 from realtime import keys as k
 from realtime import stream
+from realtime.generations import renew_rollups
 from rollups import breakdowns
 from rollups.faults import Fault, no_fault
 from rollups.locks import Locking, shard_lock
@@ -194,6 +197,7 @@ async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, shard: int
             except asyncpg.DataError:
                 moved += await _insert_one_by_one(conn, records, fault, breakdown_cap)
             fault("inserted")
+            await renew_rollups(redis, keys, {record[1] for record in records})
             ids = [entry_id for entry_id, _ in entries]
             # Pipelined, so both reach Redis together; were the delete lost, the entry would
             # only linger in the stream, never be stored twice.

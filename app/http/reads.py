@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -24,6 +24,7 @@ from app.http.auth import authorize, cached_bearer
 from app.http.errors import store_call
 from app.http.tenancy import tenant_zone
 from app.services import Services, services
+from rollups.cache import GenerationCache
 from realtime.days import local_day
 from realtime.generations import Generations, current, start_missing
 
@@ -42,23 +43,27 @@ async def read(tenant_id: int, reader: Callable[[Services, ZoneInfo], Awaitable[
         return await reader(svc, timezone)
 
 
-async def read_rollups(tenant_id: int, name: str,
-                       reader: Callable[[Services, ZoneInfo, float], Awaitable[T]]) -> T:
-    """`read` for an answer that comes from the daily rollups alone, so changes only at a
-    flush or at the tenant's midnight: served from the process's cache while the tenant's
-    rollups generation and local day are those it was read under. `name` tells apart the
-    endpoints; `reader` gets the time the day was taken from."""
+async def read_rollups(tenant_id: int, name: Hashable,
+                       reader: Callable[[Services, ZoneInfo, float], Awaitable[T]], *,
+                       cache: Callable[[Services], GenerationCache] | None = None) -> T:
+    """`read` for an answer that comes from the daily or breakdown rollups alone, so changes
+    only at a flush or a drain (which renew the rollups generation) or at the tenant's
+    midnight: served from the process's cache (`cache` of the services, `rollup_reads`
+    unless told) while the tenant's rollups generation and local day are those it was read
+    under. `name` tells apart the endpoints and what they were asked; `reader` gets the
+    time the day was taken from. The answer is shared: never change it."""
     svc, generations, timezone = await _open(tenant_id)
+    kept = svc.rollup_reads if cache is None else cache(svc)
     now = svc.clock()
     key = _answer_key(name, tenant_id, timezone, now)
     if generations.rollups is not None:
-        found = svc.rollup_reads.get(key, generations.rollups)
+        found = kept.get(key, generations.rollups)
         if found is not None:
             return found
     async with store_call(svc.settings.read_deadline):
         answer = await reader(svc, timezone, now)
     if generations.rollups is not None:
-        svc.rollup_reads.put(key, generations.rollups, answer)
+        kept.put(key, generations.rollups, answer)
     return answer
 
 
@@ -87,7 +92,7 @@ def cached_rollups_answer(svc: Services, tenant_id: int, name: str, credentials:
     return svc.rollup_reads.get(_answer_key(name, tenant_id, timezone, now), generations.rollups)
 
 
-def _answer_key(name: str, tenant_id: int, timezone: ZoneInfo, now: float) -> tuple:
+def _answer_key(name: Hashable, tenant_id: int, timezone: ZoneInfo, now: float) -> tuple:
     return name, tenant_id, local_day(now, timezone)
 
 

@@ -172,6 +172,30 @@ async def test_values_past_the_cap_count_under_other(app, client, pool, clock):
     assert rows(data) == [("GB", 5, 5, 0), ("BR", 1, 2, 0)]
 
 
+async def test_a_drain_renews_the_breakdowns_processes_serve(app, client, pool, clock):
+    """A breakdown is served from the process under the tenant's rollups generation, each
+    period asked with its own answer, until a drain stores the tenant's events: it renews the
+    generation, and the next read has them."""
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 13, 12)
+    await send(client, tenant.id, "pageview", {"path": "/old"}, agent=IPHONE, address=GB)
+    await flush(app)
+    clock.now = at("UTC", 2026, 9, 14, 12)
+    await send(client, tenant.id, "pageview", {"path": "/a"}, agent=IPHONE, address=GB)
+    await flush(app)
+    for _ in range(3):  # the first starts the generation, the second fills the cache
+        data = await get_breakdown(client, tenant.id, headers, "page", period="today")
+        assert rows(data) == [("/a", 1, 1, 0)]
+        data = await get_breakdown(client, tenant.id, headers, "page", period="yesterday")
+        assert rows(data) == [("/old", 1, 1, 0)]
+    await send(client, tenant.id, "pageview", {"path": "/b"}, agent=ANDROID, address=BR)
+    svc = app.extensions["analytics"]  # the drain alone: the flush renews the generation too
+    assert await drain_all(svc.redis, pool, svc.keys, consumer=consumer_name(),
+                           locking=Locking.WAIT) == 1
+    data = await get_breakdown(client, tenant.id, headers, "page", period="today")
+    assert rows(data) == [("/a", 1, 1, 0), ("/b", 1, 1, 0)]
+
+
 async def test_a_replayed_batch_counts_nothing_twice(app, client, pool, clock):
     from realtime import stream
     from rollups import drain

@@ -24,9 +24,9 @@ from app.http.auth import authorize, cached_bearer
 from app.http.errors import store_call
 from app.http.tenancy import tenant_zone
 from app.services import Services, services
-from rollups.cache import GenerationCache
 from realtime.days import local_day
 from realtime.generations import Generations, current, start_missing
+from rollups.cache import GenerationCache
 
 T = TypeVar("T")
 

@@ -38,6 +38,8 @@ class Services(Clients):
     rollup_reads: GenerationCache = field(default_factory=GenerationCache)
     breakdown_reads: GenerationCache = field(
         default_factory=lambda: GenerationCache(BREAKDOWN_READS_KEPT))
+    # The reads of those answers under way, by key and generation: one for all who ask.
+    rollup_reads_running: dict = field(default_factory=dict)
 
     @classmethod
     async def start(cls, clients: Clients) -> Services:

@@ -7,8 +7,15 @@ The rollups such a month leaves are written straight into a database of the benc
 pages a day plus the other dimensions' handful of values; then the spans the scheduler
 builds over the days that are over (rollups.spans). The reads are what /stats and /breakdown
 do over them; they never touch the raw events (only `today`/`yesterday` series do). Each
-read is measured with the spans and from the days alone (spans set aside, as for days not
-yet in one), interleaved, median of the rounds. The app is driven in process (Quart's test
+read is measured three ways, interleaved, median of the rounds:
+
+    spans      as a dashboard of a tenant still at its rate limit sees it: the tenant's
+               rollups generation is renewed every second (each drain and flush of its
+               events renews it), so a breakdown comes from the process's cache between
+               renewals and from Postgres after each
+    uncached   the same with the breakdown cache never holding: every read from Postgres
+    days only  uncached, and the spans set aside, as for days not yet in one
+ The app is driven in process (Quart's test
 client) at concurrency 8, so the numbers are the handler, Redis and Postgres without HTTP
 parsing. Prints JSON and writes bench/results/insights.json; `make bench` runs it too.
 
@@ -35,6 +42,8 @@ from app.factory import create_app
 from app.ops.migrate import migrate
 from app.settings import Settings
 from realtime.event_types import COUNTERS
+from realtime.generations import renew_rollups
+from rollups.cache import GenerationCache
 from rollups.dimensions import DIMENSIONS, OTHER
 from rollups.periods import closed_parts
 from rollups.spans import build
@@ -108,19 +117,31 @@ async def measure(client, url: str, headers: dict, requests: int, concurrency: i
             "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2)}
 
 
+class NeverHolds(GenerationCache):
+    def get(self, key, generation):
+        return None
+
+
+async def renewing(svc, tenant_id: int, every: float = 1.0) -> None:
+    while True:
+        await renew_rollups(svc.redis, svc.keys, [tenant_id])
+        await asyncio.sleep(every)
+
+
 READS = ("stats?period=30d", "breakdown/page?period=30d", "breakdown/source?period=30d")
 SPAN_TABLES = ("rollup_spans", "breakdown_spans")
 
 
 async def main(requests: int, visitors: int, rounds: int = 2) -> dict:
-    """Each read with the spans the scheduler builds (rollups.spans), and from the days alone
-    (the spans set aside, as for days not yet in one), interleaved, median of the rounds."""
+    """Each read with the spans the scheduler builds (rollups.spans) and a tenant still
+    sending, uncached, and from the days alone (the spans set aside, as for days not yet in
+    one), interleaved, median of the rounds."""
     run = secrets.token_hex(4)
     dsn = f"postgresql://postgres@127.0.0.1:5432/analytics_bench_insights_{run}"
     settings = dataclasses.replace(Settings.from_env({
         "DATABASE_URL": dsn, "SECRET_KEY": "bench", "ANALYTICS_KEY_PREFIX": f"bench:{run}:"}))
     await migrate(dsn)
-    runs: dict[str, dict[str, list[dict]]] = {"spans": {}, "days": {}}
+    runs: dict[str, dict[str, list[dict]]] = {"spans": {}, "uncached": {}, "days": {}}
     try:
         app = create_app(settings)
         async with app.test_app():
@@ -132,19 +153,25 @@ async def main(requests: int, visitors: int, rounds: int = 2) -> dict:
             await seed(svc.pool, svc.redis, settings.key_prefix, tenant.id, today, visitors)
             client = app.test_client()
             base = f"/api/analytics/{tenant.id}"
+            cache = svc.breakdown_reads
             for _ in range(rounds):
-                for mode in ("spans", "days"):
+                for mode in ("spans", "uncached", "days"):
                     if mode == "spans":  # what the scheduler's job builds: days before today
                         await build(svc.pool, svc.scripts, svc.keys, tenant.id,
                                     today - dt.timedelta(days=1), closed_parts(today))
                         await svc.pool.execute("VACUUM ANALYZE rollup_spans")
                         await svc.pool.execute("VACUUM ANALYZE breakdown_spans")
-                    else:
+                    elif mode == "days":
                         for table in SPAN_TABLES:
                             await svc.pool.execute(f"DELETE FROM {table}")
-                    for read in READS:
-                        runs[mode].setdefault(read, []).append(
-                            await measure(client, f"{base}/{read}", headers, requests))
+                    svc.breakdown_reads = cache if mode == "spans" else NeverHolds()
+                    renewer = asyncio.create_task(renewing(svc, tenant.id))
+                    try:
+                        for read in READS:
+                            runs[mode].setdefault(read, []).append(
+                                await measure(client, f"{base}/{read}", headers, requests))
+                    finally:
+                        renewer.cancel()
     finally:
         admin = await asyncpg.connect(ADMIN)
         await admin.execute(f'DROP DATABASE IF EXISTS "analytics_bench_insights_{run}" '
@@ -159,6 +186,7 @@ async def main(requests: int, visitors: int, rounds: int = 2) -> dict:
             "concurrency": 8, "requests": requests, "rounds": rounds,
             "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             "results": [{"read": read, "spans": median(runs["spans"][read]),
+                         "uncached": median(runs["uncached"][read]),
                          "days_only": median(runs["days"][read])} for read in READS]}
 
 

@@ -10,6 +10,7 @@ day. When Redis cannot tell, every read goes to Postgres, as without the caches.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import Awaitable, Callable, Hashable
@@ -51,20 +52,38 @@ async def read_rollups(tenant_id: int, name: Hashable,
     midnight: served from the process's cache (`cache` of the services, `rollup_reads`
     unless told) while the tenant's rollups generation and local day are those it was read
     under. `name` tells apart the endpoints and what they were asked; `reader` gets the
-    time the day was taken from. The answer is shared: never change it."""
+    time the day was taken from. The answer is shared: never change it.
+
+    Requests that miss together make one read: a flush or drain renews the generation of a
+    tenant whose dashboards all ask again at once. The read runs as a task of its own, so a
+    request that goes away does not cancel it for the others."""
     svc, generations, timezone = await _open(tenant_id)
-    kept = svc.rollup_reads if cache is None else cache(svc)
     now = svc.clock()
+    if generations.rollups is None:
+        async with store_call(svc.settings.read_deadline):
+            return await reader(svc, timezone, now)
+    kept = svc.rollup_reads if cache is None else cache(svc)
     key = _answer_key(name, tenant_id, timezone, now)
-    if generations.rollups is not None:
-        found = kept.get(key, generations.rollups)
-        if found is not None:
-            return found
-    async with store_call(svc.settings.read_deadline):
-        answer = await reader(svc, timezone, now)
-    if generations.rollups is not None:
-        kept.put(key, generations.rollups, answer)
-    return answer
+    found = kept.get(key, generations.rollups)
+    if found is not None:
+        return found
+    reading = (key, generations.rollups)
+    task = svc.rollup_reads_running.get(reading)
+    if task is None:
+        async def read_and_keep() -> T:
+            async with store_call(svc.settings.read_deadline):
+                answer = await reader(svc, timezone, now)
+            kept.put(key, generations.rollups, answer)
+            return answer
+
+        def finished(done: asyncio.Task) -> None:
+            svc.rollup_reads_running.pop(reading, None)
+            if not done.cancelled():
+                done.exception()  # retrieved, even when every request waiting went away
+
+        task = svc.rollup_reads_running[reading] = asyncio.create_task(read_and_keep())
+        task.add_done_callback(finished)
+    return await asyncio.shield(task)
 
 
 async def tenant_generations(svc: Services, tenant_id: int) -> Generations | None:

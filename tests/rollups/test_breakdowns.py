@@ -5,6 +5,7 @@ its migration, rebuild, retention of the working sets, CSV, the export zip, and 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -17,11 +18,12 @@ import pytest
 
 from app.accounts.tenants import create_tenant
 from app.accounts.tokens import create_token
+from realtime.generations import renew_rollups
 from realtime.geo import Countries
 from rollups import breakdowns, dimensions
 from rollups.drain import consumer_name, drain_all
 from rollups.locks import Locking
-from tests.support.apps import flush
+from tests.support.apps import counting_queries, flush
 from tests.support.http import from_address
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -194,6 +196,29 @@ async def test_a_drain_renews_the_breakdowns_processes_serve(app, client, pool, 
                            locking=Locking.WAIT) == 1
     data = await get_breakdown(client, tenant.id, headers, "page", period="today")
     assert rows(data) == [("/a", 1, 1, 0), ("/b", 1, 1, 0)]
+
+
+async def test_breakdowns_asked_together_after_a_renewal_make_one_read(app, client, pool,
+                                                                       clock):
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 15, 12)
+    await send(client, tenant.id, "pageview", {"path": "/a"}, agent=IPHONE, address=GB)
+    await flush(app)
+    for _ in range(2):  # the generations start, the bearer token is confirmed
+        await get_breakdown(client, tenant.id, headers, "page", period="7d")
+    svc = app.extensions["analytics"]
+    await renew_rollups(svc.redis, svc.keys, [tenant.id])
+    with counting_queries(app) as one:
+        await get_breakdown(client, tenant.id, headers, "page", period="7d")
+    assert one.queries > 0
+    await renew_rollups(svc.redis, svc.keys, [tenant.id])
+    with counting_queries(app) as together:
+        answers = await asyncio.gather(*(get_breakdown(client, tenant.id, headers, "page",
+                                                       period="7d", limit=n)
+                                         for n in range(1, 7)))
+    assert together.queries == one.queries
+    assert [rows(data) for data in answers] == [[("/a", 1, 1, 0)]] * 6
+    assert not svc.rollup_reads_running
 
 
 async def test_a_replayed_batch_counts_nothing_twice(app, client, pool, clock):

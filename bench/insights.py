@@ -13,7 +13,8 @@ read is measured three ways, interleaved, median of the rounds:
                rollups generation is renewed every second (each drain and flush of its
                events renews it), so a breakdown comes from the process's cache between
                renewals and from Postgres after each
-    uncached   the same with the breakdown cache never holding: every read from Postgres
+    uncached   the same with the breakdown cache never holding and no read shared:
+               every request reads Postgres
     days only  uncached, and the spans set aside, as for days not yet in one
  The app is driven in process (Quart's test
 client) at concurrency 8, so the numbers are the handler, Redis and Postgres without HTTP
@@ -122,6 +123,13 @@ class NeverHolds(GenerationCache):
         return None
 
 
+class NeverShared(dict):
+    """Reads under way, never found: each request makes its own."""
+
+    def get(self, key, default=None):
+        return default
+
+
 async def renewing(svc, tenant_id: int, every: float = 1.0) -> None:
     while True:
         await renew_rollups(svc.redis, svc.keys, [tenant_id])
@@ -165,6 +173,7 @@ async def main(requests: int, visitors: int, rounds: int = 2) -> dict:
                         for table in SPAN_TABLES:
                             await svc.pool.execute(f"DELETE FROM {table}")
                     svc.breakdown_reads = cache if mode == "spans" else NeverHolds()
+                    svc.rollup_reads_running = {} if mode == "spans" else NeverShared()
                     renewer = asyncio.create_task(renewing(svc, tenant.id))
                     try:
                         for read in READS:

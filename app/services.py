@@ -18,7 +18,7 @@ from realtime.ingest_health import IngestTally
 from realtime.privacy import DailySalts, derive_key
 from rollups.cache import GenerationCache
 
-BREAKDOWN_READS_KEPT = 1000
+PERIOD_READS_KEPT = 1000
 
 
 @dataclass(kw_only=True)
@@ -31,13 +31,14 @@ class Services(Clients):
     # What /readyz last logged about Redis persistence: it logs again only when this changes.
     redis_warnings_logged: tuple[str, ...] = ()
     # Checked at every use against the tenant's generations (realtime/generations.py): bearer
-    # credentials Postgres confirmed (app/http/auth.py), and answers read from the daily
-    # and breakdown rollups (app/http/reads.py). A breakdown holds up to 100 values of up to
-    # 200 characters: fewer of them, so the cache stays within tens of megabytes.
+    # credentials Postgres confirmed (app/http/auth.py), and answers read from the rollups
+    # (app/http/reads.py): the summaries, and apart, answers over periods (/stats and the
+    # breakdowns), larger (up to 100 values of up to 200 characters, a series of up to 400
+    # days), so fewer of them: the cache stays within tens of megabytes.
     credentials: GenerationCache = field(default_factory=GenerationCache)
     rollup_reads: GenerationCache = field(default_factory=GenerationCache)
-    breakdown_reads: GenerationCache = field(
-        default_factory=lambda: GenerationCache(BREAKDOWN_READS_KEPT))
+    period_reads: GenerationCache = field(
+        default_factory=lambda: GenerationCache(PERIOD_READS_KEPT))
     # The reads of those answers under way, by key and generation: one for all who ask.
     rollup_reads_running: dict = field(default_factory=dict)
 

@@ -11,9 +11,10 @@ read is measured three ways, interleaved, median of the rounds:
 
     spans      as a dashboard of a tenant still at its rate limit sees it: the tenant's
                rollups generation is renewed every second (each drain and flush of its
-               events renews it), so a breakdown comes from the process's cache between
-               renewals and from Postgres after each
-    uncached   the same with the breakdown cache never holding and no read shared:
+               events renews it), so /stats and breakdowns come from the process's cache
+               between renewals and from Postgres after each
+    uncached   the same with the cache of answers over periods never holding and no read
+               shared:
                every request reads Postgres
     days only  uncached, and the spans set aside, as for days not yet in one
  The app is driven in process (Quart's test
@@ -161,7 +162,7 @@ async def main(requests: int, visitors: int, rounds: int = 2) -> dict:
             await seed(svc.pool, svc.redis, settings.key_prefix, tenant.id, today, visitors)
             client = app.test_client()
             base = f"/api/analytics/{tenant.id}"
-            cache = svc.breakdown_reads
+            cache = svc.period_reads
             for _ in range(rounds):
                 for mode in ("spans", "uncached", "days"):
                     if mode == "spans":  # what the scheduler's job builds: days before today
@@ -172,7 +173,7 @@ async def main(requests: int, visitors: int, rounds: int = 2) -> dict:
                     elif mode == "days":
                         for table in SPAN_TABLES:
                             await svc.pool.execute(f"DELETE FROM {table}")
-                    svc.breakdown_reads = cache if mode == "spans" else NeverHolds()
+                    svc.period_reads = cache if mode == "spans" else NeverHolds()
                     svc.rollup_reads_running = {} if mode == "spans" else NeverShared()
                     renewer = asyncio.create_task(renewing(svc, tenant.id))
                     try:

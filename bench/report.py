@@ -210,11 +210,10 @@ def insights_section(results: dict) -> list[str]:
         "three ways, interleaved, median of "
         f"{found['rounds']} rounds, {found['started']}: with the spans, the tenant still "
         "sending (its rollups generation renewed every second, as each drain and flush of "
-        "its events renews it, so a breakdown comes from the process's cache between "
+        "its events renews it, so an answer comes from the process's cache between "
         "renewals, and the requests that miss together after each make one read); the "
         "same with every request reading Postgres; and from the days alone (the spans set "
-        "aside, as for days not yet in one), every request reading Postgres. `/stats` is "
-        "not cached, so its first two rows measure the same path:",
+        "aside, as for days not yet in one), every request reading Postgres:",
         "",
         table(rows, ["read", "from", "req/s", "p50 ms", "p99 ms"]),
         "",

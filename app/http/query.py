@@ -22,11 +22,16 @@ def output_format() -> str:
     return chosen
 
 
+def period_asked() -> tuple[str | None, str | None, str | None]:
+    """The query's period as asked (`period`, `from`, `to`), before it is resolved: what an
+    answer over it is cached under, with the tenant's local day (app/http/reads.py)."""
+    return request.args.get("period"), request.args.get("from"), request.args.get("to")
+
+
 def periods(today: dt.date) -> tuple[Period, Period]:
     """The query's period and the one before it; 400 with the reason when it names none."""
     try:
-        return resolve(request.args.get("period"), request.args.get("from"),
-                       request.args.get("to"), today)
+        return resolve(*period_asked(), today)
     except PeriodError as error:
         raise APIError(400, str(error)) from None
 

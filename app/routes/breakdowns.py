@@ -18,7 +18,15 @@ from werkzeug.routing import BaseConverter
 
 from app.http.errors import APIError, document_errors
 from app.http.openapi import ZipArchive
-from app.http.query import DAY_PATTERN, FORMATS, csv_response, output_format, periods, to_csv
+from app.http.query import (
+    DAY_PATTERN,
+    FORMATS,
+    csv_response,
+    output_format,
+    period_asked,
+    periods,
+    to_csv,
+)
 from app.http.reads import json_response, read, read_rollups
 from realtime.days import local_day
 from rollups import dimensions
@@ -30,7 +38,6 @@ blueprint = Blueprint("breakdowns", __name__)
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100
 EXPORT_LIMIT = 100_000  # every value: at most 1,000 a day, summed over the period's days
 RESULT_COLUMNS = ["value", "visitors", "events", "leads"]
-PERIOD_ARGS = ("period", "from", "to")
 STEP_NAMES = {"hour": "hour", "day": "date", "month": "month"}
 
 
@@ -131,9 +138,9 @@ async def get_breakdown(tenant_id: int, dimension: str) -> Response:
 
     chosen, count = output_format(), limit()
     # Read at the largest limit, so one cached answer serves every limit.
-    asked = ("breakdown", dimension, *(request.args.get(name) for name in PERIOD_ARGS))
-    period, results, other = await read_rollups(tenant_id, asked, reader,
-                                                cache=lambda svc: svc.breakdown_reads)
+    period, results, other = await read_rollups(
+        tenant_id, ("breakdown", dimension, *period_asked()), reader,
+        cache=lambda svc: svc.period_reads)
     results, other = top(results, other, count)
     if chosen == "csv":
         return csv_response(to_csv(RESULT_COLUMNS, results),

@@ -11,8 +11,16 @@ from quart import Blueprint, Response
 from quart_schema import document_querystring, document_response, security_scheme
 
 from app.http.errors import document_errors
-from app.http.query import DAY_PATTERN, FORMATS, csv_response, output_format, periods, to_csv
-from app.http.reads import json_response, read
+from app.http.query import (
+    DAY_PATTERN,
+    FORMATS,
+    csv_response,
+    output_format,
+    period_asked,
+    periods,
+    to_csv,
+)
+from app.http.reads import json_response, read_rollups
 from realtime.days import local_day
 from rollups.periods import PERIODS, SERIES_COLUMNS, stats
 
@@ -66,14 +74,15 @@ async def get_stats(tenant_id: int) -> Response:
     else by day. `format=csv` answers the series as CSV."""
     chosen = output_format()
 
-    async def reader(svc, timezone):
-        period, previous = periods(local_day(svc.clock(), timezone))
+    async def reader(svc, timezone, now):
+        period, previous = periods(local_day(now, timezone))
         return await stats(svc.pool, svc.scripts, svc.keys, tenant_id, timezone, period,
                            previous)
 
-    data = await read(tenant_id, reader)
+    data = await read_rollups(tenant_id, ("stats", *period_asked()), reader,
+                              cache=lambda svc: svc.period_reads)
     if chosen == "csv":
         return csv_response(series_csv(data),
                             f"stats-{tenant_id}-{data['period']['from']}-{data['period']['to']}.csv")
-    del data["unit"]
-    return json_response({"success": True, "data": data})
+    return json_response({"success": True, "data": {
+        name: value for name, value in data.items() if name != "unit"}})

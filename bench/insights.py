@@ -14,12 +14,11 @@ read is measured three ways, interleaved, median of the rounds:
                events renews it), so /stats and breakdowns come from the process's cache
                between renewals and from Postgres after each
     uncached   the same with the cache of answers over periods never holding and no read
-               shared:
-               every request reads Postgres
+               shared: every request reads Postgres
     days only  uncached, and the spans set aside, as for days not yet in one
- The app is driven in process (Quart's test
-client) at concurrency 8, so the numbers are the handler, Redis and Postgres without HTTP
-parsing. Prints JSON and writes bench/results/insights.json; `make bench` runs it too.
+
+The app is driven in process (Quart's test client) at concurrency 8, so the numbers are the
+handler, Redis and Postgres without HTTP parsing. Prints JSON and writes bench/results/insights.json; `make bench` runs it too.
 
     .venv/bin/python -m bench.insights [--requests 400] [--visitors 20000] [--rounds 2]
 """

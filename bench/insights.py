@@ -18,7 +18,8 @@ read is measured three ways, interleaved, median of the rounds:
     days only  uncached, and the spans set aside, as for days not yet in one
 
 The app is driven in process (Quart's test client) at concurrency 8, so the numbers are the
-handler, Redis and Postgres without HTTP parsing. Prints JSON and writes bench/results/insights.json; `make bench` runs it too.
+handler, Redis and Postgres without HTTP parsing. Prints JSON and writes
+bench/results/insights.json; `make bench` runs it too.
 
     .venv/bin/python -m bench.insights [--requests 400] [--visitors 20000] [--rounds 2]
 """

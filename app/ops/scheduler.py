@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -40,6 +41,8 @@ class Worker:
     failures: int = 0
     resume_at: float = 0.0
     persistence_checked: bool = False
+    stopping: bool = False
+    monotonic: Callable[[], float] = time.monotonic
 
     async def flush(self, locking: Locking = Locking.TRY) -> tuple[int, int]:
         """One drain and one flush of every shard: (events stored, tenant-days flushed)."""
@@ -48,9 +51,19 @@ class Worker:
                                      locking=locking, known_months=self.known_months)
 
     async def tick(self) -> None:
-        """The periodic job: a flush, with exponential backoff while Redis or Postgres fail."""
-        if time.monotonic() < self.resume_at:
-            return
+        """The periodic job: a flush, again at once while a pass takes longer than the
+        interval (APScheduler would skip the ticks it missed, and the backlog would wait for
+        the next one), with exponential backoff while Redis or Postgres fail."""
+        interval = self.clients.settings.flush_interval_seconds
+        while not self.stopping:
+            started = self.monotonic()
+            if not await self.flush_once() or self.monotonic() - started < interval:
+                return
+
+    async def flush_once(self) -> bool:
+        """One pass, unless backing off: whether it ran and worked."""
+        if self.monotonic() < self.resume_at:
+            return False
         try:
             events, rollups = await self.flush()
         except Exception as error:
@@ -58,10 +71,10 @@ class Worker:
             settings = self.clients.settings
             delay = min(settings.flush_max_backoff,
                         settings.flush_interval_seconds * 2 ** self.failures)
-            self.resume_at = time.monotonic() + delay
+            self.resume_at = self.monotonic() + delay
             log.error("flush failed: %s (%s: %s); nothing is lost, retrying in %d s",
                       await self.diagnose(), type(error).__name__, error, delay)
-            return
+            return False
         if self.failures:
             log.info("flush recovered after %d failed attempts", self.failures)
             self.persistence_checked = False  # Redis may have come back with other settings
@@ -70,6 +83,7 @@ class Worker:
             await self.check_persistence()
         if events or rollups:
             log.info("stored %d events, flushed %d tenant-days", events, rollups)
+        return True
 
     async def check_persistence(self) -> None:
         """In production, logs a warning when Redis would lose accepted events on a restart
@@ -155,6 +169,7 @@ async def run(worker: Worker, settings: Settings) -> None:
     with long_lived():
         await stop.wait()
     scheduler.shutdown(wait=False)
+    worker.stopping = True  # a pass still running ends after itself
     # Leave as little as possible buffered for the next scheduler.
-    await worker.tick()
+    await worker.flush_once()
     log.info("scheduler stopped")

@@ -1,6 +1,7 @@
 """Flushing live counters and visitor sketches into daily rollups, exactly once.
 
-One flush of a shard repeats, until nothing is dirty:
+One flush of a shard repeats, until a batch takes the last tenant-day that was dirty (those
+dirtied meanwhile wait for the next flush, so that a flush under load ends):
 
     claim    pending counters of dirty tenant-days move into one batch with a fresh id
              (flush_claim.lua); an unfinished batch of an earlier flush is taken up first
@@ -89,16 +90,27 @@ class TenantDay:
     leads: int = 0
 
 
+@dataclass(frozen=True)
+class Claimed:
+    batch_id: str
+    last: bool  # the batch took every tenant-day dirty at its claim
+
+
 async def claim(redis: Redis, keys: k.Keys, fs: Scripts, shard: int,
-                batch_size: int = BATCH_SIZE) -> str | None:
-    """Moves up to `batch_size` dirty tenant-days into a batch; returns the batch id."""
+                batch_size: int = BATCH_SIZE) -> Claimed | None:
+    """Moves up to `batch_size` dirty tenant-days into a batch, unless an earlier flush left
+    one unfinished: the batch to apply, None when there is none."""
     members = [m.decode() for m in await redis.srandmember(keys.dirty(shard), batch_size)]
     counter_keys = [keys.pending_counters(*k.parse_dirty_member(m)) for m in members]
+    fresh = f"{shard}:{uuid.uuid4().hex}"
     batch_id = await fs.flush_claim(
         keys=[keys.dirty(shard), keys.flush_batch(shard), keys.flush_id(shard), *counter_keys],
-        args=[f"{shard}:{uuid.uuid4().hex}", *members],
+        args=[fresh, *members],
     )
-    return batch_id.decode() if batch_id else None
+    if not batch_id:
+        return None
+    batch_id = batch_id.decode()
+    return Claimed(batch_id, last=batch_id == fresh and len(members) < batch_size)
 
 
 async def read_batch(redis: Redis, keys: k.Keys, shard: int) -> list[TenantDay]:
@@ -187,13 +199,15 @@ async def reseed(keys: k.Keys, fs: Scripts, totals: list[asyncpg.Record]) -> Non
 async def flush_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, fs: Scripts,
                       shard: int, *, batch_size: int = BATCH_SIZE, locking: Locking = Locking.TRY,
                       fault: Fault = no_fault) -> int:
-    """Flushes one shard until it is clean; returns the tenant-days applied."""
+    """Flushes what the shard held dirty when it began (tenant-days dirtied meanwhile wait
+    for the next flush, so that a flush under load ends); returns the tenant-days applied."""
     applied = 0
     async with pool.acquire() as conn, shard_lock(conn, LOCK_CLASS, shard, locking) as held:
         while held:
-            batch_id = await claim(redis, keys, fs, shard, batch_size)
-            if batch_id is None:
+            claimed = await claim(redis, keys, fs, shard, batch_size)
+            if claimed is None:
                 break
+            batch_id = claimed.batch_id
             fault("claimed")
             batch = await read_batch(redis, keys, shard)
             await merge_sketches(conn, keys, fs, shard, batch)
@@ -206,6 +220,8 @@ async def flush_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, fs: Script
             await fs.flush_done(keys=[keys.flush_batch(shard), keys.flush_id(shard)],
                                 args=[batch_id])
             applied += len(batch)
+            if claimed.last:
+                break
     return applied
 
 

@@ -7,6 +7,7 @@ backoff and shutdown. `analytics flush` runs the same cycle once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import signal
@@ -41,7 +42,7 @@ class Worker:
     failures: int = 0
     resume_at: float = 0.0
     persistence_checked: bool = False
-    stopping: bool = False
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
     monotonic: Callable[[], float] = time.monotonic
 
     async def flush(self, locking: Locking = Locking.TRY) -> tuple[int, int]:
@@ -50,20 +51,27 @@ class Worker:
         return await drain_and_flush(c.redis, c.pool, c.keys, c.scripts, consumer=self.consumer,
                                      locking=locking, known_months=self.known_months)
 
-    async def tick(self) -> None:
-        """The periodic job: a flush, again at once while a pass takes longer than the
-        interval (APScheduler would skip the ticks it missed, and the backlog would wait for
-        the next one), with exponential backoff while Redis or Postgres fail."""
+    async def keep_flushing(self) -> None:
+        """Passes until `stopped`, at most one an interval; after a pass that took longer
+        than the interval, the next at once. (Not an APScheduler job: with one instance at a
+        time it skips the ticks a running pass missed, and the backlog waits for the next.)"""
         interval = self.clients.settings.flush_interval_seconds
-        while not self.stopping:
+        while not self.stopped.is_set():
             started = self.monotonic()
-            if not await self.flush_once() or self.monotonic() - started < interval:
-                return
+            await self.tick()
+            await self.pause(interval - (self.monotonic() - started))
 
-    async def flush_once(self) -> bool:
-        """One pass, unless backing off: whether it ran and worked."""
+    async def pause(self, seconds: float) -> None:
+        """Waits `seconds`, or until `stopped`."""
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self.stopped.wait()
+
+    async def tick(self) -> None:
+        """One pass, with exponential backoff while Redis or Postgres fail."""
         if self.monotonic() < self.resume_at:
-            return False
+            return
         try:
             events, rollups = await self.flush()
         except Exception as error:
@@ -74,7 +82,7 @@ class Worker:
             self.resume_at = self.monotonic() + delay
             log.error("flush failed: %s (%s: %s); nothing is lost, retrying in %d s",
                       await self.diagnose(), type(error).__name__, error, delay)
-            return False
+            return
         if self.failures:
             log.info("flush recovered after %d failed attempts", self.failures)
             self.persistence_checked = False  # Redis may have come back with other settings
@@ -83,7 +91,6 @@ class Worker:
             await self.check_persistence()
         if events or rollups:
             log.info("stored %d events, flushed %d tenant-days", events, rollups)
-        return True
 
     async def check_persistence(self) -> None:
         """In production, logs a warning when Redis would lose accepted events on a restart
@@ -153,23 +160,19 @@ async def serve(settings: Settings) -> None:
 
 async def run(worker: Worker, settings: Settings) -> None:
     scheduler = AsyncIOScheduler(timezone=dt.UTC)
-    scheduler.add_job(worker.tick, "interval", seconds=settings.flush_interval_seconds,
-                      max_instances=1, coalesce=True, next_run_time=dt.datetime.now(dt.UTC))
     scheduler.add_job(worker.retention, "interval", hours=1, max_instances=1, coalesce=True,
                       next_run_time=dt.datetime.now(dt.UTC))
     scheduler.add_job(worker.spans, "interval", seconds=settings.spans_interval,
                       max_instances=1, coalesce=True, next_run_time=dt.datetime.now(dt.UTC))
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, worker.stopped.set)
     log.info("scheduler started: flush every %d s", settings.flush_interval_seconds)
     await worker.check_persistence()  # before the first flush, which would check it too
     scheduler.start()
     with long_lived():
-        await stop.wait()
+        await worker.keep_flushing()  # until a signal, then the pass under way ends
     scheduler.shutdown(wait=False)
-    worker.stopping = True  # a pass still running ends after itself
     # Leave as little as possible buffered for the next scheduler.
-    await worker.flush_once()
+    await worker.tick()
     log.info("scheduler stopped")

@@ -222,6 +222,76 @@ async def test_crashes_at_any_step_lose_nothing_and_count_nothing_twice(app, cli
     assert raw == accepted["events"]
 
 
+
+async def _applied_batches(pool, shard: int) -> int:
+    return await pool.fetchval("SELECT count(*) FROM applied_flushes WHERE id LIKE $1",
+                               f"{shard}:%")
+
+
+async def test_one_flush_takes_every_dirty_day_in_batches_of_its_size(app, client, pool, clock):
+    tenant = await create_tenant(pool, "Five days", "UTC")
+    for day in range(5):
+        clock.now = at("UTC", 2026, 3, 1, 12) + day * DAY
+        assert (await track(client, tenant.id, "pageview")).status_code == 200
+    assert await flush(app, batch_size=2) == (5, 5)  # two full batches, then the last
+    assert (await _count_rollups(pool, tenant.id))["events"] == 5
+
+
+async def test_one_flush_finishes_a_crashed_batch_and_then_what_is_dirty(app, client, pool,
+                                                                        clock):
+    tenant = await create_tenant(pool, "Crashed once", "UTC")
+    clock.now = at("UTC", 2026, 3, 1, 12)
+    assert (await track(client, tenant.id, "pageview")).status_code == 200
+
+    def crash(name):
+        if name == "claimed":
+            raise Crash(name)
+
+    with contextlib.suppress(Crash):
+        await flush(app, fault=crash)
+    clock.now += DAY
+    assert (await track(client, tenant.id, "qr_scan")).status_code == 200
+    await flush(app)
+    assert dict(await _count_rollups(pool, tenant.id)) == {"events": 2, "qr": 1, "ms": 0}
+
+
+async def test_a_flush_under_load_ends_with_what_was_dirty_when_it_began(app, client, pool,
+                                                                        clock):
+    """Events arriving all through a flush dirty its tenant-day again and again; a flush that
+    went on until nothing was dirty would not end while they came."""
+    from realtime.keys import Keys
+    from rollups.flush import flush_shard
+
+    svc = app.extensions["analytics"]
+    tenant = await create_tenant(pool, "Busy", "UTC")
+    shard = Keys.shard_of(tenant.id)
+    clock.now = at("UTC", 2026, 3, 1, 12)
+    assert (await track(client, tenant.id, "pageview")).status_code == 200
+    await flush(app)  # the raw events out of the way: only counters below
+    assert (await track(client, tenant.id, "pageview")).status_code == 200
+    flushing, sent = True, 2
+
+    async def send():
+        nonlocal sent
+        while flushing and sent < 300:
+            response = await track(client, tenant.id, "pageview", address=new_address())
+            assert response.status_code == 200
+            sent += 1
+
+    before = await _applied_batches(pool, shard)
+    sending = asyncio.create_task(send())
+    try:
+        applied = await flush_shard(svc.redis, svc.pool, svc.keys, svc.scripts, shard,
+                                    locking=Locking.WAIT)
+    finally:
+        flushing = False
+        await sending
+    assert applied == 1
+    assert await _applied_batches(pool, shard) == before + 1
+    assert sent > 3  # events came while it ran
+    await flush(app)
+    assert (await _count_rollups(pool, tenant.id))["events"] == sent
+
 async def test_two_flushers_at_once_do_not_double_count(app, client, pool, clock):
     tenant = await create_tenant(pool, "Twins", "UTC")
     clock.now = at("UTC", 2026, 8, 2, 10)

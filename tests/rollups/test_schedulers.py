@@ -47,38 +47,41 @@ async def test_two_schedulers_and_kills_never_lose_or_double(settings, app, clie
         "SELECT count(*) FROM events WHERE tenant_id = $1", tenant.id) == sent
 
 
+
 async def test_a_pass_longer_than_the_interval_is_followed_by_another_at_once(settings, app,
                                                                              client, pool):
-    """APScheduler skips the ticks a running job missed: under a backlog the scheduler would
-    sit idle until the next one while the streams fill. Passes here take, by the worker's
-    clock, 1.5, 1.5 and then 0.5 intervals; each one stores what arrived meanwhile."""
+    """With one instance at a time, an APScheduler job skips the ticks a running pass missed:
+    under a backlog the scheduler would sit idle until the next one while the streams fill.
+    Passes here take, by the worker's clock, 1.5, 1.5 and then 0.5 intervals; each stores
+    what arrived while the one before ran; the worker stops during the fourth."""
     from app.clients import Clients
     from app.ops.scheduler import Worker
 
     tenant = await create_tenant(pool, "Overran", "UTC")
     interval = settings.flush_interval_seconds
     now = [0.0]
-    stored = []
+    stored, pauses = [], []
 
     class Slow(Worker):
         async def flush(self, locking=Locking.TRY):
             events, rollups = await super().flush(locking)
             stored.append(events)
             now[0] += interval * (1.5 if len(stored) < 3 else 0.5)
-            if len(stored) < 4:  # what arrives while this pass runs
+            if len(stored) < 4:
                 assert (await track(client, tenant.id, "pageview")).status_code == 200
+            else:
+                self.stopped.set()
             return events, rollups
 
+        async def pause(self, seconds):
+            pauses.append(seconds / interval)
+            await super().pause(seconds)
+
+    await flush(app)
     clients = await Clients.open(settings)
     try:
-        worker = Slow(clients, monotonic=lambda: now[0])
-        await flush(app)
-        await worker.tick()
-        assert stored == [0, 1, 1]
-        await worker.tick()
-        assert stored == [0, 1, 1, 1]
-        worker.stopping = True
-        await worker.tick()
-        assert stored == [0, 1, 1, 1]
+        await Slow(clients, monotonic=lambda: now[0]).keep_flushing()
     finally:
         await clients.close()
+    assert stored == [0, 1, 1, 1]
+    assert pauses == [-0.5, -0.5, 0.5, 0.5]

@@ -57,6 +57,9 @@ SELECT u.* FROM unnest($1::bigint[], $2::date[], {_UNNEST}, ${_V}::bigint[], ${_
     AS u (tenant_id, day, {_COLUMNS}, visitors, visitors_hll, leads, leads_hll)
 -- A tenant deleted meanwhile has nothing left to count into (and must not stall the shard).
 JOIN tenants t ON t.id = u.tenant_id
+-- One order of row locks for every flush: two applying the same rows at once (flushers
+-- without the shard lock, as tests run them) would otherwise each wait for the other.
+ORDER BY u.tenant_id, u.day
 ON CONFLICT (tenant_id, day) DO UPDATE SET
     {_ADD},
     visitors_hll = CASE

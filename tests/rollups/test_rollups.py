@@ -222,7 +222,6 @@ async def test_crashes_at_any_step_lose_nothing_and_count_nothing_twice(app, cli
     assert raw == accepted["events"]
 
 
-
 async def _applied_batches(pool, shard: int) -> int:
     return await pool.fetchval("SELECT count(*) FROM applied_flushes WHERE id LIKE $1",
                                f"{shard}:%")
@@ -291,6 +290,7 @@ async def test_a_flush_under_load_ends_with_what_was_dirty_when_it_began(app, cl
     assert sent > 3  # events came while it ran
     await flush(app)
     assert (await _count_rollups(pool, tenant.id))["events"] == sent
+
 
 async def test_two_flushers_at_once_do_not_double_count(app, client, pool, clock):
     tenant = await create_tenant(pool, "Twins", "UTC")

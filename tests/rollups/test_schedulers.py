@@ -47,7 +47,6 @@ async def test_two_schedulers_and_kills_never_lose_or_double(settings, app, clie
         "SELECT count(*) FROM events WHERE tenant_id = $1", tenant.id) == sent
 
 
-
 async def test_a_pass_longer_than_the_interval_is_followed_by_another_at_once(settings, app,
                                                                              client, pool):
     """With one instance at a time, an APScheduler job skips the ticks a running pass missed:

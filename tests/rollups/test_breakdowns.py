@@ -21,9 +21,7 @@ from app.accounts.tokens import create_token
 from realtime.generations import renew_rollups
 from realtime.geo import Countries
 from rollups import breakdowns, dimensions
-from rollups.drain import consumer_name, drain_all
-from rollups.locks import Locking
-from tests.support.apps import counting_queries, flush
+from tests.support.apps import counting_queries, drain, flush
 from tests.support.http import from_address
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -155,18 +153,14 @@ async def test_values_past_the_cap_count_under_other(app, client, pool, clock):
     tenant, headers = await zoned_tenant(pool)
     clock.now = at("UTC", 2026, 9, 11, 12)
 
-    async def drain(cap):
-        await drain_all(app.extensions["analytics"].redis, pool, app.extensions["analytics"].keys,
-                        consumer=consumer_name(), locking=Locking.WAIT, breakdown_cap=cap)
-
     for n, path in enumerate(["/a", "/b", "/c", "/d", "/c"]):
         await send(client, tenant.id, "pageview", {"path": path}, agent=f"{WINDOWS} v{n}",
                    address=GB)
-    await drain(2)
+    await drain(app, breakdown_cap=2)
     # A value already kept stays kept; any new one still goes to (other).
     await send(client, tenant.id, "pageview", {"path": "/a"}, agent=WINDOWS, address=BR)
     await send(client, tenant.id, "pageview", {"path": "/e"}, agent=WINDOWS, address=BR)
-    await drain(2)
+    await drain(app, breakdown_cap=2)
     data = await get_breakdown(client, tenant.id, headers, "page", period="today")
     assert rows(data) == [("(other)", 4, 4, 0), ("/a", 2, 2, 0), ("/b", 1, 1, 0)]
     # The other dimensions are capped on their own.
@@ -191,9 +185,8 @@ async def test_a_drain_renews_the_breakdowns_processes_serve(app, client, pool, 
         data = await get_breakdown(client, tenant.id, headers, "page", period="yesterday")
         assert rows(data) == [("/old", 1, 1, 0)]
     await send(client, tenant.id, "pageview", {"path": "/b"}, agent=ANDROID, address=BR)
-    svc = app.extensions["analytics"]  # the drain alone: the flush renews the generation too
-    assert await drain_all(svc.redis, pool, svc.keys, consumer=consumer_name(),
-                           locking=Locking.WAIT) == 1
+    # The drain alone: the flush renews the generation too.
+    assert await drain(app) == 1
     data = await get_breakdown(client, tenant.id, headers, "page", period="today")
     assert rows(data) == [("/a", 1, 1, 0), ("/b", 1, 1, 0)]
 

@@ -13,10 +13,8 @@ from hypothesis import strategies as st
 from app.accounts.tenants import create_tenant
 from app.accounts.tokens import create_token
 from rollups import spans
-from rollups.drain import consumer_name, drain_all
-from rollups.locks import Locking
 from rollups.periods import closed_parts
-from tests.support.apps import flush
+from tests.support.apps import drain, flush
 from tests.support.http import track, visitor
 
 ZONE = "America/Sao_Paulo"
@@ -164,7 +162,7 @@ async def test_a_late_flush_and_drain_undo_the_spans_of_their_day(app, client, p
     await _visit(client, tenant.id, 99, "pageview", "click_whatsapp", page="/late")
     clock.now = at(2026, 9, 12, 15)
     # The drain counts them into the breakdowns before the flush adds them to the totals.
-    await drain_all(svc.redis, pool, svc.keys, consumer=consumer_name(), locking=Locking.WAIT)
+    await drain(app)
     assert _page_events(await _reads(client, tenant.id, headers)) == _page_events(before) + 1
     # Spans built in between hold the new breakdown rows but not yet the flushed sketches.
     await spans.build_all(pool, svc.scripts, svc.keys, clock.now, closed_parts)

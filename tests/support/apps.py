@@ -45,13 +45,19 @@ def quart_view(app):
     return asgi
 
 
+async def drain(app, locking=None, **kwargs) -> int:
+    """Drain every buffered raw event now, as the scheduler does; the events stored."""
+    svc = app.extensions["analytics"]
+    return await drain_all(svc.redis, svc.pool, svc.keys, consumer=consumer_name(),
+                           locking=locking or Locking.WAIT, **kwargs)
+
+
 async def flush(app, locking=None, **kwargs) -> tuple[int, int]:
     """Drain and flush everything now, as `analytics flush` does; (events, tenant-days)."""
     svc = app.extensions["analytics"]
     locking = locking or Locking.WAIT
     # Not rollups.cycle: a fault meant for the flush must not fire in the drain.
-    events = await drain_all(svc.redis, svc.pool, svc.keys, consumer=consumer_name(),
-                             locking=locking)
+    events = await drain(app, locking)
     rollups = await flush_all(svc.redis, svc.pool, svc.keys, svc.scripts, locking=locking,
                               **kwargs)
     return events, rollups

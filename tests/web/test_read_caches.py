@@ -14,10 +14,8 @@ from app.accounts.shares import create_share
 from app.accounts.tenants import create_tenant
 from app.accounts.tokens import create_token, revoke_token
 from app.clients import STORE_ERRORS, make_redis
-from rollups.drain import consumer_name, drain_all
-from rollups.locks import Locking
 from rollups.rebuild import rebuild
-from tests.support.apps import counting_queries, flush, serving_app
+from tests.support.apps import counting_queries, drain, flush, serving_app
 from tests.support.http import bearer, login, track, visitor
 from tests.support.servers import free_port
 
@@ -93,9 +91,7 @@ async def test_a_flush_in_one_process_shows_in_the_next_read_of_another(
             assert response.status_code == 200
         # The drain renews the generation too: the reader fills its cache after it, so only
         # the flush's renewal can bring the flushed numbers.
-        svc = first.extensions["analytics"]
-        await drain_all(svc.redis, svc.pool, svc.keys, consumer=consumer_name(),
-                        locking=Locking.WAIT)
+        await drain(first)
         await warm(reader, tenant.id, auth_headers, path)
         await flush(first)
         after = await read(reader, tenant.id, auth_headers, path)

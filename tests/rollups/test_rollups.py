@@ -479,3 +479,25 @@ async def test_a_deleted_tenant_does_not_stall_the_flush(app, client, pool, cloc
     await flush(app)
     assert (await _count_rollups(pool, kept.id))["events"] == 1
     assert (await _count_rollups(pool, gone.id))["events"] == 0
+
+
+async def test_a_deleted_tenant_takes_its_rollups_along(app, client, pool, clock):
+    # Not by a foreign key (migration 0007): by the trigger on tenants.
+    gone = await create_tenant(pool, "Gone", "UTC")
+    kept = await create_tenant(pool, "Kept", "UTC")
+    clock.now = at("UTC", 2026, 8, 7, 10)
+    for tenant in (gone, kept):
+        await track(client, tenant.id, metadata={"path": "/menu"})
+    await flush(app)
+
+    async def rows(tenant_id: int) -> tuple[int, int]:
+        return (await pool.fetchval("SELECT count(*) FROM daily_rollups WHERE tenant_id = $1",
+                                    tenant_id),
+                await pool.fetchval("SELECT count(*) FROM breakdown_rollups WHERE tenant_id = $1",
+                                    tenant_id))
+
+    assert (await rows(gone.id))[0] == 1 and (await rows(gone.id))[1] > 1
+    before = await rows(kept.id)
+    await pool.execute("DELETE FROM tenants WHERE id = $1", gone.id)
+    assert await rows(gone.id) == (0, 0)
+    assert await rows(kept.id) == before

@@ -276,3 +276,18 @@ async def test_a_breakdown_never_sums_a_span_deleted_after_it_was_listed(app, cl
     monkeypatch.setattr(spans, "built", listed_before_the_write)
     assert await breakdowns.breakdown(pool, *week) == expected
     assert len(calls) == 2  # read again once
+
+
+async def test_a_pass_visits_only_the_tenants_with_days_or_spans(app, client, pool, clock):
+    tenant, _ = await _month(app, client, pool, clock)
+    idle = await create_tenant(pool, "Never sent an event", "UTC")
+    drained = await create_tenant(pool, "Breakdowns only", "UTC")  # drained, not yet flushed
+    spanned = await create_tenant(pool, "Spans only", "UTC")
+    await pool.execute(
+        "INSERT INTO breakdown_rollups (tenant_id, day, dimension, value, events, visitors, "
+        "leads) VALUES ($1, '2026-08-03', 'page', '/', 1, 1, 0)", drained.id)
+    await pool.execute("INSERT INTO rollup_spans (tenant_id, first_day, last_day) "
+                       "VALUES ($1, '2026-08-02', '2026-08-03')", spanned.id)
+    ours = {tenant.id, idle.id, drained.id, spanned.id}
+    visited = [r["id"] for r in await spans.tenants_to_build(pool) if r["id"] in ours]
+    assert visited == sorted({tenant.id, drained.id, spanned.id})

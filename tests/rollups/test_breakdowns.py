@@ -491,3 +491,18 @@ async def test_the_migration_carries_the_days_working_sets_over(settings):
         await conn.close()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+HOSTILE_VALUES = ["/menu", "", " spaced ", "a,b", "{braced}", "}", "{", ",", '"', '"quoted"',
+                  "back\\slash", '\\"', "ends\\", "NULL", "null", "it's", "ünï€😀", "\t\n"]
+
+
+async def test_the_text_of_a_visits_keys_reads_back_as_the_keys(pool):
+    # The drain stages a visit's keys as the text of an array (breakdowns.array_text): any
+    # page, product or campaign a site sends must come back as it went in, one element each.
+    assert await pool.fetchval("SELECT $1::text::text[]",
+                               breakdowns.array_text(HOSTILE_VALUES)) == HOSTILE_VALUES
+    for value in HOSTILE_VALUES:
+        assert await pool.fetchval("SELECT $1::text::text[]",
+                                   breakdowns.array_text([value])) == [value]
+    assert await pool.fetchval("SELECT $1::text::text[]", breakdowns.array_text([])) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 
 from bench.stack import RESULTS, ROOT
 from bench.targets import TARGETS, held_in_all, judged, last_runs
@@ -52,6 +53,48 @@ def table(rows: list[list], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def note(text: str) -> list[str]:
+    """A bullet of the notes, wrapped as the page's lines are."""
+    return textwrap.wrap(text, width=88, initial_indent="- ", subsequent_indent="  ",
+                         break_on_hyphens=False)
+
+
+def ingest_notes(ingest: dict) -> list[str]:
+    """Why the two ingest targets are missed, with the run's own figures."""
+    if "cpu_us_per_request" not in ingest:
+        return []
+    share, cost = ingest["cpu_percent_of_a_core"], ingest["cpu_us_per_request"]
+    track, bare = cost["track"], cost["bare"]
+    return [
+        *note(
+            "`/track` against the bare route: each /track round is followed by the scheduler "
+            "settling its events (drained into Postgres, counters flushed), billed to the "
+            "round's requests; the bare rounds start settled. On 2 cores the scheduler, Redis "
+            "and Postgres take their share of the machine while a /track round runs (the "
+            f"table below): the web workers got {share['track']['web workers']}% of a core "
+            f"where the bare route's got {share['bare']['web workers']}%, though a /track "
+            f"request cost its worker {track['web workers']} us against the bare route's "
+            f"{bare['web workers']}. For /track to match the bare route here, everything an "
+            "event costs (web, Redis, scheduler, Postgres) would have to fit in what the bare "
+            "request costs its worker alone. Tried and left: two script calls on their way at "
+            "once per worker (`track_batches_in_flight`), four interleaved rounds each: 6,602 "
+            "against 6,234 req/s, inside the rounds' spread (5,520-6,753)."),
+        *note(
+            f"CPU per accepted event, {ingest['cpu_us_per_event_whole_system']} us here "
+            f"(web workers {track['web workers']}, Redis {track['redis-server']}, scheduler "
+            f"{track['scheduler']}, Postgres {track['postgres']}), moves with the machine more "
+            "than with the code: the bare route's worker, whose code never changes, spent "
+            f"{bare['web workers']} us a request in this run, against 163 at 09:36 and 481 at "
+            "06:21 on 2026-11-30, when the whole system took 294 and 1,085-1,251 us an event. "
+            "What the drain costs is measured apart from the machine's load, old code against "
+            "new, in the section \"Drain\" below. The web workers are "
+            f"{round(100 * track['web workers'] / ingest['cpu_us_per_event_whole_system'])}% "
+            "of it; their profile "
+            "(`bench/results/profile-track-c32.txt`) is mostly the two socket writes of each "
+            "request (the answer, and its share of the batch's script call)."),
+    ]
 
 
 def persistence_section(results: dict) -> list[str]:
@@ -176,6 +219,18 @@ def insights_of(results: dict) -> dict | None:
     if found is None and INSIGHTS.exists():
         found = json.loads(INSIGHTS.read_text())
     return found if found and "spans" in found["results"][0] else None
+
+
+def uncached_p99s(results: dict) -> str:
+    """The p99 of the 30-day `/stats` and `/breakdown/page` with every request reading
+    Postgres."""
+    found = insights_of(results)
+    if not found:
+        return "not measured"
+    p99 = {r["read"]: r["uncached"]["p99_ms"] for r in found["results"] if "uncached" in r}
+    return " and ".join(f"{p99[read]} ms" for read in ("stats?period=30d",
+                                                       "breakdown/page?period=30d")
+                        if read in p99) or "not measured"
 
 
 def insights_targets(results: dict) -> list[list]:
@@ -359,37 +414,20 @@ def render(results: dict) -> str:
         "",
         "Where a target is missed, why:",
         "",
-        "- `/track` against the bare route: each /track round is followed by the scheduler",
-        "  settling its events (drained into Postgres, counters flushed), billed to the",
-        "  round's requests; the bare rounds start settled. On 2 cores the scheduler, Redis",
-        "  and Postgres take their share of the machine while a /track round runs (the table",
-        "  below): the web workers get about 93% of a core where the bare route's get 160%,",
-        "  though a /track request costs its worker less CPU than a bare one (143 against 163",
-        "  us at 09:36). For /track to match the bare route here, everything an event costs",
-        "  (web, Redis, scheduler, Postgres) would have to fit in what the bare request costs",
-        "  its worker alone. Tried and left: two script calls on their way at once per worker",
-        "  (`track_batches_in_flight`), four interleaved rounds each: 6,602 against 6,234",
-        "  req/s, inside the rounds' spread (5,520-6,753).",
-        "- CPU per accepted event moves with the machine more than with the code: the bare",
-        "  route's worker spent 163 us per request at 09:36, 481 at 06:21, 372 at 03:14 and",
-        "  160 at 00:30 on the same code path, and the whole system 294 us per event at 09:36",
-        "  against 1,085-1,251 at 06:21-06:59. Between 06:21 and 09:36 the scheduler's flush",
-        "  also stopped claiming again until nothing was dirty (`rollups/flush.py`): the",
-        "  scheduler's share per event fell from 283 to 42 us and Postgres's from 227 to 52,",
-        "  more than the machine's 3x, Redis's (163 to 57) with it. The web workers, at about the",
-        "  bare route's cost per request, are half of what is left; their profile",
-        "  (`bench/results/profile-track-c32.txt`) is mostly the two socket writes of each",
-        "  request (the answer, and its share of the batch's script call).",
-        "- The flush of 10,000 tenant-days (`bench/flush.py`) moves with the machine too: 0.80",
-        "  s at 09:36, 2.15 s at 06:21, 0.88 s at 00:30.",
-        "- 30-day reads: a dashboard's repeated read comes from its process under the tenant's",
-        "  rollups generation (`app/http/reads.py`), renewed by each drain and flush of the",
-        "  tenant's events, and the requests that miss together after a renewal share one",
-        "  read; the target rows measure that, with the generation renewed every second. With",
-        "  every request reading Postgres (\"uncached\" in the insights section) the p99 at c=8",
-        "  held at 09:36 (16.8 and 26.9 ms) and missed at 06:21 on a machine 3x slower (59 and",
-        "  71 ms): a 30-day `/breakdown/page` sums 2,000 rows of the cap's 1,000 pages and",
-        "  ranks them, and eight at once share two cores with the handler.",
+        *ingest_notes(ingest),
+        *note("The flush of 10,000 tenant-days (`bench/flush.py`) moves with the machine too: "
+              + next((f"{r['flush_s']} s here, " for r in flush if r["tenant_days"] == 10_000),
+                     "")
+              + "0.80 s at 09:36 and 2.15 s at 06:21 on 2026-11-30."),
+        *note("30-day reads: a dashboard's repeated read comes from its process under the "
+              "tenant's rollups generation (`app/http/reads.py`), renewed by each drain and "
+              "flush of the tenant's events, and the requests that miss together after a "
+              "renewal share one read; the target rows measure that, with the generation "
+              "renewed every second. With every request reading Postgres (\"uncached\" in "
+              "the insights section) the p99 at c=8 was " + uncached_p99s(results) + " here, "
+              "16.8 and 26.9 ms at 09:36 on 2026-11-30, and 59 and 71 ms at 06:21 on a "
+              "machine 3x slower: a 30-day `/breakdown/page` sums 2,000 rows of the cap's 1,000 "
+              "pages and ranks them, and eight at once share two cores with the handler."),
         "- Live delay: each tenant's snapshots come from a token bucket (two at once, then four",
         "  a second), so a lone event, or two close together, go out at once and only a",
         "  sustained burst is paced. The worst case below, 500 sockets on ONE tenant with events",
@@ -489,10 +527,11 @@ def render(results: dict) -> str:
 
 
 def kept_sections(doc: str) -> str:
-    """The "## Soak" section of the current page (filled in by hand from `make soak`), kept
-    as it is when the rest of the page is rewritten."""
+    """The sections of the current page filled in by hand ("## Drain" from `bench/drain.py`
+    run against the code before, "## Soak" from `make soak`), kept as they are when the
+    rest of the page is rewritten."""
     kept = ""
-    for title in ("Soak",):
+    for title in ("Drain", "Soak"):
         match = re.search(rf"^## {title}\b.*?(?=^## |\Z)", doc, re.S | re.M)
         kept += match[0].rstrip("\n") + "\n\n" if match else ""
     return kept

@@ -1,7 +1,7 @@
 -- The rollups the scheduler writes on every pass keep no foreign key to tenants, as `events`
 -- and `breakdown_visitors` never had one: its check read and share-locked the tenant's row
--- for each row written, seven breakdown rows an event, about a third of the drain's
--- Postgres time (bench/drain.py). The drain and the flush count only tenants that exist
+-- for each row written (several breakdown rows an event): about 30% of the drain's Postgres
+-- time (bench/drain.py). The drain and the flush count only tenants that exist
 -- (rollups/breakdowns.py, rollups/flush.py), and tenant ids are never reused; a tenant
 -- deleted by hand still takes these rows along, by the trigger below instead of a cascade.
 ALTER TABLE daily_rollups DROP CONSTRAINT daily_rollups_tenant_id_fkey;

@@ -37,12 +37,14 @@ import time
 from pathlib import Path
 
 import asyncpg
+from redis.asyncio import Redis
 
 from app.accounts.tenants import create_tenant
 from app.accounts.tokens import create_token
 from app.factory import create_app
 from app.ops.migrate import migrate
 from app.settings import Settings
+from bench.stack import drop_scratch
 from realtime.event_types import COUNTERS
 from realtime.generations import renew_rollups
 from rollups.cache import GenerationCache
@@ -50,7 +52,6 @@ from rollups.dimensions import DIMENSIONS, OTHER
 from rollups.periods import closed_parts
 from rollups.spans import build
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DAYS = 30
 EVENTS_PER_DAY = 100 * 60 * 24
 OTHER_VALUES = 8  # values a day of each dimension but the page
@@ -183,10 +184,13 @@ async def main(requests: int, visitors: int, rounds: int = 2) -> dict:
                     finally:
                         renewer.cancel()
     finally:
-        admin = await asyncpg.connect(ADMIN)
-        await admin.execute(f'DROP DATABASE IF EXISTS "analytics_bench_insights_{run}" '
-                            "WITH (FORCE)")
-        await admin.close()
+        # Its keys too (the day's salts, the tenant's generations), not only its database.
+        redis = Redis.from_url(settings.redis_url)
+        try:
+            await drop_scratch(redis, f"{settings.key_prefix}*",
+                               f"analytics_bench_insights_{run}")
+        finally:
+            await redis.aclose()
 
     def median(measured: list[dict]) -> dict:
         return {key: round(statistics.median(m[key] for m in measured), 2)

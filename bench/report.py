@@ -428,23 +428,25 @@ def render(results: dict) -> str:
               "16.8 and 26.9 ms at 09:36 on 2026-11-30, and 59 and 71 ms at 06:21 on a "
               "machine 3x slower: a 30-day `/breakdown/page` sums 2,000 rows of the cap's 1,000 "
               "pages and ranks them, and eight at once share two cores with the handler."),
-        "- Live delay: each tenant's snapshots come from a token bucket (two at once, then four",
-        "  a second), so a lone event, or two close together, go out at once and only a",
-        "  sustained burst is paced. The worst case below, 500 sockets on ONE tenant with events",
-        "  paced to land inside the bucket's refill, shows the pacing (p99 about 250 ms); the",
-        "  target's setting spreads the sockets over 50 tenants while `bench/loadgen.py` sends",
-        "  half the peak `/track` rate (of the same run) over all 10,000 tenants.",
-        "- Idle websockets: the live socket is served ahead of Quart",
-        "  (`app/http/live_fastpath.py`, one credential check shared with Quart's routes in",
-        "  `app/http/auth.py`) by a subclass of uvicorn's websockets-sansio protocol that drops",
-        "  the handshake's request and response once open and keeps a list and a flag instead",
-        "  of an asyncio.Queue and Event (`app/http/ws_protocol.py`); permessage-deflate is",
-        "  declined (two zlib contexts a socket). What is left (tracemalloc, 1,000 sockets,",
-        "  about 15 KB each): uvicorn's protocol object, its keepalive timer, websockets'",
-        "  connection and reader, the server's task and the scope (about 5 KB); the socket's",
-        "  own frames, its reader task, the heartbeat's timeout and the recheck timer (about",
-        "  3 KB); the fast path's frame and the credentials read (1.4 KB); uvloop's transport",
-        "  (1.3 KB). The other uvicorn options (table below) run uvicorn's stock protocols.",
+        *note("Live delay: each tenant's snapshots come from a token bucket (two at once, then "
+              "four a second), so a lone event, or two close together, go out at once and only "
+              "a sustained burst is paced. The worst case below, 500 sockets on ONE tenant with"
+              " events paced to land inside the bucket's refill, shows the pacing (p99 about "
+              "250 ms); the target's setting spreads the sockets over 50 tenants while "
+              "`bench/loadgen.py` sends half the peak `/track` rate (of the same run) over all "
+              "10,000 tenants."),
+        *note("Idle websockets: the live socket is served ahead of Quart "
+              "(`app/http/live_fastpath.py`, one credential check shared with Quart's routes in"
+              " `app/http/auth.py`) by a subclass of uvicorn's websockets-sansio protocol that "
+              "drops the handshake's request and response once open and keeps a list and a flag"
+              " instead of an asyncio.Queue and Event (`app/http/ws_protocol.py`); "
+              "permessage-deflate is declined (two zlib contexts a socket). What is left "
+              "(tracemalloc, 1,000 sockets, about 15 KB each): uvicorn's protocol object, its "
+              "keepalive timer, websockets' connection and reader, the server's task and the "
+              "scope (about 5 KB); the socket's own frames, its reader task, the heartbeat's "
+              "timeout and the recheck timer (about 3 KB); the fast path's frame and the "
+              "credentials read (1.4 KB); uvloop's transport (1.3 KB). The other uvicorn "
+              "options (table below) run uvicorn's stock protocols."),
         "",
         *consecutive_section(),
         "## Ingest (`POST /api/analytics/track`, 10,000 tenants, 100,000 visitors)",

@@ -7,13 +7,12 @@ import contextlib
 import logging
 
 from quart import Quart, Response
-from quart_auth import QuartAuth
 from quart_schema import QuartSchema
 
-from app.accounts.sessions import SESSION_LIFETIME
+from app.accounts.sessions import SESSION_COOKIE, SESSION_LIFETIME
 from app.clients import Clients
 from app.heap import long_lived
-from app.http import csrf, errors, ids
+from app.http import auth, csrf, errors, ids
 from app.http.fastpath import TrackFastPath
 from app.http.headers import security_headers
 from app.http.live_fastpath import LiveFastPath
@@ -49,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        QUART_AUTH_COOKIE_NAME=SESSION_COOKIE,
         QUART_AUTH_COOKIE_SECURE=settings.production,
         QUART_AUTH_COOKIE_SAMESITE="Lax",
         QUART_AUTH_COOKIE_HTTP_ONLY=True,
@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         info={"title": "Landing analytics", "version": "1.0"},
         security_schemes={
             "bearer": {"type": "http", "scheme": "bearer"},
-            "session": {"type": "apiKey", "in_": "cookie", "name": "QUART_AUTH"},
+            "session": {"type": "apiKey", "in_": "cookie", "name": SESSION_COOKIE},
         },
         openapi_provider_class=OpenAPI,
         # Their pages load unpinned scripts from CDNs: /docs is ours (app.routes.docs).
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         redoc_ui_path=None,
         scalar_ui_path=None,
     )
-    QuartAuth(app)
+    auth.init_session_auth(app)
     errors.register(app)
     csrf.init_app(app, exempt_blueprints=[track.blueprint.name])
     breakdowns.register_converters(app)

@@ -15,6 +15,8 @@ from app.accounts.throttle import LoginThrottle
 from app.accounts.users import User, check_password_of, find_account
 
 SESSION_LIFETIME = dt.timedelta(days=14)
+# The cookie that carries a session (quart-auth signs it); the one name of it everywhere.
+SESSION_COOKIE = "QUART_AUTH"
 
 
 @dataclass(frozen=True)

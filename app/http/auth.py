@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from quart import Quart, current_app, has_websocket_context, request, websocket
-from quart_auth.globals import _find_extension
+from quart_auth import QuartAuth
 from werkzeug.http import parse_cookie
 from werkzeug.sansio.utils import get_host
 
 from app.accounts.hashed import digest
-from app.accounts.sessions import session_user
+from app.accounts.sessions import SESSION_COOKIE, session_user
 from app.accounts.shares import SHARE_PREFIX, verify_share
 from app.accounts.tokens import LAST_USED_RESOLUTION, PLATFORM, verify_token
 from app.http.errors import APIError, store_call
@@ -88,7 +88,7 @@ class Presented:
         return cls(
             authorization=connection.headers.get("Authorization"),
             share=websocket.args.get("share") if socket else None,
-            cookie=connection.cookies.get(_find_extension(app).cookie_name),
+            cookie=connection.cookies.get(SESSION_COOKIE),
             socket=socket,
             origin=connection.headers.get("Origin") if socket else None,
             host=connection.host if socket else "",
@@ -106,11 +106,20 @@ class Presented:
         return cls(
             authorization=headers.get(b"authorization"),
             share=query["share"][0] if "share" in query else None,
-            cookie=parse_cookie(cookie).get(_find_extension(app).cookie_name) if cookie else None,
+            cookie=parse_cookie(cookie).get(SESSION_COOKIE) if cookie else None,
             socket=True,
             origin=headers.get(b"origin"),
             host=get_host(scope["scheme"], headers.get(b"host"), scope.get("server")),
         )
+
+
+_SESSION_AUTH = "session_auth"  # where the app keeps its QuartAuth
+
+
+def init_session_auth(app: Quart) -> None:
+    """quart-auth's sessions, under the cookie the config names (SESSION_COOKIE); their
+    cookie is checked by `authenticate`."""
+    app.extensions[_SESSION_AUTH] = QuartAuth(app)
 
 
 _SOCKET_HEADERS = frozenset({b"authorization", b"cookie", b"origin", b"host"})
@@ -178,7 +187,7 @@ async def _authenticate(app: Quart, svc: Services, presented: Presented,
     if presented.cookie is None or (presented.socket and not _same_origin(svc, presented)):
         return None
     # quart-auth's own check of the cookie's signature and age (SECRET_KEY and fallbacks)
-    session_id = _find_extension(app).load_token(presented.cookie, app)
+    session_id = app.extensions[_SESSION_AUTH].load_token(presented.cookie, app)
     if session_id is None:
         return None
     found = await session_user(svc.pool, session_id, _now(svc))

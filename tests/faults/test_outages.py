@@ -42,7 +42,6 @@ from tests.support.outages import (
     added,
     assert_gets_match,
     at_least,
-    caught_up,
     counts,
     exactly,
     outage_settings,
@@ -53,6 +52,7 @@ from tests.support.outages import (
     tenants_with_tokens,
     trickle,
     utc_day,
+    warmed_up,
 )
 from tests.support.polling import eventually
 from tests.support.servers import (
@@ -91,12 +91,8 @@ async def test_redis_stopped_for_30_s_under_load(settings, database, pool):
         async with web_server(cfg) as web, Readings(web.http, tokens) as readings:
             dashboards = [await Dashboard.open(web.ws, t, tokens[t]) for t in tenants]
             async with Load(web.http, tenants) as load:
-                await asyncio.sleep(5)
-
-                # Flushed right before the stop: everything accepted until `mark` is stored.
-                mark = time.monotonic()
-                flushed = load.accepted(lambda a: a.ended < mark)
-                await caught_up(dsn, tenants, flushed, 30, "the scheduler stores the warm-up")
+                # Flushed right before the stop: everything accepted so far is stored.
+                flushed = await warmed_up(dsn, tenants, load)
                 stop_began = time.monotonic()
                 own.stop()
                 stopped = time.monotonic()
@@ -172,7 +168,7 @@ async def test_redis_stopped_for_30_s_under_load(settings, database, pool):
             lost = sum(old[t]["events"] - at_stop[t]["events"] for t in tenants)
             print(f"\n{len(load.accepted())} of {len(load.attempts)} events accepted; {lost} "
                   "accepted before the stop and not yet flushed went with Redis (all of them "
-                  f"from the last {stop_began - mark:.1f} s before it)")
+                  f"from the last {stop_began - max(a.ended for a in flushed):.1f} s before it)")
     finally:
         for d in dashboards:
             await d.aclose()
@@ -204,10 +200,7 @@ async def test_postgres_stopped_for_60_s_under_load(settings, redis, own_postgre
     try:
         async with web_server(cfg) as web, Readings(web.http, tokens) as readings:
             async with Load(web.http, tenants) as load:
-                await asyncio.sleep(5)
-                mark = time.monotonic()
-                await caught_up(dsn, tenants, load.accepted(lambda a: a.ended < mark), 30,
-                                "the scheduler stores the warm-up")
+                await warmed_up(dsn, tenants, load)
 
                 stop_began = time.monotonic()
                 own_postgres.stop()  # a clean shutdown: the scheduler may fail before it ends

@@ -53,6 +53,7 @@ from tests.support.outages import (
     rollups,
     stored_seqs,
     tenants_with_tokens,
+    warmed_up,
 )
 from tests.support.polling import eventually as until
 from tests.support.servers import REDIS_CONF, ROOT, RedisServer, run_cli, start_process, web_server
@@ -189,10 +190,7 @@ async def test_redis_sigkilled_under_load(settings, database, pool, persistence,
     try:
         async with web_server(cfg) as web, Readings(web.http, tokens) as readings:
             async with Load(web.http, tenants) as load:
-                await asyncio.sleep(5)
-                mark = time.monotonic()
-                await caught_up(dsn, tenants, load.accepted(lambda a: a.ended < mark), 30,
-                                "the scheduler stores the warm-up")
+                await warmed_up(dsn, tenants, load)
                 # The kill comes when Redis holds events accepted well before the loss
                 # window that no drain has stored yet, and well before the next drain: a
                 # Redis that restarts empty must lose them, one that persists must not.
@@ -260,10 +258,7 @@ async def test_redis_sigkilled_holding_a_backlog_while_postgres_is_down(
     try:
         async with web_server(cfg) as web, Readings(web.http, tokens) as readings:
             async with Load(web.http, tenants) as load:
-                await asyncio.sleep(5)
-                mark = time.monotonic()
-                await caught_up(dsn, tenants, load.accepted(lambda a: a.ended < mark), 30,
-                                "the scheduler stores the warm-up")
+                await warmed_up(dsn, tenants, load)
                 own_postgres.stop()
                 stopped = time.monotonic()
                 await asyncio.sleep(backlog_seconds)

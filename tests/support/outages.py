@@ -200,6 +200,16 @@ async def caught_up(dsn: str, tenants: list[int], attempts: list[Attempt],
     await eventually(done, timeout, interval=0.5, what=what)
 
 
+async def warmed_up(dsn: str, tenants: list[int], load: Load) -> list[Attempt]:
+    """Five seconds of `load`, then waits until the scheduler has stored every event accepted
+    in them; returns those."""
+    await asyncio.sleep(5)
+    mark = time.monotonic()
+    stored = load.accepted(lambda a: a.ended < mark)
+    await caught_up(dsn, tenants, stored, 30, "the scheduler stores the warm-up")
+    return stored
+
+
 async def exactly(dsn: str, tenants: list[int], want: dict[int, dict[str, int]],
                   timeout: float, what: str) -> dict[int, dict[str, int]]:
     """Waits until the rollups reach `want`, failing at once should they pass it."""

@@ -123,7 +123,7 @@ async def one_round(events: int, tenant_count: int, visitors: int, mode: str,
         # A scheduler that has run a while: its parsers loaded (ua-parser compiles its rules
         # on first use), its statements prepared, its temporary tables made.
         await buffer(WARM_UP)
-        assert await drain_all(redis, pool, keys, consumer="bench",
+        assert await drain_all(redis, pool, keys, scripts, consumer="bench",
                                locking=Locking.WAIT) == WARM_UP
         await buffer(events)
 
@@ -136,7 +136,7 @@ async def one_round(events: int, tenant_count: int, visitors: int, mode: str,
         ours, shared = postgres_pids(database)
         pg0, shared0, own0 = cpu_of(ours), cpu_of(shared), time.process_time()
         started = time.perf_counter()
-        moved = await drain_all(redis, pool, keys, consumer="bench", locking=Locking.WAIT)
+        moved = await drain_all(redis, pool, keys, scripts, consumer="bench", locking=Locking.WAIT)
         seconds = time.perf_counter() - started
         own = time.process_time() - own0
         ours, _ = postgres_pids(database)  # the pool may have opened more

@@ -102,7 +102,7 @@ async def one_round(size: int, events_per_day: int) -> dict:
 
         r0, p0 = RoundTrips.snapshot()
         started = time.perf_counter()
-        events = await drain_all(redis, pool, keys, consumer="bench", locking=Locking.WAIT)
+        events = await drain_all(redis, pool, keys, scripts, consumer="bench", locking=Locking.WAIT)
         drain_seconds = time.perf_counter() - started
         r1, p1 = RoundTrips.snapshot()
         started = time.perf_counter()

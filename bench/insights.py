@@ -134,7 +134,7 @@ class NeverShared(dict):
 
 async def renewing(svc, tenant_id: int, every: float = 1.0) -> None:
     while True:
-        await renew_rollups(svc.redis, svc.keys, [tenant_id])
+        await renew_rollups(svc.scripts, svc.keys, [tenant_id])
         await asyncio.sleep(every)
 
 

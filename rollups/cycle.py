@@ -21,7 +21,7 @@ async def drain_and_flush(redis: Redis, pool: asyncpg.Pool, keys: Keys, scripts:
                           known_months: set[dt.date] | None = None,
                           fault: Fault = no_fault) -> tuple[int, int]:
     """Stores the buffered raw events, then flushes the counters: (events, tenant-days)."""
-    events = await drain_all(redis, pool, keys, consumer=consumer, locking=locking,
+    events = await drain_all(redis, pool, keys, scripts, consumer=consumer, locking=locking,
                              known_months=known_months, fault=fault)
     rollups = await flush_all(redis, pool, keys, scripts, locking=locking, fault=fault)
     return events, rollups

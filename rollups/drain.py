@@ -29,6 +29,7 @@ from redis.exceptions import ResponseError
 from realtime import keys as k
 from realtime import stream
 from realtime.generations import renew_rollups
+from realtime.scripts import Scripts
 from rollups import breakdowns
 from rollups.faults import Fault, no_fault
 from rollups.locks import Locking, shard_lock
@@ -164,10 +165,10 @@ async def ensure_group(redis: Redis, keys: k.Keys, shard: int) -> None:
             raise
 
 
-async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, shard: int, *,
-                      consumer: str, batch_size: int = BATCH_SIZE, locking: Locking = Locking.TRY,
-                      known_months: set[dt.date] | None = None, fault: Fault = no_fault,
-                      reclaim_idle_ms: int = RECLAIM_IDLE_MS,
+async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: Scripts,
+                      shard: int, *, consumer: str, batch_size: int = BATCH_SIZE,
+                      locking: Locking = Locking.TRY, known_months: set[dt.date] | None = None,
+                      fault: Fault = no_fault, reclaim_idle_ms: int = RECLAIM_IDLE_MS,
                       breakdown_cap: int = breakdowns.DEFAULT_CAP) -> int:
     """Moves the shard's buffered events into Postgres; returns how many were inserted."""
     known_months = set() if known_months is None else known_months
@@ -197,7 +198,7 @@ async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, shard: int
             except asyncpg.DataError:
                 moved += await _insert_one_by_one(conn, records, fault, breakdown_cap)
             fault("inserted")
-            await renew_rollups(redis, keys, {record[1] for record in records})
+            await renew_rollups(scripts, keys, {record[1] for record in records})
             ids = [entry_id for entry_id, _ in entries]
             # Pipelined, so both reach Redis together; were the delete lost, the entry would
             # only linger in the stream, never be stored twice.
@@ -209,8 +210,8 @@ async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, shard: int
                 return moved
 
 
-async def drain_all(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, *, consumer: str,
-                    batch_size: int = BATCH_SIZE, locking: Locking = Locking.TRY,
+async def drain_all(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: Scripts, *,
+                    consumer: str, batch_size: int = BATCH_SIZE, locking: Locking = Locking.TRY,
                     known_months: set[dt.date] | None = None, fault: Fault = no_fault,
                     reclaim_idle_ms: int = RECLAIM_IDLE_MS,
                     breakdown_cap: int = breakdowns.DEFAULT_CAP,
@@ -223,8 +224,8 @@ async def drain_all(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, *, consumer:
     async def drainer() -> None:
         while waiting:
             # Awaited first: `moved[0] += await ...` would read moved[0] before the await.
-            stored = await drain_shard(redis, pool, keys, waiting.pop(0), consumer=consumer,
-                                       batch_size=batch_size, locking=locking,
+            stored = await drain_shard(redis, pool, keys, scripts, waiting.pop(0),
+                                       consumer=consumer, batch_size=batch_size, locking=locking,
                                        known_months=known_months, fault=fault,
                                        reclaim_idle_ms=reclaim_idle_ms,
                                        breakdown_cap=breakdown_cap)

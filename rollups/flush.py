@@ -217,7 +217,7 @@ async def flush_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, fs: Script
             fault("merged")
             totals = await apply(conn, batch_id, batch)
             fault("applied")
-            await renew_rollups(redis, keys, (td.tenant_id for td in batch))
+            await renew_rollups(fs, keys, (td.tenant_id for td in batch))
             await reseed(keys, fs, totals)
             fault("reseeded")
             await fs.flush_done(keys=[keys.flush_batch(shard), keys.flush_id(shard)],

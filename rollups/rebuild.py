@@ -68,7 +68,8 @@ async def rebuild(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: Scrip
     async with pool.acquire() as conn, \
             shard_lock(conn, drain.LOCK_CLASS, shard, Locking.WAIT), \
             shard_lock(conn, flush.LOCK_CLASS, shard, Locking.WAIT):
-        await drain.drain_shard(redis, pool, keys, shard, consumer=consumer, locking=Locking.NONE)
+        await drain.drain_shard(redis, pool, keys, scripts, shard, consumer=consumer,
+                                locking=Locking.NONE)
         await flush.flush_shard(redis, pool, keys, scripts, shard, locking=Locking.NONE)
         async with conn.transaction():
             rows = [r for r in await conn.fetch(RECOUNT_SQL, tenant_id, timezone, start)
@@ -89,5 +90,5 @@ async def rebuild(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: Scrip
                     await breakdowns.count(conn, chunk, cap=breakdown_cap)
                     chunk = []
             await breakdowns.count(conn, chunk, cap=breakdown_cap)
-    await renew_rollups(redis, keys, [tenant_id])  # every process reads the new numbers
+    await renew_rollups(scripts, keys, [tenant_id])  # every process reads the new numbers
     return len(rows)

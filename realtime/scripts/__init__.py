@@ -28,6 +28,7 @@ class Scripts:
     reseed_totals: AsyncScript
     sketch_unions: AsyncScript
     live_snapshot: AsyncScript
+    renew_generations: AsyncScript
 
     @classmethod
     def load(cls, redis: Redis) -> Scripts:

@@ -200,11 +200,11 @@ async def test_breakdowns_asked_together_after_a_renewal_make_one_read(app, clie
     for _ in range(2):  # the generations start, the bearer token is confirmed
         await get_breakdown(client, tenant.id, headers, "page", period="7d")
     svc = app.extensions["analytics"]
-    await renew_rollups(svc.redis, svc.keys, [tenant.id])
+    await renew_rollups(svc.scripts, svc.keys, [tenant.id])
     with counting_queries(app) as one:
         await get_breakdown(client, tenant.id, headers, "page", period="7d")
     assert one.queries > 0
-    await renew_rollups(svc.redis, svc.keys, [tenant.id])
+    await renew_rollups(svc.scripts, svc.keys, [tenant.id])
     with counting_queries(app) as together:
         answers = await asyncio.gather(*(get_breakdown(client, tenant.id, headers, "page",
                                                        period="7d", limit=n)

@@ -34,7 +34,7 @@ async def test_two_shards_drain_at_once_and_every_event_is_stored_once(app, clie
         elif step == "inserted":
             between -= 1
 
-    stored = await drain_all(svc.redis, svc.pool, svc.keys, consumer=consumer_name(),
+    stored = await drain_all(svc.redis, svc.pool, svc.keys, svc.scripts, consumer=consumer_name(),
                              locking=Locking.WAIT, fault=fault)
     assert most >= 2
     for tenant in tenants.values():

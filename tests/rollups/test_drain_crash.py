@@ -43,8 +43,8 @@ async def test_a_crash_before_the_ack_leaves_the_entries_pending(app, client, po
         crash_at(step)(name)
 
     with pytest.raises(Crash):
-        await drain_shard(svc.redis, svc.pool, svc.keys, shard, consumer=consumer_name(),
-                          locking=Locking.WAIT, fault=fault)
+        await drain_shard(svc.redis, svc.pool, svc.keys, svc.scripts, shard,
+                          consumer=consumer_name(), locking=Locking.WAIT, fault=fault)
     assert fired[-1] == step
     # Nothing acknowledged: every entry is still pending in the group, and still in the stream.
     assert sent <= await pending(redis, keys, shard)
@@ -53,7 +53,7 @@ async def test_a_crash_before_the_ack_leaves_the_entries_pending(app, client, po
     assert len(await stored(pool, tenant.id)) == expected_rows
 
     # The next drain takes its own pending entries up and stores each exactly once.
-    await drain_shard(svc.redis, svc.pool, svc.keys, shard, consumer=consumer_name(),
+    await drain_shard(svc.redis, svc.pool, svc.keys, svc.scripts, shard, consumer=consumer_name(),
                       locking=Locking.WAIT)
     rows = await stored(pool, tenant.id)
     assert len(rows) == EVENTS

@@ -344,7 +344,7 @@ async def test_postgres_down_during_flush_loses_nothing(app, client, pool, clock
     svc = app.extensions["analytics"]
     dead = await make_pool("postgresql://postgres@127.0.0.1:1/nothing")
     with pytest.raises(OSError):
-        await drain_all(svc.redis, dead, svc.keys, consumer="tests")
+        await drain_all(svc.redis, dead, svc.keys, svc.scripts, consumer="tests")
     with pytest.raises(OSError):
         await flush_all(svc.redis, dead, svc.keys, svc.scripts)
     await dead.close()
@@ -442,9 +442,11 @@ async def test_entries_of_a_dead_consumer_are_claimed(app, client, pool, clock, 
     taken = await redis.xreadgroup(DRAIN_GROUP, "ghost-host", {keys.events(shard): ">"})
     assert sum(1 for _, f in taken[0][1] if orjson.loads(f[b"e"])["tenant"] == tenant.id) == 4
     svc = app.extensions["analytics"]
-    await drain_all(svc.redis, svc.pool, svc.keys, consumer="survivor", reclaim_idle_ms=60_000)
+    await drain_all(svc.redis, svc.pool, svc.keys, svc.scripts, consumer="survivor",
+                    reclaim_idle_ms=60_000)
     assert await pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", tenant.id) == 0
-    await drain_all(svc.redis, svc.pool, svc.keys, consumer="survivor", reclaim_idle_ms=0)
+    await drain_all(svc.redis, svc.pool, svc.keys, svc.scripts, consumer="survivor",
+                    reclaim_idle_ms=0)
     assert await pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", tenant.id) == 4
     pending = await redis.xpending(keys.events(shard), DRAIN_GROUP)
     assert pending["pending"] == 0

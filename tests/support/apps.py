@@ -48,7 +48,7 @@ def quart_view(app):
 async def drain(app, locking=None, **kwargs) -> int:
     """Drain every buffered raw event now, as the scheduler does; the events stored."""
     svc = app.extensions["analytics"]
-    return await drain_all(svc.redis, svc.pool, svc.keys, consumer=consumer_name(),
+    return await drain_all(svc.redis, svc.pool, svc.keys, svc.scripts, consumer=consumer_name(),
                            locking=locking or Locking.WAIT, **kwargs)
 
 

@@ -14,6 +14,8 @@ from app.accounts.shares import create_share
 from app.accounts.tenants import create_tenant
 from app.accounts.tokens import create_token, revoke_token
 from app.clients import STORE_ERRORS, make_redis
+from realtime.generations import renew_rollups
+from realtime.keys import GENERATION_TTL_SECONDS, SHARDS
 from rollups.rebuild import rebuild
 from tests.support.apps import counting_queries, drain, flush, serving_app
 from tests.support.http import bearer, login, track, visitor
@@ -222,3 +224,24 @@ async def test_a_rebuild_shows_in_the_next_read(app, client, pool, tenant, auth_
     await rebuild(svc.redis, svc.pool, svc.keys, svc.scripts, tenant.id, tenant.timezone,
                   today - dt.timedelta(days=1), "tests")
     assert (await read(client, tenant.id, auth_headers))["data"]["qr_scans"] == 2
+
+
+async def test_a_renewal_gives_every_tenant_named_a_new_generation(app, redis, keys, pool):
+    """Tenants of every shard, two of them in one, in one call: each gets a fresh rollups
+    generation that expires; a tenant not named keeps its own."""
+    svc = app.extensions["analytics"]
+    tenants = [(await create_tenant(pool, f"Renewed {n}")).id for n in range(SHARDS + 2)]
+    kept, renewed = tenants[0], tenants[1:]
+    assert {keys.shard_of(t) for t in renewed} == set(range(SHARDS))  # so one holds two
+    names = {t: keys.rollups_generation(t) for t in tenants}
+    for name in names.values():
+        await redis.set(name, b"old", ex=60)
+
+    await renew_rollups(svc.scripts, keys, [*renewed, renewed[0]])  # a repeat renews once
+
+    values = {t: await redis.get(names[t]) for t in tenants}
+    assert values[kept] == b"old"
+    assert all(values[t] not in (None, b"old") for t in renewed)
+    assert len({values[t] for t in renewed}) == len(renewed)  # each a value of its own
+    for t in renewed:
+        assert 60 < await redis.ttl(names[t]) <= GENERATION_TTL_SECONDS

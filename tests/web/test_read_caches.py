@@ -14,7 +14,7 @@ from app.accounts.shares import create_share
 from app.accounts.tenants import create_tenant
 from app.accounts.tokens import create_token, revoke_token
 from app.clients import STORE_ERRORS, make_redis
-from realtime.generations import renew_rollups
+from realtime import generations
 from realtime.keys import GENERATION_TTL_SECONDS, SHARDS
 from rollups.rebuild import rebuild
 from tests.support.apps import counting_queries, drain, flush, serving_app
@@ -226,9 +226,13 @@ async def test_a_rebuild_shows_in_the_next_read(app, client, pool, tenant, auth_
     assert (await read(client, tenant.id, auth_headers))["data"]["qr_scans"] == 2
 
 
-async def test_a_renewal_gives_every_tenant_named_a_new_generation(app, redis, keys, pool):
-    """Tenants of every shard, two of them in one, in one call: each gets a fresh rollups
-    generation that expires; a tenant not named keeps its own."""
+@pytest.mark.parametrize("chunk", [generations.RENEW_CHUNK, 1])
+async def test_a_renewal_gives_every_tenant_named_a_new_generation(app, redis, keys, pool,
+                                                                   monkeypatch, chunk):
+    """Tenants of every shard, two of them in one, in one call (and with script calls of one
+    tenant each): each gets a fresh rollups generation that expires; a tenant not named keeps
+    its own."""
+    monkeypatch.setattr(generations, "RENEW_CHUNK", chunk)
     svc = app.extensions["analytics"]
     tenants = [(await create_tenant(pool, f"Renewed {n}")).id for n in range(SHARDS + 2)]
     kept, renewed = tenants[0], tenants[1:]
@@ -237,7 +241,7 @@ async def test_a_renewal_gives_every_tenant_named_a_new_generation(app, redis, k
     for name in names.values():
         await redis.set(name, b"old", ex=60)
 
-    await renew_rollups(svc.scripts, keys, [*renewed, renewed[0]])  # a repeat renews once
+    await generations.renew_rollups(svc.scripts, keys, [*renewed, renewed[0]])  # once
 
     values = {t: await redis.get(names[t]) for t in tenants}
     assert values[kept] == b"old"

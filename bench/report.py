@@ -471,8 +471,9 @@ def render(results: dict) -> str:
                "flush Postgres queries"]),
         "",
         "Redis round trips grow by about two per 100 tenant-days: each sketch-merge and reseed "
-        "call takes at most 100, so none holds Redis long while `/track` waits (the claim stays "
-        "one call per batch of up to 5,000: a batch others can see must be complete); Postgres "
+        "call takes at most 100, and each renewal of the tenants' generations 250, so none "
+        "holds Redis long while `/track` waits (the claim stays one call per batch of up to "
+        "5,000: a batch others can see must be complete); Postgres "
         "queries grow with batches of 5,000 tenant-days per shard (16 shards). The time grows "
         "linearly with the work per row.",
         "",

@@ -81,7 +81,7 @@ class Presented:
     host: str = ""
 
     @classmethod
-    def of_quart(cls, app: Quart) -> Presented:
+    def of_quart(cls) -> Presented:
         """What the request or websocket of the current Quart context presents."""
         socket = has_websocket_context()
         connection = websocket if socket else request
@@ -95,7 +95,7 @@ class Presented:
         )
 
     @classmethod
-    def of_socket(cls, app: Quart, scope: dict) -> Presented:
+    def of_socket(cls, scope: dict) -> Presented:
         """What an ASGI websocket scope presents, read as Quart would read it."""
         headers: dict[bytes, str] = {}
         for name, value in scope["headers"]:  # the first of each, as Quart's .get() gives
@@ -143,7 +143,7 @@ def _asking() -> tuple[Quart, Services, Presented]:
     if outside is not None:
         return outside
     app = current_app._get_current_object()
-    return app, services(), Presented.of_quart(app)
+    return app, services(), Presented.of_quart()
 
 
 def _now(svc: Services) -> dt.datetime:

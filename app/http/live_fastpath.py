@@ -55,7 +55,7 @@ class LiveFastPath:
         feed = wants_feed(query["events"][0] if "events" in query else None)
         denials = "websocket.http.response" in (scope.get("extensions") or {})
         socket = _ASGISocket(receive, send)
-        with presenting(self.app, svc, Presented.of_socket(self.app, scope)):
+        with presenting(self.app, svc, Presented.of_socket(scope)):
             # Read once, never again: the server and the callables before this one hold the
             # same scope for the socket's life, so its copy of the headers goes.
             scope["headers"] = []

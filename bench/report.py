@@ -470,7 +470,9 @@ def render(results: dict) -> str:
               ["tenant-days", "events", "drain s", "flush s", "flush Redis round trips",
                "flush Postgres queries"]),
         "",
-        "Redis round trips grow by about two per 100 tenant-days: each sketch-merge and reseed "
+        "Redis round trips grow by about "
+        f"{flush[-1]['flush_redis_round_trips'] / flush[-1]['tenant_days'] * 100:.1f} per 100 "
+        "tenant-days: each sketch-merge and reseed "
         "call takes at most 100, and each renewal of the tenants' generations 250, so none "
         "holds Redis long while `/track` waits (the claim stays one call per batch of up to "
         "5,000: a batch others can see must be complete); Postgres "

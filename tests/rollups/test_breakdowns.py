@@ -18,6 +18,7 @@ import pytest
 
 from app.accounts.tenants import create_tenant
 from app.accounts.tokens import create_token
+from app.routes import breakdowns as breakdown_routes
 from realtime.generations import renew_rollups
 from realtime.geo import Countries
 from rollups import breakdowns, dimensions
@@ -192,7 +193,7 @@ async def test_a_drain_renews_the_breakdowns_processes_serve(app, client, pool, 
 
 
 async def test_breakdowns_asked_together_after_a_renewal_make_one_read(app, client, pool,
-                                                                       clock):
+                                                                       clock, monkeypatch):
     tenant, headers = await zoned_tenant(pool)
     clock.now = at("UTC", 2026, 9, 15, 12)
     await send(client, tenant.id, "pageview", {"path": "/a"}, agent=IPHONE, address=GB)
@@ -205,10 +206,29 @@ async def test_breakdowns_asked_together_after_a_renewal_make_one_read(app, clie
         await get_breakdown(client, tenant.id, headers, "page", period="7d")
     assert one.queries > 0
     await renew_rollups(svc.scripts, svc.keys, [tenant.id])
+    # The read waits until all six requests have looked in the cache, so they surely miss
+    # together: a read done before the last had looked would serve it from the cache, and
+    # reads that are not shared would go unseen.
+    looked, everyone_looked, look = 0, asyncio.Event(), svc.period_reads.get
+
+    def counted_look(key, generation):
+        nonlocal looked
+        looked += 1
+        if looked == 6:
+            everyone_looked.set()
+        return look(key, generation)
+
+    async def held_read(*args, **kwargs):
+        await asyncio.wait_for(everyone_looked.wait(), 10)
+        return await breakdowns.breakdown(*args, **kwargs)
+
+    monkeypatch.setattr(svc.period_reads, "get", counted_look)
+    monkeypatch.setattr(breakdown_routes, "breakdown", held_read)
     with counting_queries(app) as together:
         answers = await asyncio.gather(*(get_breakdown(client, tenant.id, headers, "page",
                                                        period="7d", limit=n)
                                          for n in range(1, 7)))
+    assert looked == 6
     assert together.queries == one.queries
     assert [rows(data) for data in answers] == [[("/a", 1, 1, 0)]] * 6
     assert not svc.rollup_reads_running

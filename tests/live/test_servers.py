@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 
 from app.accounts.tokens import create_token
 from tests.support.http import bearer
-from tests.support.servers import free_port, start_process, wait_for_port, web_server
+from tests.support.servers import free_port, start_process, wait_ready, web_server
 
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"}
 
@@ -101,7 +101,8 @@ async def test_analytics_serve_declines_per_message_deflate(settings, database, 
     port = free_port()
     web = start_process(settings, "serve", PORT=port, WEB_CONCURRENCY=1)
     try:
-        await asyncio.to_thread(wait_for_port, port)
+        # Ready, and this process: a port that another took meanwhile fails here, clearly.
+        await wait_ready(f"http://127.0.0.1:{port}", web)
         url = f"ws://127.0.0.1:{port}/api/analytics/{tenant.id}/live"
         async with connect(url, additional_headers=bearer(token), compression="deflate") as ws:
             assert "permessage-deflate" in ws.request.headers["Sec-WebSocket-Extensions"]
@@ -109,4 +110,4 @@ async def test_analytics_serve_declines_per_message_deflate(settings, database, 
             assert "Sec-WebSocket-Extensions" not in ws.response.headers
     finally:
         web.send_signal(signal.SIGTERM)
-        web.communicate(timeout=20)
+        print(web.communicate(timeout=20)[0])  # shown when the test fails

@@ -272,6 +272,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
     """The web process: uvicorn runs its own event loop, so this one is not async."""
     import uvicorn
 
+    from app.http.http_protocol import HTTP_PROTOCOL
     from app.http.ws_protocol import WS_PROTOCOL
     from app.logs import LOGGING
 
@@ -281,7 +282,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
         port=settings.port,
         workers=settings.web_concurrency,
         loop="uvloop",
-        http="httptools",
+        http=HTTP_PROTOCOL,  # httptools, each response in one write
         ws=WS_PROTOCOL,  # websockets-sansio, keeping less per socket
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_interval,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from app.http.http_protocol import HTTP_PROTOCOL
 from app.http.ws_protocol import WS_PROTOCOL
 from tests.support.polling import eventually
 
@@ -172,7 +173,7 @@ def uvicorn_command(port: int, asgi: str = "app.asgi:app") -> list[str]:
     # The options of `analytics serve`, on loopback.
     return [
         sys.executable, "-m", "uvicorn", asgi, "--host", "127.0.0.1",
-        "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+        "--port", str(port), "--loop", "uvloop", "--http", HTTP_PROTOCOL,
         "--ws", WS_PROTOCOL, "--ws-per-message-deflate", "false",
         "--log-level", "warning", "--no-server-header",
     ]
@@ -204,7 +205,7 @@ async def in_process_server(app, sock: socket.socket) -> AsyncIterator[None]:
     import uvicorn
 
     config = uvicorn.Config(app, ws=WS_PROTOCOL, ws_per_message_deflate=False,
-                            http="httptools", lifespan="on",
+                            http=HTTP_PROTOCOL, lifespan="on",
                             log_config=None, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -1,5 +1,5 @@
 """The framework floor: a bare Quart app answering what /track and GET summary answer,
-nothing else.
+nothing else, served as `analytics serve` serves ours (bench/stack.py).
 
 The summary's body is whatever bench/reads.py wrote to BENCH_SUMMARY_FILE (the real
 endpoint's answer for the bench tenant), read once at the first request.

@@ -81,7 +81,11 @@ def ingest_notes(ingest: dict) -> list[str]:
             "event costs (web, Redis, scheduler, Postgres) would have to fit in what the bare "
             "request costs its worker alone. Tried and left: two script calls on their way at "
             "once per worker (`track_batches_in_flight`), four interleaved rounds each: 6,602 "
-            "against 6,234 req/s, inside the rounds' spread (5,520-6,753)."),
+            "against 6,234 req/s, inside the rounds' spread (5,520-6,753); and five fewer "
+            "`redis.call`s an event in `track.lua` (a rate zset trimmed only past 32 entries, "
+            "TTLs set when a key is made, the dirty set joined with a new pending hash), four "
+            "interleaved rounds on 2026-11-30: Redis's CPU per event 55.7 against 54.9 us, "
+            "so Redis's share is the commands' own work and the socket, not the script's calls."),
         *note(
             f"CPU per accepted event, {ingest['cpu_us_per_event_whole_system']} us here "
             f"(web workers {track['web workers']}, Redis {track['redis-server']}, scheduler "
@@ -92,9 +96,17 @@ def ingest_notes(ingest: dict) -> list[str]:
             "What the drain costs is measured apart from the machine's load, old code against "
             "new, in the section \"Drain\" below. The web workers are "
             f"{round(100 * track['web workers'] / ingest['cpu_us_per_event_whole_system'])}% "
-            "of it; their profile "
-            "(`bench/results/profile-track-c32.txt`) is mostly the two socket writes of each "
-            "request (the answer, and its share of the batch's script call)."),
+            "of it. Their profile (`bench/results/profile-track-c32.txt`) counts wall-clock "
+            "samples: the answer's write wakes wrk, and the worker often loses its core right "
+            "there, which puts a quarter to a third of the samples in uvicorn's `send`. By CPU "
+            "(one worker, c=32, a probe stopping each request at a stage, three interleaved "
+            "rounds on 2026-11-30, a request cost 101-111 us in all): 36 us to read the "
+            "request and answer it with nothing done, 51 with the body validated and the "
+            "tenant looked up, and, timed inside the worker, 20 us more to prepare the event "
+            "(its country 6-7, the visitor's HMAC 4); the rest is the batch's script call. "
+            "Each answer now leaves in one write rather than two (`app/http/http_protocol.py`, "
+            "the bare route too): 7 us less a /track request, 108 against 101 us, four "
+            "interleaved rounds."),
     ]
 
 
@@ -380,8 +392,10 @@ def render(results: dict) -> str:
         "Measured by `make bench` (`python -m bench.run`, then `python -m bench.report` writes "
         "this page) on "
         f"{results['machine']['cores']} shared cores, {results['started']}. The real processes "
-        "run with production settings: the Procfile's `web` (uvicorn, uvloop, httptools, "
-        f"{results['machine']['workers_per_server']} workers), the `scheduler`, Redis and "
+        "run with production settings: the Procfile's `web` (uvicorn, uvloop, httptools "
+        "with each response in one write, `app/http/http_protocol.py`, "
+        f"{results['machine']['workers_per_server']} workers; the bare route is served the "
+        "same way), the `scheduler`, Redis and "
         "Postgres on the same machine as the load generator (wrk, one thread). Numbers drift "
         "20-30% between runs on these machines, so targets are ratios within one run, "
         "interleaved, median of the rounds.",
@@ -432,7 +446,7 @@ def render(results: dict) -> str:
               "scope (about 5 KB); the socket's own frames, its reader task, the heartbeat's "
               "timeout and the recheck timer (about 3 KB); the fast path's frame and the "
               "credentials read (1.4 KB); uvloop's transport (1.3 KB). The other uvicorn "
-              "options (table below) run uvicorn's stock protocols."),
+              "options (table below) run uvicorn's stock websocket protocols."),
         "",
         *consecutive_section(),
         "## Ingest (`POST /api/analytics/track`, 10,000 tenants, 100,000 visitors)",

@@ -33,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+from app.http.http_protocol import HTTP_PROTOCOL
 from bench.stack import BIN, RESULTS, Stack, cpu_seconds, rss_mb
 from realtime.event_types import QR_SCAN
 from tests.support.http import bearer
@@ -47,7 +48,7 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"  # httpx's own is coun
 def _uvicorn(ws: str, *options: str) -> list[str]:
     # `analytics serve`'s options but the websocket ones (app/ops/cli.py).
     return [sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1",
-            "--loop", "uvloop", "--http", "httptools", "--ws", ws, "--ws-max-size", "65536",
+            "--loop", "uvloop", "--http", HTTP_PROTOCOL, "--ws", ws, "--ws-max-size", "65536",
             "--log-level", "warning", "--no-server-header", "--no-proxy-headers", *options]
 
 

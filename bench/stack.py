@@ -21,6 +21,7 @@ from pathlib import Path
 
 import asyncpg
 
+from app.http.http_protocol import HTTP_PROTOCOL
 from tests.support.servers import ROOT, free_port, wait_for_port
 
 BIN = Path(sys.executable).parent
@@ -175,7 +176,7 @@ class Stack:
             port = free_port()
             self.start("bare", [sys.executable, "-m", "uvicorn", "bench.bare:app",
                                 "--host", "127.0.0.1", "--workers", str(self.workers),
-                                "--loop", "uvloop", "--http", "httptools",
+                                "--loop", "uvloop", "--http", HTTP_PROTOCOL,
                                 "--no-access-log", "--port", str(port)], port)
         self.start("scheduler", [str(BIN / "analytics"), "scheduler"])
         time.sleep(2)  # let every worker finish its startup

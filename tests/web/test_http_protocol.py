@@ -149,6 +149,16 @@ async def test_a_websocket_takes_the_connection_with_its_own_transport():
     assert accepted.startswith(b"HTTP/1.1 101 ")
 
 
+async def test_held_writes_go_out_before_the_end_of_the_stream():
+    transport = Recorded()
+    transport.write_eof = lambda: transport.calls.append(("eof", None))  # type: ignore[method-assign]
+    held = HeldWrites(transport, asyncio.get_running_loop())
+    held.write(b"last ")
+    held.write(b"words")
+    held.write_eof()
+    assert transport.calls == [("write", b"last words"), ("eof", None)]
+
+
 async def test_held_writes_are_dropped_by_an_abort_and_never_sent_to_a_closing_transport():
     transport = Recorded()
     transport.abort = lambda: transport.calls.append(("abort", None))  # type: ignore[method-assign]

@@ -20,22 +20,23 @@ HTTP_PROTOCOL = "app.http.http_protocol:OneWriteProtocol"
 class HeldWrites:
     """A transport's writes, held and sent together; everything else is the transport's."""
 
-    __slots__ = ("raw", "_held", "_loop", "_scheduled")
+    __slots__ = ("raw", "_held", "_loop", "_soon")
 
     def __init__(self, raw: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.raw = raw
         self._held: list[bytes] = []
         self._loop = loop
-        self._scheduled = False
+        self._soon: asyncio.Handle | None = None  # the flush at the loop's next turn
 
     def write(self, data: bytes) -> None:
         self._held.append(data)
-        if not self._scheduled:  # whatever nobody flushes goes out when the loop turns
-            self._scheduled = True
-            self._loop.call_soon(self.flush)
+        if self._soon is None:  # whatever nobody flushes goes out when the loop turns
+            self._soon = self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        self._scheduled = False
+        if self._soon is not None:  # a complete response: the loop has nothing left to do
+            self._soon.cancel()
+            self._soon = None
         if not self._held:
             return
         data = self._held[0] if len(self._held) == 1 else b"".join(self._held)

@@ -503,3 +503,54 @@ async def test_a_deleted_tenant_takes_its_rollups_along(app, client, pool, clock
     await pool.execute("DELETE FROM tenants WHERE id = $1", gone.id)
     assert await rows(gone.id) == (0, 0)
     assert await rows(kept.id) == before
+
+
+async def test_updated_rollups_keep_their_rows_on_their_pages(settings):
+    # Migration 0008: rows the scheduler updates on every pass leave room on their page, so
+    # an update writes no new index entry. In a database of its own, so that each table's
+    # first page holds this test's rows alone.
+    import asyncpg
+
+    from app.ops.migrate import migrate
+    from tests.support.settings import ADMIN_DSN
+
+    name = f"{settings.database_url.rsplit('/', 1)[1]}_pages"
+    dsn = settings.database_url.rsplit("/", 1)[0] + f"/{name}"
+    # Per table: rows 1..400 (several pages), the first of them, and an update as the
+    # scheduler makes them (counters, sketches, a visitor's values: no key column).
+    tables = {
+        "breakdown_rollups": (
+            "INSERT INTO breakdown_rollups (tenant_id, day, dimension, value, events) "
+            "SELECT 1, '2026-08-07', 'page', '/p' || g, 1 FROM generate_series(1, 400) g",
+            "value = '/p1'",
+            "events = events + 1, visitors = visitors + 1"),
+        "daily_rollups": (
+            "INSERT INTO daily_rollups (tenant_id, day, events) "
+            "SELECT 1, date '2020-01-01' + g, 1 FROM generate_series(1, 400) g",
+            "day = '2020-01-02'",
+            "events = events + 1, visitors_hll = '\\x00', updated_at = now()"),
+        "breakdown_visitors": (
+            "INSERT INTO breakdown_visitors (tenant_id, day, visitor, seen) "
+            "SELECT 1, '2026-08-07', int4send(g), ARRAY['4:page/p' || g] "
+            "FROM generate_series(1, 400) g",
+            "visitor = int4send(1)",
+            "seen = seen || '4:page/x'::text, lead = true"),
+    }
+    try:
+        await migrate(dsn)
+        conn = await asyncpg.connect(dsn)
+        try:
+            for table, (fill, first, change) in tables.items():
+                await conn.execute(fill)
+                page = f"SELECT (ctid::text::point)[0]::int FROM {table} WHERE {first}"
+                assert await conn.fetchval(page) == 0
+                assert await conn.fetchval(
+                    f"SELECT max((ctid::text::point)[0]) FROM {table}") >= 2
+                await conn.execute(f"UPDATE {table} SET {change} WHERE {first}")
+                assert await conn.fetchval(page) == 0, f"{table}: the update left its page"
+        finally:
+            await conn.close()
+    finally:
+        conn = await asyncpg.connect(ADMIN_DSN)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()

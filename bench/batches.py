@@ -77,6 +77,26 @@ def flame_summary(raw: list[Path], top: int = 40) -> str:
     return "\n".join(lines) + "\n"
 
 
+def spy_on(workers: list[int], seconds: int, into: Path) -> list[subprocess.Popen]:
+    """py-spy sampling each worker for `seconds`, its raw stacks written into `into`; wait
+    for the processes returned."""
+    return [subprocess.Popen(
+        [str(BIN / "py-spy"), "record", "--pid", str(worker), "--duration", str(seconds),
+         "--rate", "250", "--format", "raw", "--nonblocking", "--nolineno",
+         "--output", str(into / f"worker-{worker}.txt")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for worker in workers]
+
+
+def write_profile(name: str, what: str, raws: Path) -> str:
+    """The flame summary of the stacks `spy_on` wrote into `raws`, as bench/results/`name`;
+    returns its path from the repository's root."""
+    RESULTS.mkdir(exist_ok=True)
+    summary = RESULTS / name
+    summary.write_text(f"{what}, py-spy on every web worker\n\n"
+                       + flame_summary(sorted(raws.glob("worker-*.txt"))))
+    return str(summary.relative_to(ROOT))
+
+
 def measure(stack: Stack, wrk: str, connections: int, seconds: int,
             profile: bool = False) -> dict:
     """Batch sizes (and a profile) of a fresh `web` under wrk's /track load at `connections`."""
@@ -88,14 +108,7 @@ def measure(stack: Stack, wrk: str, connections: int, seconds: int,
         try:
             wait_for_port(port, timeout=30)
             time.sleep(2)
-            spies = []
-            if profile:
-                spies = [subprocess.Popen(
-                    [str(BIN / "py-spy"), "record", "--pid", str(worker), "--duration",
-                     str(seconds), "--rate", "250", "--format", "raw", "--nonblocking",
-                     "--nolineno", "--output", str(logs / f"worker-{worker}.txt")],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                    for worker in children(web.pid)]
+            spies = spy_on(children(web.pid), seconds, logs) if profile else []
             env = {"BENCH_TENANTS": str(stack.tenants), "BENCH_VISITORS": "100000",
                    "BENCH_FIRST_TENANT": str(stack.first_tenant)}
             load = run_wrk(wrk, f"http://127.0.0.1:{port}", ROOT / "bench" / "track.lua",
@@ -112,11 +125,8 @@ def measure(stack: Stack, wrk: str, connections: int, seconds: int,
                           ast.literal_eval(line.split(LOG_LINE, 1)[1]).items()})
     result = {"connections": connections, "load": load, "batches": distribution(sizes)}
     if profile:
-        RESULTS.mkdir(exist_ok=True)
-        summary = RESULTS / f"profile-track-c{connections}.txt"
-        summary.write_text(f"/track at c={connections}, {seconds} s, py-spy on every web "
-                           f"worker\n\n" + flame_summary(sorted(logs.glob("worker-*.txt"))))
-        result["profile"] = str(summary.relative_to(ROOT))
+        result["profile"] = write_profile(f"profile-track-c{connections}.txt",
+                                          f"/track at c={connections}, {seconds} s", logs)
     return result
 
 

@@ -4,6 +4,8 @@ same JSON, wrk at c=16, interleaved rounds, median.
 The bench tenant gets a full week of rollups, each day with its own visitor sketch (the
 read's worst case: seven sketches to union). The bare app (bench/bare.py) answers the bytes
 the real endpoint answered, so both send the same body; only the work behind it differs.
+One more run of the summary, with py-spy sampling the workers, writes its flame summary to
+bench/results/profile-summary-c16.txt.
 `make bench` runs it (bench/run.py); alone it writes bench/results/reads.json.
 
     .venv/bin/python -m bench.reads [--rounds 3] [--duration 10]
@@ -17,12 +19,15 @@ import datetime as dt
 import json
 import os
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import asyncpg
 import httpx
 
-from bench.stack import RESULTS, ROOT, Stack, ensure_wrk, run_wrk
+from bench.batches import spy_on, write_profile
+from bench.stack import RESULTS, ROOT, Stack, children, ensure_wrk, run_wrk
 from tests.support.http import bearer
 
 SCRIPT = ROOT / "bench" / "summary.lua"
@@ -85,6 +90,16 @@ async def measure(wrk: str, *, rounds: int, duration: int, connections: int = 16
                 server = "web" if name == "summary" else "bare"
                 runs[name].append(await asyncio.to_thread(
                     run_wrk, wrk, stack.url(server), SCRIPT, connections, duration, env))
+        # Where the workers' time goes, in one more run of the summary (not in the figures:
+        # sampling slows them).
+        raws = Path(tempfile.mkdtemp(prefix="bench-reads-"))
+        spies = spy_on(children(stack.processes["web"].pid), duration, raws)
+        await asyncio.to_thread(run_wrk, wrk, stack.url("web"), SCRIPT, connections, duration,
+                                env)
+        for spy in spies:
+            await asyncio.to_thread(spy.wait, duration + 30)
+        profile = write_profile(f"profile-summary-c{connections}.txt",
+                                f"GET summary at c={connections}, {duration} s", raws)
     finally:
         await stack.teardown()
         body_file.unlink(missing_ok=True)
@@ -92,7 +107,7 @@ async def measure(wrk: str, *, rounds: int, duration: int, connections: int = 16
     return {
         "started": started, "rounds": rounds, "seconds_per_run": duration,
         "connections": connections, "body_bytes": len(answer.content),
-        "runs": runs, "median": median,
+        "runs": runs, "median": median, "profile": profile,
         "ratio_rps": round(median["summary"]["rps"] / median["bare"]["rps"], 3),
     }
 

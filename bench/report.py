@@ -209,6 +209,8 @@ def summary_section(reads: dict | None) -> list[str]:
         "interleaved with runs of the caches on the same machine) every read took that path: "
         "0.077x, 0.094x and 0.093x of the bare route, p99 165, 145 and 138 ms.",
         "",
+        *([f"The workers' flame summary over one more run of the summary: "
+           f"`{reads['profile']}`.", ""] if reads.get("profile") else []),
     ]
 
 

@@ -19,7 +19,9 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -27,8 +29,9 @@ import orjson
 from websockets.asyncio.client import connect
 
 from app.accounts.tokens import create_token
+from bench.batches import spy_on, write_profile
 from bench.live_latency import summary as latency_summary
-from bench.stack import ROOT
+from bench.stack import ROOT, children
 from realtime.event_types import EVENT_TYPES, QR_SCAN
 from tests.support.http import bearer
 
@@ -44,7 +47,9 @@ def summary(seconds: list[float]) -> dict[str, float]:
 
 
 async def measure(stack, background_rps: float, *, sockets: int = 500, tenants: int = 50,
-                  probes: int = 300) -> dict:
+                  probes: int = 300, profile: str | None = None) -> dict:
+    """`profile` names the flame summary (bench/results/) of the web workers sampled while
+    the probes run; sampling slows them, so such a round is not one of the figures."""
     watched = list(range(stack.first_tenant, stack.first_tenant + tenants))
     conn = await asyncpg.connect(stack.env["DATABASE_URL"])
     try:
@@ -88,8 +93,12 @@ async def measure(stack, background_rps: float, *, sockets: int = 500, tenants: 
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     delays: list[float] = []
     lost = 0
+    spies, raws = [], Path(tempfile.mkdtemp(prefix="bench-live-"))
     try:
         await asyncio.sleep(3)  # the background reaches its pace
+        if profile:  # for about as long as the probes take (each waits PAUSE / 2 on average)
+            spies = spy_on(children(stack.processes["web"].pid), round(probes * PAUSE / 2),
+                           raws)
         body = {"event_type": QR_SCAN.name}
         async with httpx.AsyncClient(base_url=base) as http:
             for _ in range(probes):
@@ -123,7 +132,13 @@ async def measure(stack, background_rps: float, *, sockets: int = 500, tenants: 
         background.send_signal(signal.SIGINT)  # it stops and prints what it did
         out, _ = background.communicate(timeout=60)
     final = json.loads(out.strip().splitlines()[-1])
+    for spy in spies:
+        await asyncio.to_thread(spy.wait, probes * PAUSE + 30)
+    found = {"profile": write_profile(profile, f"live updates, {sockets} sockets on {tenants} "
+                                               f"tenants, ingest at {round(background_rps)} "
+                                               f"events/s", raws)} if profile else {}
     return {
+        **found,
         "sockets": sockets,
         "tenants": tenants,
         "probes": probes,

@@ -267,8 +267,19 @@ def target_rows(results: dict) -> list[list]:
         targets.STATS_30D: insight("stats?period=30d"),
         targets.BREAKDOWN_30D: insight("breakdown/page?period=30d"),
     }
-    return [[t.what, t.goal, details.get(t) or figure(t, results) or "not measured"]
-            for t in targets.TARGETS]
+    # The flame summaries behind the figures, where the run made one.
+    track_profile = next((run.get("profile") for run in results.get("batches", [])
+                          if run["connections"] == 32), None)
+    profiles = {targets.TRACK: track_profile, targets.CPU_PER_EVENT: track_profile,
+                targets.SUMMARY: summary and summary.get("profile"),
+                targets.SUMMARY_P99: summary and summary.get("profile"),
+                targets.LIVE: under_load.get("profile")}
+
+    def shown(t: targets.Target) -> str:
+        text = details.get(t) or figure(t, results) or "not measured"
+        return f"{text}; profile `{profiles[t]}`" if profiles.get(t) else text
+
+    return [[t.what, t.goal, shown(t)] for t in targets.TARGETS]
 
 
 def insights_section(results: dict) -> list[str]:

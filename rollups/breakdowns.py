@@ -18,6 +18,12 @@ A batch is counted by what its events have in common: the (dimension, value) key
 event depend only on its type, metadata, user agent, page and country (`keys_of`, cached),
 so events are tallied per tenant, day and those keys, and visitors per tenant, day and
 visitor, before any value is counted.
+
+The cap asks how many values each group (tenant, day, dimension) of the batch keeps. A
+drain does not ask again of a group it knows to be far enough below the cap (`Bounds`): it
+keeps, per shard, a number no smaller than each group's size, which holds while no one
+else counted into the shard's tenants since its last batch. Every count marks the shards it
+counts into as its own (`breakdown_writers`), so a drain learns that at its next batch.
 """
 
 from __future__ import annotations
@@ -25,14 +31,17 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import orjson
 
 from realtime.event_types import LEADS
+from realtime.keys import Keys
 from rollups import dimensions, spans
 from rollups.dimensions import OTHER, Event
 
@@ -46,6 +55,60 @@ TenantDay = tuple[int, dt.date]
 Visit = tuple[int, dt.date, bytes]  # tenant, day, visitor
 Fact = tuple[int, dt.date, str]  # tenant, day, key
 Kind = tuple[int, dt.date, tuple[str, ...]]  # tenant, day, the keys of an event
+Group = tuple[int, dt.date, str]  # tenant, day, dimension
+MAX_BOUNDS = 16_384  # groups a shard's bounds keep (about 150 bytes each)
+
+
+@dataclass
+class Bounds:
+    """What one drainer knows of a shard's groups between its batches: for each group, a
+    number no smaller than the values the group keeps (OTHER aside). They hold while the
+    shard's mark in `breakdown_writers` is still `writer`, the one its last committed batch
+    set: any other count into the shard's tenants sets another (`count`), and a drop in a
+    group's size (retention, a tenant deleted, a rebuild clearing days) leaves them upper
+    bounds still."""
+
+    shard: int
+    writer: uuid.UUID | None = None
+    sizes: dict[Group, int] = field(default_factory=dict)
+    # Set by a count, kept by `commit` once its transaction commits.
+    staged: tuple[uuid.UUID, dict[Group, int]] | None = None
+
+    def commit(self) -> None:
+        if self.staged is not None:
+            self.writer, self.sizes = self.staged
+            self.staged = None
+
+
+# The shards' marks, each row locked until the commit (so counts into a shard take turns);
+# then each shard is marked as counted into by `$2`. Two statements: in one, the locking read
+# would run after the upsert changed the row, and find no mark.
+MARKS_SQL = """
+SELECT shard, writer FROM breakdown_writers WHERE shard = ANY($1::integer[])
+ORDER BY shard FOR UPDATE
+"""
+MARK_SQL = """
+INSERT INTO breakdown_writers (shard, writer)
+SELECT shard, $2 FROM unnest($1::integer[]) AS shard ORDER BY shard
+ON CONFLICT (shard) DO UPDATE SET writer = excluded.writer
+"""
+
+
+async def _known_sizes(conn: asyncpg.Connection, tenant_ids: Iterable[int],
+                       bounds: Bounds | None) -> dict[Group, int]:
+    """Marks the shards of `tenant_ids` as this count's; the group sizes `bounds` knows,
+    when they still hold (else none)."""
+    shards = sorted({Keys.shard_of(tenant_id) for tenant_id in tenant_ids})
+    writer = uuid.uuid4()
+    previous = {r["shard"]: r["writer"] for r in await conn.fetch(MARKS_SQL, shards)}
+    await conn.execute(MARK_SQL, shards, writer)
+    if bounds is None:
+        return {}
+    held = (shards == [bounds.shard] and bounds.writer is not None
+            and previous.get(bounds.shard) == bounds.writer)
+    known = bounds.sizes if held else {}
+    bounds.staged = (writer, known)
+    return known
 
 
 def visitor_of(ip_hash: str, user_agent: str) -> bytes:
@@ -115,27 +178,24 @@ async def zones_of(conn: asyncpg.Connection, tenant_ids: set[int]) -> dict[int, 
 # first, as `rebuild` counts several batches in one transaction.
 STAGING_SQL = """
 CREATE TEMP TABLE IF NOT EXISTS breakdown_groups (
-    tenant_id bigint, day date, dimension text, new integer) ON COMMIT DELETE ROWS;
+    tenant_id bigint, day date, dimension text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS breakdown_staging
     (LIKE breakdown_rollups INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS visits_staging (
     tenant_id bigint, day date, visitor bytea, seen text, lead boolean) ON COMMIT DELETE ROWS;
 DELETE FROM breakdown_groups; DELETE FROM breakdown_staging; DELETE FROM visits_staging
 """
-GROUP_COLUMNS = ("tenant_id", "day", "dimension", "new")
-# The groups of the batch (tenant, day, dimension) that its values, were they all new, could
-# take past the cap: `new` is how many values of the group the batch holds, `size` how many
-# the group keeps already (OTHER aside), counted on the primary key, one range per group.
-# A correlated count, not a join: the temporary tables have no statistics, and joins planned
-# on none took up to a second a batch (nested loops over the batch's values).
-NEAR_CAP_SQL = """
-SELECT tenant_id, day, dimension, size
-FROM (SELECT g.tenant_id, g.day, g.dimension, g.new,
-             (SELECT count(*) FROM breakdown_rollups b
-              WHERE b.tenant_id = g.tenant_id AND b.dimension = g.dimension AND b.day = g.day
-                AND b.value <> $1) AS size
-      FROM breakdown_groups g) AS counted
-WHERE size + new > $2
+GROUP_COLUMNS = ("tenant_id", "day", "dimension")
+# How many values each group copied to `breakdown_groups` keeps already (OTHER aside),
+# counted on the primary key, one range per group. A correlated count, not a join: the
+# temporary tables have no statistics, and joins planned on none took up to a second a
+# batch (nested loops over the batch's values).
+SIZES_SQL = """
+SELECT g.tenant_id, g.day, g.dimension,
+       (SELECT count(*) FROM breakdown_rollups b
+        WHERE b.tenant_id = g.tenant_id AND b.dimension = g.dimension AND b.day = g.day
+          AND b.value <> $1) AS size
+FROM breakdown_groups g
 """
 # The values those groups keep (OTHER aside): at most the cap each.
 KEPT_SQL = """
@@ -198,24 +258,43 @@ def _columns(rows: Iterable[tuple], width: int) -> list[list]:
 
 
 async def _over_cap(conn: asyncpg.Connection, events: Iterable[tuple[int, dt.date, str]],
-                    cap: int) -> dict[tuple[int, dt.date, str], str]:
+                    cap: int, known: dict[Group, int]) -> tuple[dict[Fact, str], dict[Group, int]]:
     """For each (tenant, day, key) past the cap of its tenant, day and dimension, the key of
-    the dimension's OTHER; `events` in the order their values were first seen."""
-    candidates: dict[tuple[int, dt.date, str], list[str]] = defaultdict(list)
+    the dimension's OTHER; `events` in the order their values were first seen. Also, per
+    group of the batch, a bound on its size once the batch is counted. `known` holds bounds
+    on the groups' sizes now: a group whose bound leaves room for every value of the batch
+    is not counted."""
+    candidates: dict[Group, list[str]] = defaultdict(list)
     for tenant_id, day, of_key in events:
         dimension, value = pair(of_key)
         if value != OTHER:  # each key comes once, so each value once per group
             candidates[(tenant_id, day, dimension)].append(value)
+    after: dict[Group, int] = {}
+    unknown: dict[Group, list[str]] = {}
+    for group, values in candidates.items():
+        bound = known.get(group)
+        if bound is not None and bound + len(values) <= cap:
+            after[group] = bound + len(values)  # were they all new
+        else:
+            unknown[group] = values
+    if not unknown:
+        return {}, after
     await conn.copy_records_to_table(
         "breakdown_groups", columns=GROUP_COLUMNS,
-        records=[(*group, len(values)) for group, values in candidates.items()])
-    sizes = {(r[0], r[1], r[2]): r[3] for r in await conn.fetch(NEAR_CAP_SQL, OTHER, cap)}
+        records=list(unknown))
+    sizes: dict[Group, int] = {}
+    for r in await conn.fetch(SIZES_SQL, OTHER):
+        group, size = (r[0], r[1], r[2]), r[3]
+        if size + len(unknown[group]) > cap:
+            sizes[group] = size  # the batch's values could take it past the cap
+        else:
+            after[group] = size + len(unknown[group])
     if not sizes:
-        return {}  # every value fits
-    kept: dict[tuple[int, dt.date, str], set[str]] = defaultdict(set)
+        return {}, after  # every value fits
+    kept: dict[Group, set[str]] = defaultdict(set)
     for r in await conn.fetch(KEPT_SQL, *_columns(sizes, 3), OTHER):
         kept[(r[0], r[1], r[2])].add(r[3])
-    over: dict[tuple[int, dt.date, str], str] = {}
+    over: dict[Fact, str] = {}
     for group, size in sizes.items():
         tenant_id, day, dimension = group
         existing = kept[group]
@@ -226,7 +305,8 @@ async def _over_cap(conn: asyncpg.Connection, events: Iterable[tuple[int, dt.dat
                 size += 1
             else:
                 over[(tenant_id, day, key(dimension, value))] = key(dimension, OTHER)
-    return over
+        after[group] = size
+    return over, after
 
 
 async def _visits_before(conn: asyncpg.Connection, visits: dict[Visit, list],
@@ -248,15 +328,18 @@ async def _visits_before(conn: asyncpg.Connection, visits: dict[Visit, list],
 
 
 async def count(conn: asyncpg.Connection, rows: list[asyncpg.Record], *,
-                cap: int = DEFAULT_CAP) -> int:
+                cap: int = DEFAULT_CAP, bounds: Bounds | None = None) -> int:
     """Adds stored events to the breakdown rollups; call within the transaction that stored
-    them, with only the rows it stored. Returns the facts counted."""
+    them, with only the rows it stored. Returns the facts counted. `bounds`, a drainer's
+    of the rows' shard, is used and staged for the next batch: `bounds.commit()` once the
+    transaction has committed."""
     if not rows:
         return 0
     zones = await zones_of(conn, {row["tenant_id"] for row in rows})
     kinds, visits = tally(rows, zones)
     if not kinds:
         return 0
+    known = await _known_sizes(conn, {tenant_id for tenant_id, _, _ in kinds}, bounds)
     await conn.execute(STAGING_SQL)
     # Plain dicts, not Counters: a Counter's missing key costs a Python call, and these take
     # several keys an event.
@@ -265,7 +348,12 @@ async def count(conn: asyncpg.Connection, rows: list[asyncpg.Record], *,
         for of_key in keys:
             fact = (tenant_id, day, of_key)
             events[fact] = events.get(fact, 0) + n
-    over = await _over_cap(conn, events, cap)
+    over, after = await _over_cap(conn, events, cap, known)
+    if bounds is not None:
+        writer, sizes = bounds.staged
+        if len(sizes) + len(after) > MAX_BOUNDS:
+            sizes = {}  # the groups of tenants gone quiet go; this batch's stay
+        bounds.staged = (writer, {**sizes, **after})
     if over:
         capped: dict[Fact, int] = {}
         for fact, n in events.items():

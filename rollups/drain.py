@@ -133,24 +133,28 @@ async def _read(redis: Redis, keys: k.Keys, shard: int, consumer: str, batch_siz
 
 
 async def _insert(conn: asyncpg.Connection, records: list[tuple],
-                  fault: Fault = no_fault, cap: int = breakdowns.DEFAULT_CAP) -> int:
+                  fault: Fault = no_fault, cap: int = breakdowns.DEFAULT_CAP,
+                  bounds: breakdowns.Bounds | None = None) -> int:
     """Stores the records and counts what was stored into the breakdowns, atomically."""
     async with conn.transaction():
         await conn.copy_records_to_table("events_staging", records=records, columns=COLUMNS)
         stored = await conn.fetch(INSERT_SQL)
-        await breakdowns.count(conn, stored, cap=cap)
+        await breakdowns.count(conn, stored, cap=cap, bounds=bounds)
         # Inserted, not yet committed: a crash here must leave the entries pending.
         fault("uncommitted")
+    if bounds is not None:
+        bounds.commit()
     return len(stored)
 
 
 async def _insert_one_by_one(conn: asyncpg.Connection, records: list[tuple],
-                             fault: Fault = no_fault, cap: int = breakdowns.DEFAULT_CAP) -> int:
+                             fault: Fault = no_fault, cap: int = breakdowns.DEFAULT_CAP,
+                             bounds: breakdowns.Bounds | None = None) -> int:
     """A batch Postgres refused: store what it accepts, so one bad row cannot stall a shard."""
     moved = 0
     for record in records:
         try:
-            moved += await _insert(conn, [record], fault, cap)
+            moved += await _insert(conn, [record], fault, cap, bounds)
         except asyncpg.DataError as error:
             log.error("raw event %s of tenant %s not stored: %s", record[0], record[1],
                       type(error).__name__)
@@ -169,9 +173,12 @@ async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: S
                       shard: int, *, consumer: str, batch_size: int = BATCH_SIZE,
                       locking: Locking = Locking.TRY, known_months: set[dt.date] | None = None,
                       fault: Fault = no_fault, reclaim_idle_ms: int = RECLAIM_IDLE_MS,
-                      breakdown_cap: int = breakdowns.DEFAULT_CAP) -> int:
-    """Moves the shard's buffered events into Postgres; returns how many were inserted."""
+                      breakdown_cap: int = breakdowns.DEFAULT_CAP,
+                      bounds: breakdowns.Bounds | None = None) -> int:
+    """Moves the shard's buffered events into Postgres; returns how many were inserted.
+    `bounds`, the shard's, carries what the drain learnt of its breakdowns to the next."""
     known_months = set() if known_months is None else known_months
+    bounds = breakdowns.Bounds(shard) if bounds is None else bounds
     moved = 0
     async with pool.acquire() as conn, shard_lock(conn, LOCK_CLASS, shard, locking) as held:
         if not held:
@@ -194,9 +201,9 @@ async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: S
                 await ensure_partitions(conn, months)
                 known_months |= months
             try:
-                moved += await _insert(conn, records, fault, breakdown_cap)
+                moved += await _insert(conn, records, fault, breakdown_cap, bounds)
             except asyncpg.DataError:
-                moved += await _insert_one_by_one(conn, records, fault, breakdown_cap)
+                moved += await _insert_one_by_one(conn, records, fault, breakdown_cap, bounds)
             fault("inserted")
             await renew_rollups(scripts, keys, {record[1] for record in records})
             ids = [entry_id for entry_id, _ in entries]
@@ -215,20 +222,25 @@ async def drain_all(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: Scr
                     known_months: set[dt.date] | None = None, fault: Fault = no_fault,
                     reclaim_idle_ms: int = RECLAIM_IDLE_MS,
                     breakdown_cap: int = breakdowns.DEFAULT_CAP,
-                    concurrency: int = DRAIN_CONCURRENCY) -> int:
-    """Drains every shard, `concurrency` at a time; returns the events stored."""
+                    concurrency: int = DRAIN_CONCURRENCY,
+                    bounds: dict[int, breakdowns.Bounds] | None = None) -> int:
+    """Drains every shard, `concurrency` at a time; returns the events stored. `bounds`
+    keeps each shard's `breakdowns.Bounds` from one drain to the next."""
     known_months = set() if known_months is None else known_months
+    bounds = {} if bounds is None else bounds
     waiting = list(range(k.SHARDS))
     moved = [0]
 
     async def drainer() -> None:
         while waiting:
+            shard = waiting.pop(0)
             # Awaited first: `moved[0] += await ...` would read moved[0] before the await.
-            stored = await drain_shard(redis, pool, keys, scripts, waiting.pop(0),
+            stored = await drain_shard(redis, pool, keys, scripts, shard,
                                        consumer=consumer, batch_size=batch_size, locking=locking,
                                        known_months=known_months, fault=fault,
                                        reclaim_idle_ms=reclaim_idle_ms,
-                                       breakdown_cap=breakdown_cap)
+                                       breakdown_cap=breakdown_cap,
+                                       bounds=bounds.setdefault(shard, breakdowns.Bounds(shard)))
             moved[0] += stored
 
     try:

@@ -22,6 +22,7 @@ from app.clients import STORE_ERRORS, Clients, opened
 from app.heap import long_lived
 from app.settings import Settings
 from realtime.persistence import UNKNOWN, persistence_warnings
+from rollups.breakdowns import Bounds
 from rollups.cycle import drain_and_flush
 from rollups.drain import consumer_name
 from rollups.locks import Locking
@@ -39,6 +40,7 @@ class Worker:
     clients: Clients
     consumer: str = field(default_factory=consumer_name)
     known_months: set[dt.date] = field(default_factory=set)
+    bounds: dict[int, Bounds] = field(default_factory=dict)  # of breakdowns, per shard
     failures: int = 0
     resume_at: float = 0.0
     persistence_checked: bool = False
@@ -49,7 +51,8 @@ class Worker:
         """One drain and one flush of every shard: (events stored, tenant-days flushed)."""
         c = self.clients
         return await drain_and_flush(c.redis, c.pool, c.keys, c.scripts, consumer=self.consumer,
-                                     locking=locking, known_months=self.known_months)
+                                     locking=locking, known_months=self.known_months,
+                                     bounds=self.bounds)
 
     async def keep_flushing(self) -> None:
         """Passes until `stopped`, at most one an interval; after a pass that took longer

@@ -169,6 +169,97 @@ async def test_values_past_the_cap_count_under_other(app, client, pool, clock):
     assert rows(data) == [("GB", 5, 5, 0), ("BR", 1, 2, 0)]
 
 
+async def pages_in_drains(app, client, tenant_id, paths, *, cap, bounds) -> None:
+    """Each path a page view in a drain of its own, with `bounds` carried across them."""
+    for n, path in enumerate(paths):
+        await send(client, tenant_id, "pageview", {"path": path}, agent=f"{WINDOWS} v{n}",
+                   address=GB)
+        await drain(app, breakdown_cap=cap, bounds=bounds)
+
+
+async def test_bounds_carried_across_drains_keep_the_cap(app, client, pool, clock, keys):
+    # cap 3: /b and /c fit the bound the drain keeps and are not counted again; /d would
+    # take the page group past it, so the group is counted, and /d goes to (other).
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 11, 12)
+    bounds: dict[int, breakdowns.Bounds] = {}
+    await pages_in_drains(app, client, tenant.id, ["/a", "/b", "/c", "/d", "/a"], cap=3,
+                          bounds=bounds)
+    data = await get_breakdown(client, tenant.id, headers, "page", period="today")
+    assert rows(data) == [("/a", 2, 2, 0), ("(other)", 1, 1, 0), ("/b", 1, 1, 0),
+                          ("/c", 1, 1, 0)]
+    group = (tenant.id, dt.date(2026, 9, 11), "page")
+    assert bounds[keys.shard_of(tenant.id)].sizes[group] == 3
+
+
+async def test_a_drain_trusts_its_bounds_without_counting(app, client, pool, clock, keys):
+    # The bound of a group the drain counted into last is not checked against Postgres:
+    # told (wrongly) that the group is empty, the drain lets /b past a cap of 1.
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 11, 12)
+    bounds: dict[int, breakdowns.Bounds] = {}
+    await pages_in_drains(app, client, tenant.id, ["/a"], cap=1, bounds=bounds)
+    bounds[keys.shard_of(tenant.id)].sizes[(tenant.id, dt.date(2026, 9, 11), "page")] = 0
+    await pages_in_drains(app, client, tenant.id, ["/b"], cap=1, bounds=bounds)
+    data = await get_breakdown(client, tenant.id, headers, "page", period="today")
+    assert rows(data) == [("/a", 1, 1, 0), ("/b", 1, 1, 0)]
+
+
+async def test_a_count_by_anyone_else_voids_a_drains_bounds(app, client, pool, clock, keys):
+    # cap 2. A drainer counts /a (its bound: 1). Another process's drain counts /b (size 2).
+    # The first drainer's bound would let /c in; it finds the shard marked by the other, so
+    # it counts the group again, and /c goes to (other).
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 11, 12)
+    ours: dict[int, breakdowns.Bounds] = {}
+    await pages_in_drains(app, client, tenant.id, ["/a"], cap=2, bounds=ours)
+    await pages_in_drains(app, client, tenant.id, ["/b"], cap=2, bounds={})
+    await pages_in_drains(app, client, tenant.id, ["/c"], cap=2, bounds=ours)
+    data = await get_breakdown(client, tenant.id, headers, "page", period="today")
+    assert rows(data) == [("(other)", 1, 1, 0), ("/a", 1, 1, 0), ("/b", 1, 1, 0)]
+
+
+async def test_bounds_keep_the_groups_of_the_last_batch_past_their_limit(app, client, pool,
+                                                                        clock, keys,
+                                                                        monkeypatch):
+    # A limit of 12 groups: a day's page view makes about 10, so the second day's batch
+    # leaves the first day's out.
+    monkeypatch.setattr(breakdowns, "MAX_BOUNDS", 12)
+    tenant, _ = await zoned_tenant(pool)
+    bounds: dict[int, breakdowns.Bounds] = {}
+    days = []
+    for day in (11, 12):
+        clock.now = at("UTC", 2026, 9, day, 12)
+        await pages_in_drains(app, client, tenant.id, ["/a"], cap=5, bounds=bounds)
+        days.append({group[1] for group in bounds[keys.shard_of(tenant.id)].sizes})
+    assert days == [{dt.date(2026, 9, 11)}, {dt.date(2026, 9, 12)}]
+
+
+async def test_every_count_marks_the_shards_it_counts_into(app, pool, clock, keys):
+    # A rebuild counts with no bounds of its own: it still marks the shard, so a drainer's
+    # bounds from before it no longer hold.
+    from realtime import stream
+    from rollups import drain as drains
+
+    tenant, _ = await zoned_tenant(pool)
+    shard = keys.shard_of(tenant.id)
+    when = int(at("UTC", 2026, 9, 11, 12) * 1000)
+    record = drains.to_record(shard, f"{when}-0".encode(), {stream.FIELD: stream.encode(
+        stream.RawEvent(tenant.id, "pageview", when, {"path": "/"}, IPHONE, "", "h" * 45))})
+    mark = "SELECT writer FROM breakdown_writers WHERE shard = $1"
+    async with pool.acquire() as conn:
+        await drains.ensure_partitions(conn, {dt.date(2026, 9, 1)})
+        await conn.execute(drains.STAGING_SQL)
+        before = await conn.fetchval(mark, shard)
+        async with conn.transaction():
+            await conn.copy_records_to_table("events_staging", records=[record],
+                                             columns=drains.COLUMNS)
+            stored = await conn.fetch(drains.INSERT_SQL)
+            assert await breakdowns.count(conn, stored) > 0
+        after = await conn.fetchval(mark, shard)
+    assert after is not None and after != before
+
+
 async def test_a_drain_renews_the_breakdowns_processes_serve(app, client, pool, clock):
     """A breakdown is served from the process under the tenant's rollups generation, each
     period asked with its own answer, until a drain stores the tenant's events: it renews the

@@ -279,9 +279,8 @@ async def _over_cap(conn: asyncpg.Connection, events: Iterable[tuple[int, dt.dat
             unknown[group] = values
     if not unknown:
         return {}, after
-    await conn.copy_records_to_table(
-        "breakdown_groups", columns=GROUP_COLUMNS,
-        records=list(unknown))
+    await conn.copy_records_to_table("breakdown_groups", columns=GROUP_COLUMNS,
+                                     records=list(unknown))
     sizes: dict[Group, int] = {}
     for r in await conn.fetch(SIZES_SQL, OTHER):
         group, size = (r[0], r[1], r[2]), r[3]

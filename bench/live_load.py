@@ -93,10 +93,10 @@ async def measure(stack, background_rps: float, *, sockets: int = 500, tenants: 
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     delays: list[float] = []
     lost = 0
-    spies, raws = [], Path(tempfile.mkdtemp(prefix="bench-live-"))
+    spies, raws = [], Path(tempfile.mkdtemp(prefix="bench-live-")) if profile else None
     try:
         await asyncio.sleep(3)  # the background reaches its pace
-        if profile:  # for about as long as the probes take (each waits PAUSE / 2 on average)
+        if raws:  # for about as long as the probes take (each waits PAUSE / 2 on average)
             spies = spy_on(children(stack.processes["web"].pid), round(probes * PAUSE / 2),
                            raws)
         body = {"event_type": QR_SCAN.name}
@@ -136,7 +136,7 @@ async def measure(stack, background_rps: float, *, sockets: int = 500, tenants: 
         await asyncio.to_thread(spy.wait, probes * PAUSE + 30)
     found = {"profile": write_profile(profile, f"live updates, {sockets} sockets on {tenants} "
                                                f"tenants, ingest at {round(background_rps)} "
-                                               f"events/s", raws)} if profile else {}
+                                               f"events/s", raws)} if raws else {}
     return {
         **found,
         "sockets": sockets,

@@ -332,6 +332,8 @@ async def count(conn: asyncpg.Connection, rows: list[asyncpg.Record], *,
     them, with only the rows it stored. Returns the facts counted. `bounds`, a drainer's
     of the rows' shard, is used and staged for the next batch: `bounds.commit()` once the
     transaction has committed."""
+    if bounds is not None:
+        bounds.staged = None  # what a batch that never committed staged
     if not rows:
         return 0
     zones = await zones_of(conn, {row["tenant_id"] for row in rows})

@@ -74,6 +74,14 @@ class Bounds:
     # Set by a count, kept by `commit` once its transaction commits.
     staged: tuple[uuid.UUID, dict[Group, int]] | None = None
 
+    def stage(self, writer: uuid.UUID, known: dict[Group, int],
+              counted: dict[Group, int]) -> None:
+        """What a batch leaves known, kept by `commit` once its transaction commits: the
+        bounds that held before it (`known`), with its groups' (`counted`) over them."""
+        if len(known) + len(counted) > MAX_BOUNDS:
+            known = {}  # the groups of tenants gone quiet go; this batch's stay
+        self.staged = (writer, {**known, **counted})
+
     def commit(self) -> None:
         if self.staged is not None:
             self.writer, self.sizes = self.staged
@@ -94,21 +102,17 @@ ON CONFLICT (shard) DO UPDATE SET writer = excluded.writer
 """
 
 
-async def _known_sizes(conn: asyncpg.Connection, tenant_ids: Iterable[int],
-                       bounds: Bounds | None) -> dict[Group, int]:
-    """Marks the shards of `tenant_ids` as this count's; the group sizes `bounds` knows,
-    when they still hold (else none)."""
+async def _mark(conn: asyncpg.Connection, tenant_ids: Iterable[int],
+                bounds: Bounds | None) -> tuple[uuid.UUID, dict[Group, int]]:
+    """Marks the shards of `tenant_ids` with a fresh id, this count's; returns it, and the
+    group sizes `bounds` knows when they still hold (else none)."""
     shards = sorted({Keys.shard_of(tenant_id) for tenant_id in tenant_ids})
     writer = uuid.uuid4()
     previous = {r["shard"]: r["writer"] for r in await conn.fetch(MARKS_SQL, shards)}
     await conn.execute(MARK_SQL, shards, writer)
-    if bounds is None:
-        return {}
-    held = (shards == [bounds.shard] and bounds.writer is not None
+    held = (bounds is not None and shards == [bounds.shard] and bounds.writer is not None
             and previous.get(bounds.shard) == bounds.writer)
-    known = bounds.sizes if held else {}
-    bounds.staged = (writer, known)
-    return known
+    return writer, bounds.sizes if held else {}
 
 
 def visitor_of(ip_hash: str, user_agent: str) -> bytes:
@@ -340,7 +344,7 @@ async def count(conn: asyncpg.Connection, rows: list[asyncpg.Record], *,
     kinds, visits = tally(rows, zones)
     if not kinds:
         return 0
-    known = await _known_sizes(conn, {tenant_id for tenant_id, _, _ in kinds}, bounds)
+    writer, known = await _mark(conn, {tenant_id for tenant_id, _, _ in kinds}, bounds)
     await conn.execute(STAGING_SQL)
     # Plain dicts, not Counters: a Counter's missing key costs a Python call, and these take
     # several keys an event.
@@ -351,10 +355,7 @@ async def count(conn: asyncpg.Connection, rows: list[asyncpg.Record], *,
             events[fact] = events.get(fact, 0) + n
     over, after = await _over_cap(conn, events, cap, known)
     if bounds is not None:
-        writer, sizes = bounds.staged
-        if len(sizes) + len(after) > MAX_BOUNDS:
-            sizes = {}  # the groups of tenants gone quiet go; this batch's stay
-        bounds.staged = (writer, {**sizes, **after})
+        bounds.stage(writer, known, after)
     if over:
         capped: dict[Fact, int] = {}
         for fact, n in events.items():

@@ -33,7 +33,6 @@ import sys
 import time
 from pathlib import Path
 
-from app.http.http_protocol import HTTP_PROTOCOL
 from bench.stack import BIN, RESULTS, Stack, cpu_seconds, rss_mb
 from realtime.event_types import QR_SCAN
 from tests.support.http import bearer
@@ -45,11 +44,10 @@ PAUSE = 0.3  # between update events: longer than the live tick, so each is an u
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"  # httpx's own is counted as a bot
 
 
-def _uvicorn(ws: str, *options: str) -> list[str]:
-    # `analytics serve`'s options but the websocket ones (app/ops/cli.py).
-    return [sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1",
-            "--loop", "uvloop", "--http", HTTP_PROTOCOL, "--ws", ws, "--ws-max-size", "65536",
-            "--log-level", "warning", "--no-server-header", "--no-proxy-headers", *options]
+def _uvicorn(ws: str, deflate: str) -> list[str]:
+    # `analytics serve`'s options but the websocket ones (app/http/serving.py).
+    return [sys.executable, "-m", "app.http.serving", "--log-level", "warning",
+            "--ws", ws, "--ws-per-message-deflate", deflate]
 
 
 # `analytics serve`, importing the app from the working directory (`baseline`'s checkout).
@@ -58,9 +56,9 @@ SERVE_FROM_CWD = [sys.executable, "-c", "import sys; sys.argv[0] = 'analytics'; 
 VARIANTS: dict[str, list[str]] = {
     "serve": [str(BIN / "analytics"), "serve"],
     "baseline": SERVE_FROM_CWD,
-    "sansio+deflate": _uvicorn("websockets-sansio", "--ws-per-message-deflate", "true"),
-    "wsproto": _uvicorn("wsproto", "--ws-per-message-deflate", "false"),
-    "websockets": _uvicorn("websockets", "--ws-per-message-deflate", "false"),
+    "sansio+deflate": _uvicorn("websockets-sansio", "true"),
+    "wsproto": _uvicorn("wsproto", "false"),
+    "websockets": _uvicorn("websockets", "false"),
 }
 
 
@@ -82,8 +80,7 @@ async def one_server(stack: Stack, variant: str, count: int, updates: int = 10,
     and its CPU per update frame sent while `updates` events reach them all."""
     name = f"sockets-{variant}"
     port = free_port()
-    serves = variant in ("serve", "baseline")
-    argv = [*VARIANTS[variant], *([] if serves else ["--port", str(port)])]
+    argv = VARIANTS[variant]
     cwd = baseline if variant == "baseline" and baseline else ROOT
     stack.start(name, argv, port, cwd=cwd, WEB_CONCURRENCY="1")
     process = stack.processes.pop(name)

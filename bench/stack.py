@@ -21,7 +21,6 @@ from pathlib import Path
 
 import asyncpg
 
-from app.http.http_protocol import HTTP_PROTOCOL
 from tests.support.servers import ROOT, free_port, wait_for_port
 
 BIN = Path(sys.executable).parent
@@ -174,10 +173,9 @@ class Stack:
         self.start("web", [str(BIN / "analytics"), "serve"], free_port())
         if bare:
             port = free_port()
-            self.start("bare", [sys.executable, "-m", "uvicorn", "bench.bare:app",
-                                "--host", "127.0.0.1", "--workers", str(self.workers),
-                                "--loop", "uvloop", "--http", HTTP_PROTOCOL,
-                                "--no-access-log", "--port", str(port)], port)
+            # Served as `analytics serve` serves the product (app/http/serving.py).
+            self.start("bare", [sys.executable, "-m", "app.http.serving", "bench.bare:app"],
+                       port)
         self.start("scheduler", [str(BIN / "analytics"), "scheduler"])
         time.sleep(2)  # let every worker finish its startup
 

@@ -270,31 +270,9 @@ async def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> Output:
 
 def serve(args: argparse.Namespace, settings: Settings) -> None:
     """The web process: uvicorn runs its own event loop, so this one is not async."""
-    import uvicorn
+    from app.http import serving
 
-    from app.http.http_protocol import HTTP_PROTOCOL
-    from app.http.ws_protocol import WS_PROTOCOL
-    from app.logs import LOGGING
-
-    uvicorn.run(
-        "app.asgi:app",
-        host=args.host,
-        port=settings.port,
-        workers=settings.web_concurrency,
-        loop="uvloop",
-        http=HTTP_PROTOCOL,  # httptools, each response in one write
-        ws=WS_PROTOCOL,  # websockets-sansio, keeping less per socket
-        ws_ping_interval=settings.ws_ping_interval,
-        ws_ping_timeout=settings.ws_ping_interval,
-        ws_max_size=64 * 1024,  # clients only ever send small frames
-        # A deflate context per socket costs more resident memory than the rest of the socket
-        # (bench/sockets.py) to shrink frames of a few hundred bytes: off.
-        ws_per_message_deflate=False,
-        proxy_headers=False,  # TRUSTED_PROXY_HOPS decides what X-Forwarded-For is worth
-        server_header=False,
-        log_config=LOGGING,
-        timeout_graceful_shutdown=int(settings.shutdown_grace),
-    )
+    serving.run(settings, host=args.host)
 
 
 # -- wiring -----------------------------------------------------------------------------

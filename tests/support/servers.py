@@ -18,8 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from app.http.http_protocol import HTTP_PROTOCOL
-from app.http.ws_protocol import WS_PROTOCOL
+from app.http.serving import options
 from tests.support.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,14 +168,10 @@ async def wait_ready(url: str, process: subprocess.Popen | None = None,
         await eventually(ready, timeout, interval=0.1, what=f"{url}/readyz answering 200")
 
 
-def uvicorn_command(port: int, asgi: str = "app.asgi:app") -> list[str]:
-    # The options of `analytics serve`, on loopback.
-    return [
-        sys.executable, "-m", "uvicorn", asgi, "--host", "127.0.0.1",
-        "--port", str(port), "--loop", "uvloop", "--http", HTTP_PROTOCOL,
-        "--ws", WS_PROTOCOL, "--ws-per-message-deflate", "false",
-        "--log-level", "warning", "--no-server-header",
-    ]
+def serve_command(asgi: str = "app.asgi:app") -> list[str]:
+    """`asgi` served as `analytics serve` serves the product, on loopback (app/http/serving.py);
+    the port and the workers from the environment (PORT, WEB_CONCURRENCY)."""
+    return [sys.executable, "-m", "app.http.serving", asgi, "--log-level", "warning"]
 
 
 @contextlib.asynccontextmanager
@@ -184,8 +179,8 @@ async def web_server(settings, asgi: str = "app.asgi:app", **extra) -> AsyncIter
     """A `web` process of this run's settings on a free loopback port, stopped on exit;
     `asgi` names another app to serve (the product's plus test routes)."""
     port = free_port()
-    process = subprocess.Popen(uvicorn_command(port, asgi), cwd=ROOT,
-                               env=env_for(settings, WEB_CONCURRENCY=1, **extra))
+    process = subprocess.Popen(serve_command(asgi), cwd=ROOT,
+                               env=env_for(settings, PORT=port, WEB_CONCURRENCY=1, **extra))
     try:
         await wait_ready(f"http://127.0.0.1:{port}", process)
         yield WebServer(process, port)
@@ -201,12 +196,12 @@ async def web_server(settings, asgi: str = "app.asgi:app", **extra) -> AsyncIter
 
 @contextlib.asynccontextmanager
 async def in_process_server(app, sock: socket.socket) -> AsyncIterator[None]:
-    """Serves `app` with uvicorn in this event loop, so a test can look inside the app."""
+    """Serves `app` (the product's, of `create_app`) with uvicorn in this event loop, as
+    `analytics serve` would, so a test can look inside the app."""
     import uvicorn
 
-    config = uvicorn.Config(app, ws=WS_PROTOCOL, ws_per_message_deflate=False,
-                            http=HTTP_PROTOCOL, lifespan="on",
-                            log_config=None, log_level="warning")
+    config = uvicorn.Config(app, **{**options(app.extensions["settings"]), "lifespan": "on",
+                                    "log_config": None, "log_level": "warning"})
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
 

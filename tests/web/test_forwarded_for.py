@@ -4,12 +4,16 @@ review, second pass, finding 8: /track took the last line, /login the first)."""
 
 from __future__ import annotations
 
+import time
+
+import httpx
 import orjson
 from werkzeug.datastructures import Headers
 
 from realtime.privacy import client_address, ip_hash
 from tests.support.apps import quart_view, serving_app
 from tests.support.http import from_address, new_address
+from tests.support.servers import web_server
 
 SPOOFED, REAL, EDGE = "198.51.100.66", "203.0.113.50", "192.0.2.10"
 HOPS = 2  # an edge proxy, then ours
@@ -76,3 +80,23 @@ async def test_login_reads_every_line(settings, database, redis):
         assert response.status_code == 401
         assert await redis.zcard(throttle.client_key(REAL)) == 1
         assert await redis.zcard(throttle.client_key(SPOOFED)) == 0
+
+
+async def test_a_served_process_leaves_x_forwarded_for_to_the_trusted_hops(
+        settings, database, redis, keys, pool):
+    """uvicorn, as `analytics serve` runs it (app/http/serving.py), does not rewrite the
+    client's address from X-Forwarded-For on its own: with no trusted hop, the line a client
+    wrote counts for nothing, even from loopback, where uvicorn would trust it by default."""
+    from app.accounts.tenants import create_tenant
+    from realtime.privacy import DailySalts
+
+    tenant = await create_tenant(pool, "Direct", "UTC")
+    async with web_server(settings, TRUSTED_PROXY_HOPS=0) as web, httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{web.http}/api/analytics/track",
+            headers={"Content-Type": "application/json", "User-Agent": "Mozilla/5.0",
+                     "X-Forwarded-For": SPOOFED},
+            content=orjson.dumps({"tenant_id": tenant.id, "event_type": "pageview"}))
+        assert response.status_code == 200
+    salt = await DailySalts(redis, keys).for_time(time.time())
+    assert await stored_address_hash(None, redis, keys, tenant.id) == ip_hash(salt, "127.0.0.1")

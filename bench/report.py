@@ -62,6 +62,28 @@ def note(text: str) -> list[str]:
                          break_on_hyphens=False)
 
 
+PAUSED = "track, scheduler paused"
+
+
+def paused_note(ingest: dict) -> list[str]:
+    """What the web path reaches alone, where the run measured it."""
+    if PAUSED not in ingest:
+        return []
+    cost = ingest["cpu_us_per_request"]
+    return note(
+        "Where the gap to the bare route lies: in rounds interleaved with the others, "
+        "/track with the scheduler stopped while wrk runs (its events wait in the streams, "
+        "and their drain and flush are settled and billed after the round, as in every "
+        f"/track round) reached {ingest[PAUSED]['rps']:.0f} req/s, "
+        f"{ingest['ratio_rps_scheduler_paused']}x the bare route, against "
+        f"{ingest['ratio_rps']}x with the scheduler running. A /track request cost its "
+        f"worker {cost[PAUSED]['web workers']} us that way against the bare route's "
+        f"{cost['bare']['web workers']}. The difference between the two /track figures is "
+        "the share of the cores the scheduler and Postgres take while a round runs "
+        f"({cost['track']['scheduler']} and {cost['track']['postgres']} us an event here), "
+        "most of it counting the breakdowns (section \"Drain\").")
+
+
 def ingest_notes(ingest: dict) -> list[str]:
     """Why the two ingest targets are missed, with the run's own figures."""
     if "cpu_us_per_request" not in ingest:
@@ -69,6 +91,7 @@ def ingest_notes(ingest: dict) -> list[str]:
     share, cost = ingest["cpu_percent_of_a_core"], ingest["cpu_us_per_request"]
     track, bare = cost["track"], cost["bare"]
     return [
+        *paused_note(ingest),
         *note(
             "`/track` against the bare route: each /track round is followed by the scheduler "
             "settling its events (drained into Postgres, counters flushed), billed to the "
@@ -399,6 +422,8 @@ def render(results: dict) -> str:
     flush = results["flush"]
     under_load = results.get("live_under_load", {})
     summary = summary_vs_bare(results)
+    # "track, scheduler paused": runs since 2026-12-01 also measure the web path alone.
+    servers = [name for name in ("track", PAUSED, "bare") if name in ingest]
     parts = [
         "# Performance",
         "",
@@ -465,7 +490,7 @@ def render(results: dict) -> str:
         "## Ingest (`POST /api/analytics/track`, 10,000 tenants, 100,000 visitors)",
         "",
         table([[name, f"{ingest[name]['rps']:.0f}", ingest[name]["p50_ms"], ingest[name]["p99_ms"],
-                ingest[name]["non_2xx"]] for name in ("track", "bare")],
+                ingest[name]["non_2xx"]] for name in servers],
               ["server", "req/s", "p50 ms", "p99 ms", "non-2xx"]),
         "",
         "CPU of the interleaved c=32 rounds: % of one core while the load ran, and in "
@@ -478,9 +503,9 @@ def render(results: dict) -> str:
         "",
         table([[group, *(f"{ingest['cpu_percent_of_a_core'][name][group]}% "
                          f"({ingest['cpu_us_per_request'][name][group]} us)"
-                         for name in ("track", "bare"))]
+                         for name in servers)]
                for group in ingest["cpu_percent_of_a_core"]["track"]],
-              ["process", "/track", "bare"]) if "cpu_percent_of_a_core" in ingest else "",
+              ["process", *servers]) if "cpu_percent_of_a_core" in ingest else "",
         "",
         *batches_section(results),
         "![throughput and p99 against concurrency](throughput.png)",

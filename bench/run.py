@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -139,6 +140,17 @@ def settled(stack: Stack, timeout: float = 600) -> None:
         redis.close()
 
 
+def scheduler_paused(stack: Stack, measure):
+    """Runs `measure` with the scheduler stopped (SIGSTOP), then lets it go on: the events
+    wait in their streams, and `settled` bills their drain and flush after the round."""
+    scheduler = stack.processes["scheduler"]
+    scheduler.send_signal(signal.SIGSTOP)
+    try:
+        return measure()
+    finally:
+        scheduler.send_signal(signal.SIGCONT)
+
+
 def median_of(runs: list[dict]) -> dict:
     return {key: round(statistics.median(r[key] for r in runs), 3)
             for key in ("rps", "p50_ms", "p99_ms")} | {"non_2xx": sum(r["non_2xx"] for r in runs)}
@@ -168,8 +180,9 @@ async def main() -> None:
                      "BENCH_VISITORS": "100000"}
         script = ROOT / "bench" / "track.lua"
         # Ingest vs the floor, interleaved rounds at c=32.
-        track_runs, bare_runs = [], []
-        meters = {"track": CpuMeter(stack, "web"), "bare": CpuMeter(stack, "bare")}
+        track_runs, bare_runs, paused_runs = [], [], []
+        meters = {"track": CpuMeter(stack, "web"), "bare": CpuMeter(stack, "bare"),
+                  "track, scheduler paused": CpuMeter(stack, "web")}
         # Each /track round is followed by the scheduler settling its events, counted in its
         # CPU per request and kept out of the next bare round.
         settled(stack)
@@ -180,8 +193,17 @@ async def main() -> None:
             track_runs.append(meters["track"].run(
                 lambda: run_wrk(wrk, stack.url("web"), script, 32, args.duration, track_env),
                 args.duration, settle=lambda: settled(stack)))
-        ingest = {"track": median_of(track_runs), "bare": median_of(bare_runs)}
+            # Not a target: what the web path alone reaches while the scheduler waits, to
+            # tell its cost from the scheduler's and Postgres's share of the cores.
+            paused_runs.append(meters["track, scheduler paused"].run(
+                lambda: scheduler_paused(stack, lambda: run_wrk(
+                    wrk, stack.url("web"), script, 32, args.duration, track_env)),
+                args.duration, settle=lambda: settled(stack)))
+        ingest = {"track": median_of(track_runs), "bare": median_of(bare_runs),
+                  "track, scheduler paused": median_of(paused_runs)}
         ingest["ratio_rps"] = round(ingest["track"]["rps"] / ingest["bare"]["rps"], 3)
+        ingest["ratio_rps_scheduler_paused"] = round(
+            ingest["track, scheduler paused"]["rps"] / ingest["bare"]["rps"], 3)
         # % of one core per group while the load ran, and CPU microseconds per request over
         # the same rounds with what settling their events took.
         ingest["cpu_percent_of_a_core"] = {name: meter.report() for name, meter in meters.items()}

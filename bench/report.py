@@ -12,7 +12,7 @@ import re
 import textwrap
 
 from bench import targets
-from bench.stack import RESULTS, ROOT
+from bench.stack import FLUSH_INTERVAL_SECONDS, RESULTS, ROOT
 from bench.targets import figure, held_in_all, judged, last_runs, lookup
 
 LATEST = RESULTS / "latest.json"
@@ -81,7 +81,12 @@ def paused_note(ingest: dict) -> list[str]:
         f"{cost['bare']['web workers']}. The difference between the two /track figures is "
         "the share of the cores the scheduler and Postgres take while a round runs "
         f"({cost['track']['scheduler']} and {cost['track']['postgres']} us an event here), "
-        "most of it counting the breakdowns (section \"Drain\").")
+        "most of it counting the breakdowns (section \"Drain\"). The same mix drained "
+        "after a paused round, as one backlog in full batches rather than a pass's worth "
+        f"every {FLUSH_INTERVAL_SECONDS} s, cost them {cost[PAUSED]['scheduler']} and "
+        f"{cost[PAUSED]['postgres']} us an event. Larger batches are the likely reason "
+        "(each batch's fixed statements, and breakdown rows shared by more of a tenant's "
+        "events), not measured apart.")
 
 
 def ingest_notes(ingest: dict) -> list[str]:

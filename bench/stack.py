@@ -26,6 +26,7 @@ from tests.support.servers import ROOT, free_port, wait_for_port
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+FLUSH_INTERVAL_SECONDS = 5  # the scheduler's passes, as the product's default
 
 
 def ensure_wrk() -> str:
@@ -129,7 +130,7 @@ class Stack:
             "STREAM_MAX_EVENTS": "100000000",
             "TRUSTED_PROXY_HOPS": "1",
             "WEB_CONCURRENCY": str(workers),
-            "FLUSH_INTERVAL_SECONDS": "5",
+            "FLUSH_INTERVAL_SECONDS": str(FLUSH_INTERVAL_SECONDS),
         }
         if redis_url:
             self.env["REDIS_URL"] = redis_url

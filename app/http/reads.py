@@ -27,7 +27,6 @@ from app.http.tenancy import tenant_zone
 from app.services import Services, services
 from realtime.days import local_day
 from realtime.generations import Generations, current, start_missing
-from rollups.cache import GenerationCache
 
 T = TypeVar("T")
 
@@ -46,13 +45,14 @@ async def read(tenant_id: int, reader: Callable[[Services, ZoneInfo], Awaitable[
 
 async def read_rollups(tenant_id: int, name: Hashable,
                        reader: Callable[[Services, ZoneInfo, float], Awaitable[T]], *,
-                       cache: Callable[[Services], GenerationCache] | None = None) -> T:
+                       over_period: bool = False) -> T:
     """`read` for an answer that comes from the daily or breakdown rollups alone, so changes
     only at a flush or a drain (which renew the rollups generation) or at the tenant's
-    midnight: served from the process's cache (`cache` of the services, `rollup_reads`
-    unless told) while the tenant's rollups generation and local day are those it was read
-    under. `name` tells apart the endpoints and what they were asked; `reader` gets the
-    time the day was taken from. The answer is shared: never change it.
+    midnight: served from the process's cache (the services' `period_reads` for an answer
+    `over_period`, larger, else `rollup_reads`) while the tenant's rollups generation and
+    local day are those it was read under. `name` tells apart the endpoints and what they
+    were asked; `reader` gets the time the day was taken from. The answer is shared: never
+    change it.
 
     Requests that miss together make one read: a flush or drain renews the generation of a
     tenant whose dashboards all ask again at once. The read runs as a task of its own, so a
@@ -62,7 +62,7 @@ async def read_rollups(tenant_id: int, name: Hashable,
     if generations.rollups is None:
         async with store_call(svc.settings.read_deadline):
             return await reader(svc, timezone, now)
-    kept = svc.rollup_reads if cache is None else cache(svc)
+    kept = svc.period_reads if over_period else svc.rollup_reads
     key = _answer_key(name, tenant_id, timezone, now)
     found = kept.get(key, generations.rollups)
     if found is not None:

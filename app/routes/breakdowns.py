@@ -140,7 +140,7 @@ async def get_breakdown(tenant_id: int, dimension: str) -> Response:
     # Read at the largest limit, so one cached answer serves every limit.
     period, results, other = await read_rollups(
         tenant_id, ("breakdown", dimension, *period_asked()), reader,
-        cache=lambda svc: svc.period_reads)
+        over_period=True)
     results, other = top(results, other, count)
     if chosen == "csv":
         return csv_response(to_csv(RESULT_COLUMNS, results),

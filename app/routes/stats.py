@@ -80,7 +80,7 @@ async def get_stats(tenant_id: int) -> Response:
                            previous)
 
     data = await read_rollups(tenant_id, ("stats", *period_asked()), reader,
-                              cache=lambda svc: svc.period_reads)
+                              over_period=True)
     if chosen == "csv":
         return csv_response(series_csv(data),
                             f"stats-{tenant_id}-{data['period']['from']}-{data['period']['to']}.csv")

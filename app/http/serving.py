@@ -42,9 +42,9 @@ def options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def run(settings: Settings, app: str = PRODUCT, host: str = "0.0.0.0",
-        **overrides: Any) -> None:
-    """Serves `app` (an import string, so that workers can import it) until stopped."""
+def run(settings: Settings, app: str, *, host: str, **overrides: Any) -> None:
+    """Serves `app` (an import string, so that workers can import it) on `host` until
+    stopped."""
     import uvicorn
 
     uvicorn.run(app, host=host, port=settings.port, workers=settings.web_concurrency,
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         overrides["ws"] = args.ws
     if args.ws_per_message_deflate is not None:
         overrides["ws_per_message_deflate"] = args.ws_per_message_deflate == "true"
-    run(Settings.from_env(), args.app, args.host, **overrides)
+    run(Settings.from_env(), args.app, host=args.host, **overrides)
 
 
 if __name__ == "__main__":

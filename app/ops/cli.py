@@ -272,7 +272,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
     """The web process: uvicorn runs its own event loop, so this one is not async."""
     from app.http import serving
 
-    serving.run(settings, host=args.host)
+    serving.run(settings, serving.PRODUCT, host=args.host)
 
 
 # -- wiring -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ hashes hold the sum over processes and the script.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ class IngestTally:
 
     keys: k.Keys
     pending: Counter = field(default_factory=Counter)
+    # Flushes take turns: one that finds the counts taken by another on its way returns only
+    # once they are in Redis, so a read right after it (GET .../health) sees them.
+    _turn: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def add(self, tenant_id: int, outcome: str, now: float, n: int = 1) -> None:
         self.pending[(tenant_id, int(now // 60), outcome)] += n
@@ -36,7 +40,12 @@ class IngestTally:
         """Adds the pending counts to Redis; the number of counts added. On failure the counts
         of the last hour are kept for the next flush (older ones could no longer be shown, so
         a long outage cannot grow the dict without bound; a count may be added twice if only
-        the reply was lost, which a health panel can afford)."""
+        the reply was lost, which a health panel can afford). Waits for a flush already on
+        its way."""
+        async with self._turn:
+            return await self._flush(redis)
+
+    async def _flush(self, redis: Redis) -> int:
         if not self.pending:
             return 0
         taken, self.pending = self.pending, Counter()

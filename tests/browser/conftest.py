@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -23,20 +22,17 @@ from tests.support.browser import (
     chromium_available,
     owner_dashboard,
 )
-from tests.support.servers import ROOT, env_for, free_port, wait_ready
+from tests.support.servers import ROOT, env_for, free_port, serve_command, wait_ready
 
 
 @pytest.fixture(scope="session")
 async def server(settings: Settings, database: str, redis: Redis) -> AsyncIterator[Server]:
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
-    env = env_for(settings, ANALYTICS_ENV="development", PORT=port)
+    env = env_for(settings, ANALYTICS_ENV="development", PORT=port, WEB_CONCURRENCY=1)
     log = (ARTIFACTS / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1",
-         "--port", str(port), "--no-server-header"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    process = subprocess.Popen(serve_command(), cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
     # Pages name the host "localhost": other suites check that no stored event holds the
     # client address 127.0.0.1, and a Referer of http://127.0.0.1:... would look like one.
     base = f"http://localhost:{port}"

@@ -136,3 +136,40 @@ async def test_counts_of_the_last_second_are_flushed_at_shutdown(settings, tenan
         key = keys.ingest_health(tenant.id, int(now // 60))
         assert await redis.hget(key, "bot") is None
     assert int(await redis.hget(key, "bot")) == 1
+
+
+async def test_a_flush_returns_once_the_counts_another_took_are_in_redis(keys, redis):
+    """GET .../health flushes the process's counts before it reads: when the periodic flush
+    has just taken them and is still on its way, the read must wait for it, or the owner's
+    own test event is missing from the panel until its next load."""
+    from realtime.ingest_health import IngestTally
+
+    tally = IngestTally(keys)
+    now = 1_780_000_000.0
+    tally.add(8, "bot", now)
+    arrived, go = asyncio.Event(), asyncio.Event()
+
+    class Held:
+        """The real client, whose pipelines wait for `go` before they execute."""
+
+        def pipeline(self, **options):
+            pipe = redis.pipeline(**options)
+            execute = pipe.execute
+
+            async def held(*args, **kwargs):
+                arrived.set()
+                await go.wait()
+                return await execute(*args, **kwargs)
+
+            pipe.execute = held
+            return pipe
+
+    periodic = asyncio.create_task(tally.flush(Held()))
+    await asyncio.wait_for(arrived.wait(), 5)
+    reader = asyncio.create_task(tally.flush(redis))
+    await asyncio.sleep(0.2)
+    assert not reader.done()  # not before the counts the periodic flush took are in Redis
+    go.set()
+    assert await periodic == 1
+    assert await reader == 0
+    assert await redis.hget(keys.ingest_health(8, int(now // 60)), "bot") in (b"1", "1")

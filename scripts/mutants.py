@@ -13,7 +13,7 @@ mean nothing.
 The scratch copy's code is what runs: pytest starts with the copy as its working directory
 and PYTHONPATH, which comes before the editable install of the real tree (an import hook
 that Python consults after PYTHONPATH). Subprocesses inherit the environment, so the
-`analytics` console script, `python -m uvicorn app.asgi:app` and the browser tests' server
+`analytics` console script and `python -m app.http.serving` (every test server)
 import the copy's `app`, `realtime` and `rollups` as well, and serve its `web/`; the script
 checks that before it starts. Every pytest run creates a database and a Redis key prefix of
 its own, so the copy shares the real Postgres and Redis safely.

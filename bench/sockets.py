@@ -36,7 +36,7 @@ from pathlib import Path
 from bench.stack import BIN, RESULTS, Stack, cpu_seconds, rss_mb
 from realtime.event_types import QR_SCAN
 from tests.support.http import bearer
-from tests.support.servers import ROOT, free_port
+from tests.support.servers import ROOT, free_port, serve_command
 
 WARM = 50
 BATCH = 100  # handshakes in flight at once
@@ -46,8 +46,7 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"  # httpx's own is coun
 
 def _uvicorn(ws: str, deflate: str) -> list[str]:
     # `analytics serve`'s options but the websocket ones (app/http/serving.py).
-    return [sys.executable, "-m", "app.http.serving", "--log-level", "warning",
-            "--ws", ws, "--ws-per-message-deflate", deflate]
+    return [*serve_command(), "--ws", ws, "--ws-per-message-deflate", deflate]
 
 
 # `analytics serve`, importing the app from the working directory (`baseline`'s checkout).

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.support.servers import ROOT, free_port, wait_for_port
+from tests.support.servers import ROOT, free_port, serve_command, wait_for_port
 
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
@@ -175,8 +175,7 @@ class Stack:
         if bare:
             port = free_port()
             # Served as `analytics serve` serves the product (app/http/serving.py).
-            self.start("bare", [sys.executable, "-m", "app.http.serving", "bench.bare:app"],
-                       port)
+            self.start("bare", serve_command("bench.bare:app"), port)
         self.start("scheduler", [str(BIN / "analytics"), "scheduler"])
         time.sleep(2)  # let every worker finish its startup
 

@@ -3,7 +3,6 @@ on the real servers. The helpers tests import live in tests/support."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import os
@@ -24,7 +23,13 @@ from app.settings import Settings
 from realtime.keys import Keys
 from tests.support.apps import pin_clock
 from tests.support.http import PASSWORD, bearer
-from tests.support.settings import ADMIN_DSN, RUN, make_settings, redis_url
+from tests.support.settings import (
+    RUN,
+    drop_database,
+    make_settings,
+    redis_url,
+    remove_keys,
+)
 
 _names = itertools.count(1)
 
@@ -53,12 +58,7 @@ def settings() -> Settings:
 async def database(settings: Settings) -> AsyncIterator[str]:
     await migrate(settings.database_url)
     yield settings.database_url
-    conn = await asyncpg.connect(ADMIN_DSN)
-    try:
-        name = settings.database_url.rsplit("/", 1)[1]
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await drop_database(settings.database_url)
 
 
 @pytest.fixture(scope="session")
@@ -78,12 +78,9 @@ def keys(settings: Settings) -> Keys:
 async def redis(keys: Keys) -> AsyncIterator[Redis]:
     client = make_redis(redis_url(), timeout=10)
     yield client
-    # Remove only what this run created (one key a call: keys of a cluster span slots). A
-    # run of tests that need no Redis may have none to ask.
+    # Remove only what this run created. A run of tests that need no Redis may have none.
     with contextlib.suppress(RedisConnectionError):
-        found = [key async for key in client.scan_iter(match=keys.pattern(), count=1000)]
-        for i in range(0, len(found), 50):
-            await asyncio.gather(*(client.unlink(key) for key in found[i:i + 50]))
+        await remove_keys(client, keys.pattern())
     await client.aclose()
 
 

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.support.settings import ADMIN_DSN, database_url, key_prefix
+from tests.support.settings import (
+    ADMIN_DSN,
+    database_name,
+    database_url,
+    drop_database,
+    key_prefix,
+    remove_keys,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 # Writes under the run's prefix through an app of its own (events, counters, the day's
@@ -23,8 +30,6 @@ QUIET_TEST = ("tests/ingest/test_micro_batches.py::"
 
 async def test_a_run_whose_tests_never_asked_for_redis_leaves_no_key_behind(redis):
     run = f"hygiene{secrets.token_hex(3)}"
-    name = database_url(run).rsplit("/", 1)[1]
-    conn = await asyncpg.connect(ADMIN_DSN)
     try:
         done = await asyncio.to_thread(
             subprocess.run, [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -35,9 +40,12 @@ async def test_a_run_whose_tests_never_asked_for_redis_leaves_no_key_behind(redi
         assert "1 passed" in done.stdout, done.stdout
         left = [key async for key in redis.scan_iter(match=f"{key_prefix(run)}*", count=1000)]
         assert left == []
-        assert not await conn.fetchval("SELECT true FROM pg_database WHERE datname = $1", name)
+        conn = await asyncpg.connect(ADMIN_DSN)
+        try:
+            assert not await conn.fetchval("SELECT true FROM pg_database WHERE datname = $1",
+                                           database_name(run))
+        finally:
+            await conn.close()
     finally:  # what a failing run left goes all the same
-        for key in [key async for key in redis.scan_iter(match=f"{key_prefix(run)}*")]:
-            await redis.unlink(key)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+        await remove_keys(redis, f"{key_prefix(run)}*")
+        await drop_database(database_url(run))

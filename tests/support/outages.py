@@ -20,6 +20,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import asyncpg
 import httpx
@@ -322,6 +323,14 @@ async def reconnect(ws_base: str, tenant: int, token: str, timeout: float) -> Da
             await asyncio.sleep(0.5)
 
 
+class Reading(NamedTuple):
+    began: float
+    ended: float  # when its answer was in
+    tenant: int
+    status: int
+    numbers: dict
+
+
 class Readings:
     """Polls both GET endpoints of every tenant about once a second; every answer kept."""
 
@@ -331,8 +340,7 @@ class Readings:
     def __init__(self, base: str, tokens: dict[int, str]) -> None:
         self.base = base
         self.tokens = tokens
-        # (when the read began, when its answer was in, tenant, status, numbers)
-        self.answers: list[tuple[float, float, int, int, dict]] = []
+        self.answers: list[Reading] = []
         self._task: asyncio.Task | None = None
 
     async def __aenter__(self) -> Readings:
@@ -367,12 +375,12 @@ class Readings:
                         status, numbers = await self.read(http, tenant)
                     except httpx.HTTPError as error:
                         status, numbers = 0, {"error": type(error).__name__}
-                    self.answers.append((at, time.monotonic(), tenant, status, numbers))
+                    self.answers.append(Reading(at, time.monotonic(), tenant, status, numbers))
                 await asyncio.sleep(1)
 
     def statuses(self, start: float = float("-inf"),
                  end: float = float("inf")) -> collections.Counter:
-        return collections.Counter(s for at, _, _, s, _ in self.answers if start <= at < end)
+        return collections.Counter(r.status for r in self.answers if start <= r.began < end)
 
     def assert_unavailable_or_unchanged(self, start: float, end: float) -> None:
         """Every read made wholly between `start` and `end` answered 503, or the very numbers
@@ -382,25 +390,25 @@ class Readings:
         as Postgres stopped, read after it came back)."""
         last: dict[int, dict] = {}
         checked = 0
-        for at, ended, tenant, status, numbers in self.answers:
-            if start <= at and ended < end:
-                assert status == 503 or (status == 200 and numbers == last.get(tenant)), \
-                    (tenant, status, numbers, last.get(tenant))
+        for r in self.answers:
+            if start <= r.began and r.ended < end:
+                assert r.status == 503 or (r.status == 200 and r.numbers == last.get(r.tenant)), \
+                    (r.tenant, r.status, r.numbers, last.get(r.tenant))
                 checked += 1
-            if status == 200:
-                last[tenant] = numbers
+            if r.status == 200:
+                last[r.tenant] = r.numbers
         assert checked >= len(self.tokens), f"{checked} reads between {start} and {end}"
 
     def assert_never_backwards(self) -> None:
         """No number any GET answered is ever lower than one answered before it."""
         best: dict[tuple[int, str], int] = {}
-        for _, _, tenant, status, numbers in self.answers:
-            if status != 200:
+        for r in self.answers:
+            if r.status != 200:
                 continue
-            for name, value in numbers.items():
-                before = best.get((tenant, name), 0)
-                assert value >= before, f"tenant {tenant}: {name} went from {before} to {value}"
-                best[(tenant, name)] = value
+            for name, value in r.numbers.items():
+                before = best.get((r.tenant, name), 0)
+                assert value >= before, f"tenant {r.tenant}: {name} went from {before} to {value}"
+                best[(r.tenant, name)] = value
 
 
 def utc_day() -> dt.date:

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import secrets
+
+import asyncpg
 
 from app.settings import Settings
 
@@ -20,12 +23,32 @@ def redis_url() -> str:
     return os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+def database_name(run: str = RUN) -> str:
+    return f"analytics_test_{run}"
+
+
 def database_url(run: str = RUN) -> str:
-    return ADMIN_DSN.rsplit("/", 1)[0] + f"/analytics_test_{run}"
+    return ADMIN_DSN.rsplit("/", 1)[0] + f"/{database_name(run)}"
 
 
 def key_prefix(run: str = RUN) -> str:
     return f"test:{run}:"
+
+
+async def remove_keys(redis, pattern: str) -> None:
+    """Removes the keys matching `pattern` (one a call: keys of a cluster span slots)."""
+    found = [key async for key in redis.scan_iter(match=pattern, count=1000)]
+    for i in range(0, len(found), 50):
+        await asyncio.gather(*(redis.unlink(key) for key in found[i:i + 50]))
+
+
+async def drop_database(url: str) -> None:
+    """Drops the database of `url`, if there is one, whoever is still connected."""
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 def make_settings(**overrides) -> Settings:

@@ -159,6 +159,9 @@ class Settings:
     flush_max_backoff: float = 60.0  # the longest pause after failed flushes
     store_probe_timeout: float = 2.0  # the scheduler's check of which store is down
     spans_interval: float = 600.0  # days that are over get their spans (rollups.spans)
+    # The drained events are counted into the breakdowns this often, a tenant's events of
+    # several passes together (rollups/breakdown_queue.py); `analytics flush` counts at once.
+    breakdown_interval: float = 30.0
 
     @property
     def production(self) -> bool:

@@ -1,17 +1,19 @@
-"""The drain's cost per event, breakdowns on (and, for comparison, off).
+"""The drain's cost per event, with the breakdowns counted from its queue.
 
 Each round buffers N events of the bench mix (bench/track.lua: TENANTS tenants, VISITORS
 visitors, its event types, user agents and addresses) in Redis through the real ingest path,
-then times one `drain_all` (after a warm-up drain of a few events): events/s, and CPU per
-event of this process and of the Postgres processes (this database's backends, and the
-shared writers: checkpointer, background writer, walwriter, whose CPU other users of the
-server share). `--modes on off` interleaves
-rounds with breakdowns counted and with `breakdowns.count` a no-op. Each round has a
-database and key prefix of its own, removed afterwards. Prints JSON and writes
+in `--passes` parts, each drained by a `drain_all` (after a warm-up drain of a few events),
+and times the drains and the counts of the breakdown queue: events/s, and CPU per event of
+this process and of the Postgres processes (this database's backends, and the shared
+writers: checkpointer, background writer, walwriter, whose CPU other users of the server
+share). Modes, interleaved: `on` counts the queue once after the passes, as the scheduler
+counts it every `Settings.breakdown_interval` (six passes at the default 5 s interval);
+`each` after every pass; `off` makes `breakdowns.count` a no-op. Each round has a database
+and key prefix of its own, removed afterwards. Prints JSON and writes
 bench/results/drain.json.
 
     .venv/bin/python -m bench.drain [--events 30000] [--tenants 10000] [--rounds 3]
-                                    [--modes on off]
+                                    [--passes 1] [--modes on each off]
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from realtime.keys import Keys
 from realtime.scripts import Scripts
 from realtime.validation import parse_event
 from rollups import breakdowns
+from rollups.breakdown_queue import count_queue
 from rollups.drain import drain_all
 from rollups.locks import Locking
 
@@ -86,7 +89,7 @@ def cpu_of(pids: list[int]) -> float:
 
 
 async def one_round(events: int, tenant_count: int, visitors: int, mode: str,
-                    seed: int) -> dict:
+                    seed: int, passes: int = 1) -> dict:
     run = secrets.token_hex(4)
     database = f"analytics_bench_{run}"
     dsn = f"postgresql://postgres@127.0.0.1:5432/{database}"
@@ -126,7 +129,7 @@ async def one_round(events: int, tenant_count: int, visitors: int, mode: str,
         await buffer(WARM_UP)
         assert await drain_all(redis, pool, keys, scripts, consumer="bench",
                                locking=Locking.WAIT) == WARM_UP
-        await buffer(events)
+        await count_queue(pool, scripts, keys, locking=Locking.WAIT)
 
         if mode == "off":
             async def no_count(conn, rows, **options) -> int:  # whatever count is given
@@ -134,21 +137,30 @@ async def one_round(events: int, tenant_count: int, visitors: int, mode: str,
             breakdowns.count = no_count
         async with pool.acquire() as conn:  # every connection the drain may use, started
             await conn.fetchval("SELECT 1")
-        ours, shared = postgres_pids(database)
-        pg0, shared0, own0 = cpu_of(ours), cpu_of(shared), time.process_time()
-        started = time.perf_counter()
-        moved = await drain_all(redis, pool, keys, scripts, consumer="bench", locking=Locking.WAIT)
-        seconds = time.perf_counter() - started
-        own = time.process_time() - own0
-        ours, _ = postgres_pids(database)  # the pool may have opened more
-        pg, shared_cpu = cpu_of(ours) - pg0, cpu_of(shared) - shared0
+        bounds: dict[int, breakdowns.Bounds] = {}  # the scheduler's, kept across counts
+        own = pg = shared_cpu = seconds = 0.0
+        moved = 0
+        for n in range(passes):
+            await buffer(events // passes + (n < events % passes))
+            ours, shared = postgres_pids(database)
+            pg0, shared0, own0 = cpu_of(ours), cpu_of(shared), time.process_time()
+            started = time.perf_counter()
+            moved += await drain_all(redis, pool, keys, scripts, consumer="bench",
+                                     locking=Locking.WAIT)
+            if mode == "each" or n == passes - 1:
+                await count_queue(pool, scripts, keys, locking=Locking.WAIT, bounds=bounds)
+            seconds += time.perf_counter() - started
+            own += time.process_time() - own0
+            ours, _ = postgres_pids(database)  # the pool may have opened more
+            pg += cpu_of(ours) - pg0
+            shared_cpu += cpu_of(shared) - shared0
         assert moved == events, (moved, events)
-        if mode == "on":
+        if mode != "off":
             counted = await pool.fetchval(
                 "SELECT sum(events) FROM breakdown_rollups WHERE dimension = 'country'")
             assert counted == WARM_UP + events, (counted, events)
         return {
-            "mode": mode, "events": moved, "drain_s": round(seconds, 3),
+            "mode": mode, "passes": passes, "events": moved, "drain_s": round(seconds, 3),
             "events_per_s": round(moved / seconds),
             "drain_cpu_us_per_event": round(own / moved * 1e6, 1),
             "pg_backend_cpu_us_per_event": round(pg / moved * 1e6, 1),
@@ -168,7 +180,8 @@ async def main() -> None:
     parser.add_argument("--tenants", type=int, default=10_000)
     parser.add_argument("--visitors", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--modes", nargs="+", choices=("on", "off"), default=["on"])
+    parser.add_argument("--passes", type=int, default=1)
+    parser.add_argument("--modes", nargs="+", choices=("on", "each", "off"), default=["on"])
     parser.add_argument("--out", type=Path, default=RESULTS / "drain.json")
     args = parser.parse_args()
     results: dict[str, list[dict]] = {mode: [] for mode in args.modes}
@@ -177,7 +190,8 @@ async def main() -> None:
     with long_lived():
         for n in range(args.rounds):  # interleaved, so drift hits every mode alike
             for mode in args.modes:
-                row = await one_round(args.events, args.tenants, args.visitors, mode, seed=n)
+                row = await one_round(args.events, args.tenants, args.visitors, mode, seed=n,
+                                      passes=args.passes)
                 print(json.dumps(row), flush=True)
                 results[mode].append(row)
     summary = [{key: statistics.median(r[key] for r in rounds) if key != "mode" else mode

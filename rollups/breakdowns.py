@@ -1,8 +1,9 @@
 """Breakdown rollups: per tenant, local day, dimension and value, the events read for the
 dimension, the distinct visitors who sent them, and how many of those were leads that day.
 
-Counted in the drain, in the transaction that stores the raw events, from the rows that
-insert actually stored (`RETURNING`): a replayed batch stores nothing and so counts nothing.
+Counted from the breakdown queue (rollups/breakdown_queue.py), which holds exactly the
+events the drain stored (a replayed batch stores nothing and so queues nothing), in the
+transaction that takes them off it.
 Distinct visitors and leads come from the day's working set (`breakdown_visitors`): one row
 per visitor and day, holding the values the visitor was seen under (as `key`s) and whether
 the visitor is a lead that day. A visitor new to a value adds one visitor there, and one
@@ -19,11 +20,11 @@ event depend only on its type, metadata, user agent, page and country (`keys_of`
 so events are tallied per tenant, day and those keys, and visitors per tenant, day and
 visitor, before any value is counted.
 
-The cap asks how many values each group (tenant, day, dimension) of the batch keeps. A
-drain does not ask again of a group it knows to be far enough below the cap (`Bounds`): it
-keeps, per shard, a number no smaller than each group's size, which holds while no one
+The cap asks how many values each group (tenant, day, dimension) of the batch keeps. The
+scheduler does not ask again of a group it knows to be far enough below the cap (`Bounds`):
+it keeps, per shard, a number no smaller than each group's size, which holds while no one
 else counted into the shard's tenants since its last batch. Every count marks the shards it
-counts into as its own (`breakdown_writers`), so a drain learns that at its next batch.
+counts into as its own (`breakdown_writers`), so a counter learns that at its next batch.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from rollups.dimensions import OTHER, Event
 
 DEFAULT_CAP = 1000
 LEAD_TYPES = frozenset(t.name for t in LEADS)
-# Rows of events needed to count breakdowns: what the drain's insert returns, and rebuild reads.
+# Rows of events needed to count breakdowns: what the queue gives, and rebuild reads.
 EVENT_COLUMNS = ("tenant_id, event_type, occurred_at, metadata, user_agent, referrer, ip_hash, "
                  "country")
 
@@ -61,7 +62,7 @@ MAX_BOUNDS = 16_384  # groups a shard's bounds keep (about 150 bytes each)
 
 @dataclass
 class Bounds:
-    """What one drainer knows of a shard's groups between its batches: for each group, a
+    """What one counter knows of a shard's groups between its batches: for each group, a
     number no smaller than the values the group keeps (OTHER aside). They hold while the
     shard's mark in `breakdown_writers` is still `writer`, the one its last committed batch
     set: any other count into the shard's tenants sets another (`count`), and a drop in a
@@ -236,7 +237,7 @@ WHERE (b.tenant_id, b.day, b.visitor) = (c.tenant_id, c.day, c.visitor)
   AND NOT (b.seen @> s.seen::text[] AND (b.lead OR NOT s.lead))
 """
 STAGED_COLUMNS = ("tenant_id", "day", "dimension", "value", "events", "visitors", "leads")
-# Rows in one order for every drain, so two drains that share rows take their locks in the
+# Rows in one order for every count, so two counts that share rows take their locks in the
 # same order (sorted by Postgres, in C, rather than by Python before the copy).
 ADD_SQL = """
 INSERT INTO breakdown_rollups AS r (tenant_id, day, dimension, value, events, visitors, leads)
@@ -332,10 +333,10 @@ async def _visits_before(conn: asyncpg.Connection, visits: dict[Visit, list],
 
 async def count(conn: asyncpg.Connection, rows: list[asyncpg.Record], *,
                 cap: int = DEFAULT_CAP, bounds: Bounds | None = None) -> int:
-    """Adds stored events to the breakdown rollups; call within the transaction that stored
-    them, with only the rows it stored. Returns the facts counted. `bounds`, a drainer's
-    of the rows' shard, is used and staged for the next batch: `bounds.commit()` once the
-    transaction has committed."""
+    """Adds stored events to the breakdown rollups; call within the transaction that takes
+    them off the queue (or, in a rebuild, clears what they were counted into). Returns the
+    facts counted. `bounds`, a counter's of the rows' shard, is used and staged for the next
+    batch: `bounds.commit()` once the transaction has committed."""
     if bounds is not None:
         bounds.staged = None  # what a batch that never committed staged
     if not rows:

@@ -2,16 +2,16 @@
 
 Each shard's stream is read through a consumer group. A batch is copied into a staging
 table and inserted with the stream id as key (a replayed entry conflicts and is skipped);
-the rows stored are counted into the breakdown rollups in the same transaction; after the
-commit the batch's tenants get new rollup generations (realtime/generations.py), so no
-process serves a breakdown it read before; the entries are acknowledged and deleted only
-then (a batch replayed after a failure renews them again). Entries delivered to a
-consumer that died are claimed again once idle, so a crash never loses one.
+the rows stored are queued for the breakdowns in the same statement
+(rollups/breakdown_queue.py, which counts them later); after the commit the batch's tenants
+get new rollup generations (realtime/generations.py), so no process serves an hourly series
+it read before; the entries are acknowledged and deleted only then (a batch replayed after
+a failure renews them again). Entries delivered to a consumer that died are claimed again
+once idle, so a crash never loses one.
 
 `drain_all` drains DRAIN_CONCURRENCY shards at a time, each on its own connection: a drain
-alternates between Python (decoding, counting breakdowns) and Postgres (storing), so one at a
-time never keeps more than one core busy, however far the backlog has grown.
-"""
+alternates between Python (decoding) and Postgres (storing), so one at a time never keeps
+more than one core busy, however far the backlog has grown."""
 
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ from realtime import keys as k
 from realtime import stream
 from realtime.generations import renew_rollups
 from realtime.scripts import Scripts
-from rollups import breakdowns
 from rollups.faults import Fault, no_fault
 from rollups.locks import Locking, shard_lock
 
@@ -45,10 +44,11 @@ STAGING_SQL = """
 CREATE TEMP TABLE IF NOT EXISTS events_staging
     (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
 """
-# What was stored now (not a replay) comes back, and only that is counted into breakdowns.
-INSERT_SQL = f"""
-INSERT INTO events SELECT * FROM events_staging ON CONFLICT DO NOTHING
-RETURNING {breakdowns.EVENT_COLUMNS}
+# What was stored now (not a replay) is queued, and only that is counted into breakdowns.
+INSERT_SQL = """
+WITH stored AS (
+    INSERT INTO events SELECT * FROM events_staging ON CONFLICT DO NOTHING RETURNING *)
+INSERT INTO breakdown_queue SELECT * FROM stored
 """
 COLUMNS = ("id", "tenant_id", "event_type", "occurred_at", "metadata", "user_agent",
            "referrer", "ip_hash", "country")
@@ -133,28 +133,23 @@ async def _read(redis: Redis, keys: k.Keys, shard: int, consumer: str, batch_siz
 
 
 async def _insert(conn: asyncpg.Connection, records: list[tuple],
-                  fault: Fault = no_fault, cap: int = breakdowns.DEFAULT_CAP,
-                  bounds: breakdowns.Bounds | None = None) -> int:
-    """Stores the records and counts what was stored into the breakdowns, atomically."""
+                  fault: Fault = no_fault) -> int:
+    """Stores the records and queues what was stored for the breakdowns, atomically."""
     async with conn.transaction():
         await conn.copy_records_to_table("events_staging", records=records, columns=COLUMNS)
-        stored = await conn.fetch(INSERT_SQL)
-        await breakdowns.count(conn, stored, cap=cap, bounds=bounds)
+        status = await conn.execute(INSERT_SQL)  # "INSERT 0 <rows queued>"
         # Inserted, not yet committed: a crash here must leave the entries pending.
         fault("uncommitted")
-    if bounds is not None:
-        bounds.commit()
-    return len(stored)
+    return int(status.rsplit(" ", 1)[1])
 
 
 async def _insert_one_by_one(conn: asyncpg.Connection, records: list[tuple],
-                             fault: Fault = no_fault, cap: int = breakdowns.DEFAULT_CAP,
-                             bounds: breakdowns.Bounds | None = None) -> int:
+                             fault: Fault = no_fault) -> int:
     """A batch Postgres refused: store what it accepts, so one bad row cannot stall a shard."""
     moved = 0
     for record in records:
         try:
-            moved += await _insert(conn, [record], fault, cap, bounds)
+            moved += await _insert(conn, [record], fault)
         except asyncpg.DataError as error:
             log.error("raw event %s of tenant %s not stored: %s", record[0], record[1],
                       type(error).__name__)
@@ -172,13 +167,9 @@ async def ensure_group(redis: Redis, keys: k.Keys, shard: int) -> None:
 async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: Scripts,
                       shard: int, *, consumer: str, batch_size: int = BATCH_SIZE,
                       locking: Locking = Locking.TRY, known_months: set[dt.date] | None = None,
-                      fault: Fault = no_fault, reclaim_idle_ms: int = RECLAIM_IDLE_MS,
-                      breakdown_cap: int = breakdowns.DEFAULT_CAP,
-                      bounds: breakdowns.Bounds | None = None) -> int:
-    """Moves the shard's buffered events into Postgres; returns how many were inserted.
-    `bounds`, the shard's, carries what the drain learnt of its breakdowns to the next."""
+                      fault: Fault = no_fault, reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> int:
+    """Moves the shard's buffered events into Postgres; returns how many were inserted."""
     known_months = set() if known_months is None else known_months
-    bounds = breakdowns.Bounds(shard) if bounds is None else bounds
     moved = 0
     async with pool.acquire() as conn, shard_lock(conn, LOCK_CLASS, shard, locking) as held:
         if not held:
@@ -201,9 +192,9 @@ async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: S
                 await ensure_partitions(conn, months)
                 known_months |= months
             try:
-                moved += await _insert(conn, records, fault, breakdown_cap, bounds)
+                moved += await _insert(conn, records, fault)
             except asyncpg.DataError:
-                moved += await _insert_one_by_one(conn, records, fault, breakdown_cap, bounds)
+                moved += await _insert_one_by_one(conn, records, fault)
             fault("inserted")
             await renew_rollups(scripts, keys, {record[1] for record in records})
             ids = [entry_id for entry_id, _ in entries]
@@ -221,13 +212,9 @@ async def drain_all(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: Scr
                     consumer: str, batch_size: int = BATCH_SIZE, locking: Locking = Locking.TRY,
                     known_months: set[dt.date] | None = None, fault: Fault = no_fault,
                     reclaim_idle_ms: int = RECLAIM_IDLE_MS,
-                    breakdown_cap: int = breakdowns.DEFAULT_CAP,
-                    concurrency: int = DRAIN_CONCURRENCY,
-                    bounds: dict[int, breakdowns.Bounds] | None = None) -> int:
-    """Drains every shard, `concurrency` at a time; returns the events stored. `bounds`
-    keeps each shard's `breakdowns.Bounds` from one drain to the next."""
+                    concurrency: int = DRAIN_CONCURRENCY) -> int:
+    """Drains every shard, `concurrency` at a time; returns the events stored."""
     known_months = set() if known_months is None else known_months
-    bounds = {} if bounds is None else bounds
     waiting = list(range(k.SHARDS))
     moved = [0]
 
@@ -238,9 +225,7 @@ async def drain_all(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: Scr
             stored = await drain_shard(redis, pool, keys, scripts, shard,
                                        consumer=consumer, batch_size=batch_size, locking=locking,
                                        known_months=known_months, fault=fault,
-                                       reclaim_idle_ms=reclaim_idle_ms,
-                                       breakdown_cap=breakdown_cap,
-                                       bounds=bounds.setdefault(shard, breakdowns.Bounds(shard)))
+                                       reclaim_idle_ms=reclaim_idle_ms)
             moved[0] += stored
 
     try:

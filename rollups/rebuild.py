@@ -3,8 +3,9 @@
 Breakdowns are counted again from the raw events in the order they happened, as the drain
 counted them (values past the cap go to `(other)` the same way). Visitor sketches cannot be
 recomputed (raw events keep only a daily-salted address hash,
-on purpose), so they are kept as they are. The shard's drain and flush locks are held
-throughout, after a drain and a flush under them: every event is then either in both raw
+on purpose), so they are kept as they are. The shard's drain and flush locks and the
+breakdown queue's lock are held throughout, after a drain and a flush under them and with
+the queue counted in the recount's transaction: every event is then either in both raw
 events and rollups, or in neither yet, and the recount cannot miss or double anything.
 """
 
@@ -20,7 +21,7 @@ from realtime import keys as k
 from realtime.event_types import COUNTERS, EVENT_TYPES, EVENTS, TIME_MS, TIMED
 from realtime.generations import renew_rollups
 from realtime.scripts import Scripts
-from rollups import breakdowns, drain, flush, spans
+from rollups import breakdown_queue, breakdowns, drain, flush, spans
 from rollups.locks import Locking, shard_lock
 
 _COUNTS = ",\n       ".join(
@@ -67,11 +68,21 @@ async def rebuild(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: Scrip
     start = dt.datetime.combine(since, dt.time(), dt.UTC) - dt.timedelta(hours=14)
     async with pool.acquire() as conn, \
             shard_lock(conn, drain.LOCK_CLASS, shard, Locking.WAIT), \
-            shard_lock(conn, flush.LOCK_CLASS, shard, Locking.WAIT):
+            shard_lock(conn, flush.LOCK_CLASS, shard, Locking.WAIT), \
+            shard_lock(conn, breakdown_queue.LOCK_CLASS, breakdown_queue.LOCK_KEY,
+                       Locking.WAIT):
         await drain.drain_shard(redis, pool, keys, scripts, shard, consumer=consumer,
                                 locking=Locking.NONE)
         await flush.flush_shard(redis, pool, keys, scripts, shard, locking=Locking.NONE)
+        queued: set[int] = set()  # tenants whose queued events were counted
         async with conn.transaction():
+            # Counted before the days are cleared: left queued, the tenant's would be
+            # counted again on top of the recount.
+            while True:
+                taken, tenants = await breakdown_queue.count_chunk(conn, cap=breakdown_cap)
+                queued |= tenants
+                if taken < breakdown_queue.CHUNK:
+                    break
             rows = [r for r in await conn.fetch(RECOUNT_SQL, tenant_id, timezone, start)
                     if r["day"] >= since]
             await conn.execute(ZERO_SQL, tenant_id, since)
@@ -90,5 +101,5 @@ async def rebuild(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: Scrip
                     await breakdowns.count(conn, chunk, cap=breakdown_cap)
                     chunk = []
             await breakdowns.count(conn, chunk, cap=breakdown_cap)
-    await renew_rollups(scripts, keys, [tenant_id])  # every process reads the new numbers
+    await renew_rollups(scripts, keys, queued | {tenant_id})  # every process reads the new numbers
     return len(rows)

@@ -43,16 +43,19 @@ class Worker:
     bounds: dict[int, Bounds] = field(default_factory=dict)  # of breakdowns, per shard
     failures: int = 0
     resume_at: float = 0.0
+    breakdowns_at: float = 0.0  # when the queued events are next counted into breakdowns
     persistence_checked: bool = False
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     monotonic: Callable[[], float] = time.monotonic
 
-    async def flush(self, locking: Locking = Locking.TRY) -> tuple[int, int]:
-        """One drain and one flush of every shard: (events stored, tenant-days flushed)."""
+    async def flush(self, locking: Locking = Locking.TRY,
+                    count_breakdowns: bool = True) -> tuple[int, int]:
+        """One drain and one flush of every shard, and with `count_breakdowns` the queued
+        events counted into the breakdowns: (events stored, tenant-days flushed)."""
         c = self.clients
         return await drain_and_flush(c.redis, c.pool, c.keys, c.scripts, consumer=self.consumer,
                                      locking=locking, known_months=self.known_months,
-                                     bounds=self.bounds)
+                                     count_breakdowns=count_breakdowns, bounds=self.bounds)
 
     async def keep_flushing(self) -> None:
         """Passes until `stopped`, at most one an interval; after a pass that took longer
@@ -75,8 +78,9 @@ class Worker:
         """One pass, with exponential backoff while Redis or Postgres fail."""
         if self.monotonic() < self.resume_at:
             return
+        due = self.monotonic() >= self.breakdowns_at
         try:
-            events, rollups = await self.flush()
+            events, rollups = await self.flush(count_breakdowns=due)
         except Exception as error:
             self.failures += 1
             settings = self.clients.settings
@@ -86,6 +90,8 @@ class Worker:
             log.error("flush failed: %s (%s: %s); nothing is lost, retrying in %d s",
                       await self.diagnose(), type(error).__name__, error, delay)
             return
+        if due:
+            self.breakdowns_at = self.monotonic() + self.clients.settings.breakdown_interval
         if self.failures:
             log.info("flush recovered after %d failed attempts", self.failures)
             self.persistence_checked = False  # Redis may have come back with other settings

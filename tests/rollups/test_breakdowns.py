@@ -1,12 +1,15 @@
 """Breakdowns: exact visitors, events and leads per value of each dimension for small known
 inputs, `(none)` and the `(other)` of the cap, leads attributed to the right source across
 drain batches, replays counted once, one working-set row per visitor-day across drains and
-its migration, rebuild, retention of the working sets, CSV, the export zip, and 400s."""
+its migration, rebuild, retention of the working sets, CSV, the export zip, and 400s; the
+queue the drain leaves them in, counted once (a crash before the commit included), at the
+scheduler's interval, and before a rebuild's recount."""
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import datetime as dt
 import io
 import zipfile
@@ -21,7 +24,10 @@ from app.accounts.tokens import create_token
 from app.routes import breakdowns as breakdown_routes
 from realtime.generations import renew_rollups
 from realtime.geo import Countries
-from rollups import breakdowns, dimensions
+from rollups import breakdown_queue, breakdowns, dimensions
+from rollups.breakdown_queue import count_queue
+from rollups.drain import drain_all
+from rollups.locks import Locking
 from tests.support.apps import counting_queries, drain, flush
 from tests.support.http import from_address
 
@@ -254,8 +260,8 @@ async def test_every_count_marks_the_shards_it_counts_into(app, pool, clock, key
         async with conn.transaction():
             await conn.copy_records_to_table("events_staging", records=[record],
                                              columns=drains.COLUMNS)
-            stored = await conn.fetch(drains.INSERT_SQL)
-            assert await breakdowns.count(conn, stored) > 0
+            await conn.execute(drains.INSERT_SQL)
+            assert await breakdown_queue.count_chunk(conn) == (1, {tenant.id})
         after = await conn.fetchval(mark, shard)
     assert after is not None and after != before
 
@@ -328,6 +334,7 @@ async def test_breakdowns_asked_together_after_a_renewal_make_one_read(app, clie
 async def test_a_replayed_batch_counts_nothing_twice(app, client, pool, clock):
     from realtime import stream
     from rollups import drain
+    from tests.support.apps import drain as drain_now
 
     tenant, headers = await zoned_tenant(pool)
     clock.now = at("UTC", 2026, 9, 12, 12)
@@ -340,6 +347,7 @@ async def test_a_replayed_batch_counts_nothing_twice(app, client, pool, clock):
         await conn.execute(drain.STAGING_SQL)
         assert await drain._insert(conn, records) == 2
         assert await drain._insert(conn, records) == 0  # as after a crash before the XACK
+    await drain_now(app)  # counts the queue
     data = await get_breakdown(client, tenant.id, headers, "country", period="today")
     assert rows(data) == [("GB", 1, 2, 1)]
 
@@ -617,3 +625,125 @@ async def test_the_text_of_a_visits_keys_reads_back_as_the_keys(pool):
         assert await pool.fetchval("SELECT $1::text::text[]",
                                    breakdowns.array_text([value])) == [value]
     assert await pool.fetchval("SELECT $1::text::text[]", breakdowns.array_text([])) == []
+
+
+async def queued(pool, tenant_id) -> int:
+    return await pool.fetchval("SELECT count(*) FROM breakdown_queue WHERE tenant_id = $1",
+                               tenant_id)
+
+
+async def drain_only(app) -> int:
+    """The drain alone: the events stored and queued, not counted."""
+    svc = app.extensions["analytics"]
+    return await drain_all(svc.redis, svc.pool, svc.keys, svc.scripts, consumer="tests",
+                           locking=Locking.WAIT)
+
+
+async def test_the_drain_queues_what_it_stores_and_a_count_takes_it_once(app, client, pool,
+                                                                         clock):
+    svc = app.extensions["analytics"]
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 21, 12)
+    for n, path in enumerate(["/a", "/b", "/a"]):
+        await send(client, tenant.id, "pageview", {"path": path}, agent=f"{WINDOWS} v{n}",
+                   address=GB)
+    assert await drain_only(app) >= 3
+    assert await queued(pool, tenant.id) == 3
+    for _ in range(2):  # the first starts the generation, the second fills the cache
+        assert rows(await get_breakdown(client, tenant.id, headers, "page",
+                                        period="today")) == []
+    # The count renews the generation the empty answer is cached under.
+    assert await count_queue(svc.pool, svc.scripts, svc.keys, locking=Locking.WAIT) >= 3
+    assert await queued(pool, tenant.id) == 0
+    expected = [("/a", 2, 2, 0), ("/b", 1, 1, 0)]
+    assert rows(await get_breakdown(client, tenant.id, headers, "page", period="today")) \
+        == expected
+    await count_queue(svc.pool, svc.scripts, svc.keys, locking=Locking.WAIT)
+    assert rows(await get_breakdown(client, tenant.id, headers, "page", period="today")) \
+        == expected
+
+
+async def test_a_count_goes_on_a_chunk_at_a_time_until_the_queue_is_empty(app, client, pool,
+                                                                          clock):
+    svc = app.extensions["analytics"]
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 21, 13)
+    for n in range(5):
+        await send(client, tenant.id, "pageview", {"path": "/a"}, agent=f"{WINDOWS} v{n}",
+                   address=GB)
+    await drain_only(app)
+    await count_queue(svc.pool, svc.scripts, svc.keys, locking=Locking.WAIT, limit=2)
+    assert await queued(pool, tenant.id) == 0
+    assert rows(await get_breakdown(client, tenant.id, headers, "page", period="today")) \
+        == [("/a", 5, 5, 0)]
+
+
+async def test_a_count_that_fails_before_its_commit_leaves_its_events_queued(app, client,
+                                                                             pool, clock):
+    svc = app.extensions["analytics"]
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 22, 12)
+    await send(client, tenant.id, "pageview", {"path": "/a"}, agent=IPHONE, address=GB)
+    await send(client, tenant.id, "click_whatsapp", {}, agent=IPHONE, address=GB)
+    await drain_only(app)
+
+    def crash(step: str) -> None:
+        if step == "counted":
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        await count_queue(svc.pool, svc.scripts, svc.keys, locking=Locking.WAIT, fault=crash)
+    assert await queued(pool, tenant.id) == 2
+    assert await pool.fetchval("SELECT count(*) FROM breakdown_rollups WHERE tenant_id = $1",
+                               tenant.id) == 0
+    await count_queue(svc.pool, svc.scripts, svc.keys, locking=Locking.WAIT)
+    assert rows(await get_breakdown(client, tenant.id, headers, "country", period="today")) \
+        == [("GB", 1, 2, 1)]
+
+
+async def test_the_scheduler_counts_the_queue_at_its_interval_and_a_flush_at_once(
+        settings, app, client, pool, clock):
+    from app.clients import Clients
+    from app.ops.scheduler import Worker
+
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 23, 12)
+    now = [0.0]
+    clients = await Clients.open(dataclasses.replace(settings, breakdown_interval=30.0))
+    worker = Worker(clients, monotonic=lambda: now[0])
+    try:
+        waiting = []
+        for now[0], path in [(0.0, "/a"), (5.0, "/b"), (29.9, "/c"), (30.0, "/d")]:
+            await send(client, tenant.id, "pageview", {"path": path}, agent=IPHONE, address=GB)
+            await worker.tick()
+            waiting.append(await queued(pool, tenant.id))
+        # Drained every pass; counted at the first and then once 30 s had gone by.
+        assert waiting == [0, 1, 2, 0]
+        assert await pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1",
+                                   tenant.id) == 4
+        await send(client, tenant.id, "pageview", {"path": "/e"}, agent=IPHONE, address=GB)
+        await worker.flush(Locking.WAIT)  # as `analytics flush`
+        assert await queued(pool, tenant.id) == 0
+    finally:
+        await clients.close()
+    data = await get_breakdown(client, tenant.id, headers, "page", period="today")
+    assert sorted(rows(data)) == [(path, 1, 1, 0) for path in ["/a", "/b", "/c", "/d", "/e"]]
+
+
+async def test_a_rebuild_counts_the_queue_before_it_recounts(app, client, pool, clock, redis,
+                                                            keys):
+    # The rebuild's own drain queues the events; counted after the recount instead of
+    # before it, they would be counted twice.
+    from rollups.rebuild import rebuild
+
+    svc = app.extensions["analytics"]
+    tenant, headers = await zoned_tenant(pool)
+    clock.now = at("UTC", 2026, 9, 24, 12)
+    for n in range(2):
+        await send(client, tenant.id, "pageview", {"path": "/a"}, agent=f"{WINDOWS} v{n}",
+                   address=GB)
+    await rebuild(redis, pool, keys, svc.scripts, tenant.id, "UTC", dt.date(2026, 9, 24),
+                  "tests")
+    await count_queue(svc.pool, svc.scripts, svc.keys, locking=Locking.WAIT)
+    assert rows(await get_breakdown(client, tenant.id, headers, "page", period="today")) \
+        == [("/a", 2, 2, 0)]

@@ -3,16 +3,19 @@ transaction, and still stores every event exactly once."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 
 from app.accounts.tenants import create_tenant
-from rollups.drain import DRAIN_CONCURRENCY, consumer_name, drain_all
+from rollups import drain
+from rollups.drain import DRAIN_CONCURRENCY
 from rollups.locks import Locking
 from tests.support.http import track, visitor
 
 
 async def test_two_shards_drain_at_once_and_every_event_is_stored_once(app, client, pool, keys,
-                                                                      clock):
+                                                                      clock, monkeypatch):
     assert DRAIN_CONCURRENCY >= 2
     svc = app.extensions["analytics"]
     clock.now = dt.datetime(2026, 9, 15, 10, tzinfo=dt.UTC).timestamp()
@@ -24,18 +27,28 @@ async def test_two_shards_drain_at_once_and_every_event_is_stored_once(app, clie
         for n in range(4):
             assert (await track(client, tenant.id, headers=visitor(n))).status_code == 200
 
-    between, most = 0, 0
+    inside, most = 0, 0  # batches being inserted, at any moment
+    together = asyncio.Event()
+    insert = drain._insert
 
-    def fault(step: str) -> None:  # batches read and not yet committed, at any moment
-        nonlocal between, most
-        if step == "read":
-            between += 1
-            most = max(most, between)
-        elif step == "inserted":
-            between -= 1
+    async def insert_waiting_for_another(conn, records, fault):
+        # An insert waits (a while) for another drainer to reach its own: a drain that
+        # finishes too fast to overlap the other's cannot pass for two at once.
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        if inside >= 2:
+            together.set()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(together.wait(), 2)
+            return await insert(conn, records, fault)
+        finally:
+            inside -= 1
 
-    stored = await drain_all(svc.redis, svc.pool, svc.keys, svc.scripts, consumer=consumer_name(),
-                             locking=Locking.WAIT, fault=fault)
+    monkeypatch.setattr(drain, "_insert", insert_waiting_for_another)
+    stored = await drain.drain_all(svc.redis, svc.pool, svc.keys, svc.scripts,
+                                   consumer=drain.consumer_name(), locking=Locking.WAIT)
     assert most >= 2
     for tenant in tenants.values():
         count = await pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1",

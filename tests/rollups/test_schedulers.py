@@ -62,8 +62,8 @@ async def test_a_pass_longer_than_the_interval_is_followed_by_another_at_once(se
     stored, pauses = [], []
 
     class Slow(Worker):
-        async def flush(self, locking=Locking.TRY):
-            events, rollups = await super().flush(locking)
+        async def flush(self, locking=Locking.TRY, count_breakdowns=True):
+            events, rollups = await super().flush(locking, count_breakdowns)
             stored.append(events)
             now[0] += interval * (1.5 if len(stored) < 3 else 0.5)
             if len(stored) < 4:

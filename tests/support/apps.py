@@ -8,6 +8,8 @@ import dataclasses
 
 from app.factory import create_app
 from app.settings import Settings
+from rollups import breakdowns
+from rollups.breakdown_queue import count_queue
 from rollups.drain import consumer_name, drain_all
 from rollups.flush import flush_all
 from rollups.locks import Locking
@@ -45,11 +47,18 @@ def quart_view(app):
     return asgi
 
 
-async def drain(app, locking=None, **kwargs) -> int:
-    """Drain every buffered raw event now, as the scheduler does; the events stored."""
+async def drain(app, locking=None, *, breakdown_cap: int = breakdowns.DEFAULT_CAP,
+                bounds: dict[int, breakdowns.Bounds] | None = None, **kwargs) -> int:
+    """Drain every buffered raw event now and count it into the breakdowns, as the
+    scheduler does (at once, not at its interval); the events stored. `bounds` carries
+    each shard's breakdowns.Bounds from one call to the next."""
     svc = app.extensions["analytics"]
-    return await drain_all(svc.redis, svc.pool, svc.keys, svc.scripts, consumer=consumer_name(),
-                           locking=locking or Locking.WAIT, **kwargs)
+    locking = locking or Locking.WAIT
+    events = await drain_all(svc.redis, svc.pool, svc.keys, svc.scripts,
+                             consumer=consumer_name(), locking=locking, **kwargs)
+    await count_queue(svc.pool, svc.scripts, svc.keys, locking=locking, cap=breakdown_cap,
+                      bounds=bounds)
+    return events
 
 
 async def flush(app, locking=None, **kwargs) -> tuple[int, int]:

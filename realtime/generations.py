@@ -2,9 +2,10 @@
 process may have cached of that data stops being true, so every process checks its caches
 with the read's one round trip (`current`) instead of asking Postgres again.
 
-    rollups      set by each flush that wrote the tenant's daily rollups and each drain
-                 that stored its raw events (and so its breakdown rollups), after the
-                 transaction committed (rollups/flush.py, rollups/drain.py)
+    rollups      set by each flush that wrote the tenant's daily rollups, each drain
+                 that stored its raw events and each count of them into its breakdown
+                 rollups, after the transaction committed (rollups/flush.py,
+                 rollups/drain.py, rollups/breakdown_queue.py)
     credentials  set before and after any of the tenant's tokens or share links is revoked
                  (app/accounts/revocation.py)
 

@@ -47,10 +47,10 @@ async def read_rollups(tenant_id: int, name: Hashable,
                        reader: Callable[[Services, ZoneInfo, float], Awaitable[T]], *,
                        over_period: bool = False) -> T:
     """`read` for an answer that comes from the daily or breakdown rollups alone, so changes
-    only at a flush or a drain (which renew the rollups generation) or at the tenant's
-    midnight: served from the process's cache (the services' `period_reads` for an answer
-    `over_period`, larger, else `rollup_reads`) while the tenant's rollups generation and
-    local day are those it was read under. `name` tells apart the endpoints and what they
+    only at a flush, a drain or a count of the breakdown queue (which renew the rollups
+    generation) or at the tenant's midnight: served from the process's cache (the services'
+    `period_reads` for an answer `over_period`, larger, else `rollup_reads`) while the
+    tenant's rollups generation and local day are those it was read under. `name` tells apart the endpoints and what they
     were asked; `reader` gets the time the day was taken from. The answer is shared: never
     change it.
 

@@ -11,7 +11,8 @@ once idle, so a crash never loses one.
 
 `drain_all` drains DRAIN_CONCURRENCY shards at a time, each on its own connection: a drain
 alternates between Python (decoding) and Postgres (storing), so one at a time never keeps
-more than one core busy, however far the backlog has grown."""
+more than one core busy, however far the backlog has grown.
+"""
 
 from __future__ import annotations
 

@@ -50,9 +50,9 @@ async def read_rollups(tenant_id: int, name: Hashable,
     only at a flush, a drain or a count of the breakdown queue (which renew the rollups
     generation) or at the tenant's midnight: served from the process's cache (the services'
     `period_reads` for an answer `over_period`, larger, else `rollup_reads`) while the
-    tenant's rollups generation and local day are those it was read under. `name` tells apart the endpoints and what they
-    were asked; `reader` gets the time the day was taken from. The answer is shared: never
-    change it.
+    tenant's rollups generation and local day are those it was read under. `name` tells
+    apart the endpoints and what they were asked; `reader` gets the time the day was taken
+    from. The answer is shared: never change it.
 
     Requests that miss together make one read: a flush or drain renews the generation of a
     tenant whose dashboards all ask again at once. The read runs as a task of its own, so a

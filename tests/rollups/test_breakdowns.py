@@ -266,10 +266,10 @@ async def test_every_count_marks_the_shards_it_counts_into(app, pool, clock, key
     assert after is not None and after != before
 
 
-async def test_a_drain_renews_the_breakdowns_processes_serve(app, client, pool, clock):
+async def test_a_count_renews_the_breakdowns_processes_serve(app, client, pool, clock):
     """A breakdown is served from the process under the tenant's rollups generation, each
-    period asked with its own answer, until a drain stores the tenant's events: it renews the
-    generation, and the next read has them."""
+    period asked with its own answer, until the tenant's stored events are counted: the
+    count renews the generation, and the next read has them."""
     tenant, headers = await zoned_tenant(pool)
     clock.now = at("UTC", 2026, 9, 13, 12)
     await send(client, tenant.id, "pageview", {"path": "/old"}, agent=IPHONE, address=GB)
@@ -283,7 +283,7 @@ async def test_a_drain_renews_the_breakdowns_processes_serve(app, client, pool, 
         data = await get_breakdown(client, tenant.id, headers, "page", period="yesterday")
         assert rows(data) == [("/old", 1, 1, 0)]
     await send(client, tenant.id, "pageview", {"path": "/b"}, agent=ANDROID, address=BR)
-    # The drain alone: the flush renews the generation too.
+    # The drain and its count alone: the flush renews the generation too.
     assert await drain(app) == 1
     data = await get_breakdown(client, tenant.id, headers, "page", period="today")
     assert rows(data) == [("/a", 1, 1, 0), ("/b", 1, 1, 0)]

@@ -47,17 +47,20 @@ def quart_view(app):
     return asgi
 
 
-async def drain(app, locking=None, *, breakdown_cap: int = breakdowns.DEFAULT_CAP,
+async def drain(app, locking=None, *, count_breakdowns: bool = True,
+                breakdown_cap: int = breakdowns.DEFAULT_CAP,
                 bounds: dict[int, breakdowns.Bounds] | None = None, **kwargs) -> int:
     """Drain every buffered raw event now and count it into the breakdowns, as the
-    scheduler does (at once, not at its interval); the events stored. `bounds` carries
-    each shard's breakdowns.Bounds from one call to the next."""
+    scheduler does (at once, not at its interval; with count_breakdowns=False the events
+    stay queued); the events stored. `bounds` carries each shard's breakdowns.Bounds from
+    one call to the next."""
     svc = app.extensions["analytics"]
     locking = locking or Locking.WAIT
     events = await drain_all(svc.redis, svc.pool, svc.keys, svc.scripts,
                              consumer=consumer_name(), locking=locking, **kwargs)
-    await count_queue(svc.pool, svc.scripts, svc.keys, locking=locking, cap=breakdown_cap,
-                      bounds=bounds)
+    if count_breakdowns:
+        await count_queue(svc.pool, svc.scripts, svc.keys, locking=locking, cap=breakdown_cap,
+                          bounds=bounds)
     return events
 
 

@@ -101,6 +101,22 @@ async def test_a_flush_in_one_process_shows_in_the_next_read_of_another(
         assert numbers["visitors_today"] == numbers["qr_scans"] == 2
 
 
+async def test_a_drain_in_one_process_shows_in_the_next_hourly_series_of_another(
+        settings, database, redis, tenant, auth_headers):
+    """Today's hours are counted from the stored events: a drain alone, with nothing
+    flushed and its events still queued for the breakdowns, renews the generation."""
+    path = "/stats?period=today"
+    async with serving_app(settings) as first, serving_app(settings) as second:
+        reader = second.test_client()
+        before = await warm(reader, tenant.id, auth_headers, path)
+        assert sum(hour["pageviews"] for hour in before["data"]["series"]) == 0
+        response = await track(first.test_client(), tenant.id, "pageview", headers=visitor(1))
+        assert response.status_code == 200
+        assert await drain(first, count_breakdowns=False) == 1
+        after = await read(reader, tenant.id, auth_headers, path)
+        assert sum(hour["pageviews"] for hour in after["data"]["series"]) == 1
+
+
 async def test_generations_lost_in_a_redis_restart_serve_nothing_from_the_caches(
         settings, database, redis, keys, tenant, auth_headers):
     """A Redis restarted empty loses the generations and what a flush renewed them to; a

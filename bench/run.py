@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import os
 import signal
@@ -116,13 +117,19 @@ class CpuMeter:
         return {name: round(1e6 * used / self.requests) for name, used in self.used.items()}
 
 
-async def queued(dsn: str) -> bool:
-    """Whether the breakdown queue holds events (rollups/breakdown_queue.py)."""
+async def _queued(dsn: str) -> bool:
     conn = await asyncpg.connect(dsn)
     try:
         return await conn.fetchval("SELECT EXISTS (SELECT FROM breakdown_queue)")
     finally:
         await conn.close()
+
+
+def queued(dsn: str) -> bool:
+    """Whether the breakdown queue holds events (rollups/breakdown_queue.py). Called from
+    inside the running loop, so on a loop of its own in a thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, _queued(dsn)).result()
 
 
 def settled(stack: Stack, timeout: float = 600) -> None:
@@ -145,7 +152,7 @@ def settled(stack: Stack, timeout: float = 600) -> None:
                 pipe.xlen(keys.events(shard))
                 pipe.scard(keys.dirty(shard))
                 pipe.exists(keys.flush_batch(shard))  # claimed, not yet written
-            if not any(pipe.execute()) and not asyncio.run(queued(stack.env["DATABASE_URL"])):
+            if not any(pipe.execute()) and not queued(stack.env["DATABASE_URL"]):
                 return
             time.sleep(0.2)
         raise RuntimeError(f"the scheduler did not settle within {timeout} s")

@@ -11,6 +11,7 @@ import json
 import re
 import textwrap
 
+from app.settings import Settings
 from bench import targets
 from bench.stack import FLUSH_INTERVAL_SECONDS, RESULTS, ROOT
 from bench.targets import figure, held_in_all, judged, last_runs, lookup
@@ -81,7 +82,9 @@ def paused_note(ingest: dict) -> list[str]:
         f"{cost['bare']['web workers']}. The difference between the two /track figures is "
         "the share of the cores the scheduler and Postgres take while a round runs "
         f"({cost['track']['scheduler']} and {cost['track']['postgres']} us an event here), "
-        "most of it counting the breakdowns (section \"Drain\"). The same mix drained "
+        "draining, counting the breakdowns (from their queue, every "
+        f"{Settings.breakdown_interval:.0f} s) and flushing (section \"Drain\"). The same mix "
+        "drained "
         "after a paused round, as one backlog in full batches rather than a pass's worth "
         f"every {FLUSH_INTERVAL_SECONDS} s, cost them {cost[PAUSED]['scheduler']} and "
         f"{cost[PAUSED]['postgres']} us an event. Larger batches are the likely reason "

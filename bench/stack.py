@@ -110,11 +110,12 @@ class Stack:
 
     `redis_url` points the processes at another Redis than REDIS_URL (the soak's own
     redis-server); `logs`, a directory, keeps each process's output there instead of
-    discarding it.
+    discarding it; `code`, a checkout of another commit, runs its code instead of this
+    one's (bench/compare.py), with this one's virtualenv.
     """
 
     def __init__(self, workers: int, redis_url: str | None = None,
-                 logs: Path | None = None) -> None:
+                 logs: Path | None = None, code: Path = ROOT) -> None:
         run = secrets.token_hex(4)
         self.run = run
         self.db = f"analytics_bench_{run}"
@@ -134,19 +135,29 @@ class Stack:
         }
         if redis_url:
             self.env["REDIS_URL"] = redis_url
+        self.code = code
+        if code != ROOT:  # its packages ahead of the editable install of this checkout
+            self.env["PYTHONPATH"] = str(code)
         self.workers = workers
         self.logs = logs
         self.processes: dict[str, subprocess.Popen] = {}
         self.ports: dict[str, int] = {}
         self._log_files: list = []
 
+    def command(self, *args: str) -> list[str]:
+        """The `analytics` command of the stack's code."""
+        if self.code == ROOT:
+            return [str(BIN / "analytics"), *args]
+        return [str(BIN / "python"), "-c",
+                "import sys; from app.ops.cli import main; main(sys.argv[1:])", *args]
+
     def analytics(self, *args: str) -> dict:
-        out = subprocess.run([str(BIN / "analytics"), *args, "--json"], env=self.env, cwd=ROOT,
+        out = subprocess.run(self.command(*args, "--json"), env=self.env, cwd=self.code,
                              capture_output=True, text=True, check=True).stdout
         return json.loads(out)
 
     def start(self, name: str, argv: list[str], port: int | None = None,
-              cwd: Path = ROOT, **extra: str) -> None:
+              cwd: Path | None = None, **extra: str) -> None:
         env = {**self.env, **extra}
         if port:
             env["PORT"] = str(port)
@@ -156,7 +167,8 @@ class Stack:
             self.logs.mkdir(parents=True, exist_ok=True)
             output = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (closed in teardown)
             self._log_files.append(output)
-        self.processes[name] = subprocess.Popen(argv, env=env, cwd=cwd, stdout=output,
+        self.processes[name] = subprocess.Popen(argv, env=env, cwd=cwd or self.code,
+                                                stdout=output,
                                                 stderr=subprocess.STDOUT if self.logs else output)
         if port:
             wait_for_port(port, timeout=30)
@@ -171,12 +183,12 @@ class Stack:
         self.first_tenant = await conn.fetchval("SELECT min(id) FROM tenants")
         await conn.close()
         self.token = self.analytics("token", "create", "--tenant", str(self.first_tenant))["token"]
-        self.start("web", [str(BIN / "analytics"), "serve"], free_port())
+        self.start("web", self.command("serve"), free_port())
         if bare:
             port = free_port()
             # Served as `analytics serve` serves the product (app/http/serving.py).
             self.start("bare", serve_command("bench.bare:app"), port)
-        self.start("scheduler", [str(BIN / "analytics"), "scheduler"])
+        self.start("scheduler", self.command("scheduler"))
         time.sleep(2)  # let every worker finish its startup
 
     def url(self, name: str) -> str:

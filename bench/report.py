@@ -571,6 +571,8 @@ def render(results: dict) -> str:
         "```sh",
         "make bench          # about 6 minutes; writes bench/results/latest.json and this page",
         ".venv/bin/python -m bench.run --quick   # a one-round smoke run",
+        ".venv/bin/python -m bench.compare --against COMMIT   # /track's CPU an event, "
+        "this code against COMMIT's",
         "```",
         "",
     ]

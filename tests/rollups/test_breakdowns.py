@@ -26,7 +26,6 @@ from realtime.generations import renew_rollups
 from realtime.geo import Countries
 from rollups import breakdown_queue, breakdowns, dimensions
 from rollups.breakdown_queue import count_queue
-from rollups.drain import drain_all
 from rollups.locks import Locking
 from tests.support.apps import counting_queries, drain, flush
 from tests.support.http import from_address
@@ -632,13 +631,6 @@ async def queued(pool, tenant_id) -> int:
                                tenant_id)
 
 
-async def drain_only(app) -> int:
-    """The drain alone: the events stored and queued, not counted."""
-    svc = app.extensions["analytics"]
-    return await drain_all(svc.redis, svc.pool, svc.keys, svc.scripts, consumer="tests",
-                           locking=Locking.WAIT)
-
-
 async def test_the_drain_queues_what_it_stores_and_a_count_takes_it_once(app, client, pool,
                                                                          clock):
     svc = app.extensions["analytics"]
@@ -647,7 +639,7 @@ async def test_the_drain_queues_what_it_stores_and_a_count_takes_it_once(app, cl
     for n, path in enumerate(["/a", "/b", "/a"]):
         await send(client, tenant.id, "pageview", {"path": path}, agent=f"{WINDOWS} v{n}",
                    address=GB)
-    assert await drain_only(app) >= 3
+    assert await drain(app, count_breakdowns=False) >= 3
     assert await queued(pool, tenant.id) == 3
     for _ in range(2):  # the first starts the generation, the second fills the cache
         assert rows(await get_breakdown(client, tenant.id, headers, "page",
@@ -671,7 +663,7 @@ async def test_a_count_goes_on_a_chunk_at_a_time_until_the_queue_is_empty(app, c
     for n in range(5):
         await send(client, tenant.id, "pageview", {"path": "/a"}, agent=f"{WINDOWS} v{n}",
                    address=GB)
-    await drain_only(app)
+    await drain(app, count_breakdowns=False)
     await count_queue(svc.pool, svc.scripts, svc.keys, locking=Locking.WAIT, limit=2)
     assert await queued(pool, tenant.id) == 0
     assert rows(await get_breakdown(client, tenant.id, headers, "page", period="today")) \
@@ -685,7 +677,7 @@ async def test_a_count_that_fails_before_its_commit_leaves_its_events_queued(app
     clock.now = at("UTC", 2026, 9, 22, 12)
     await send(client, tenant.id, "pageview", {"path": "/a"}, agent=IPHONE, address=GB)
     await send(client, tenant.id, "click_whatsapp", {}, agent=IPHONE, address=GB)
-    await drain_only(app)
+    await drain(app, count_breakdowns=False)
 
     def crash(step: str) -> None:
         if step == "counted":

@@ -109,8 +109,7 @@ def measure(stack: Stack, wrk: str, connections: int, seconds: int,
             wait_for_port(port, timeout=30)
             time.sleep(2)
             spies = spy_on(children(web.pid), seconds, logs) if profile else []
-            env = {"BENCH_TENANTS": str(stack.tenants), "BENCH_VISITORS": "100000",
-                   "BENCH_FIRST_TENANT": str(stack.first_tenant)}
+            env = stack.track_env()
             load = run_wrk(wrk, f"http://127.0.0.1:{port}", ROOT / "bench" / "track.lua",
                            connections, seconds, env)
             for spy in spies:

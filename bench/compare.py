@@ -38,8 +38,7 @@ SCRIPT = ROOT / "bench" / "track.lua"
 
 
 def one_round(stack: Stack, other: Stack, wrk: str, seconds: int) -> dict:
-    env = {"BENCH_TENANTS": str(stack.tenants), "BENCH_FIRST_TENANT": str(stack.first_tenant),
-           "BENCH_VISITORS": "100000"}
+    env = stack.track_env()
     meter = CpuMeter(stack, "web")
     other.processes["scheduler"].send_signal(signal.SIGSTOP)
     try:

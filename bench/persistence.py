@@ -58,8 +58,7 @@ async def measure(wrk: str, *, rounds: int, duration: int, tenants: int = 10_000
     runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
     try:
         await stack.setup(tenants, bare=False)
-        env = {"BENCH_TENANTS": str(tenants), "BENCH_FIRST_TENANT": str(stack.first_tenant),
-               "BENCH_VISITORS": "100000"}
+        env = stack.track_env()
         for n in range(rounds):
             # Alternating which goes first, so a drift of the machine hits both alike.
             for mode, settings in list(MODES.items())[::1 if n % 2 == 0 else -1]:

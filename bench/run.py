@@ -202,9 +202,7 @@ async def main() -> None:
                      "targets_only": args.targets}
     try:
         await stack.setup(args.tenants)
-        track_env = {"BENCH_TENANTS": str(args.tenants),
-                     "BENCH_FIRST_TENANT": str(stack.first_tenant),
-                     "BENCH_VISITORS": "100000"}
+        track_env = stack.track_env()
         script = ROOT / "bench" / "track.lua"
         # Ingest vs the floor, interleaved rounds at c=32.
         track_runs, bare_runs, paused_runs = [], [], []

@@ -191,6 +191,11 @@ class Stack:
         self.start("scheduler", self.command("scheduler"))
         time.sleep(2)  # let every worker finish its startup
 
+    def track_env(self) -> dict[str, str]:
+        """What bench/track.lua reads: the stack's tenants and the visitors to spread over."""
+        return {"BENCH_TENANTS": str(self.tenants), "BENCH_FIRST_TENANT": str(self.first_tenant),
+                "BENCH_VISITORS": "100000"}
+
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 

@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.stack import BIN, RESULTS, Stack, cpu_seconds, rss_mb
+from bench.stack import RESULTS, Stack, analytics_command, code_env, cpu_seconds, rss_mb
 from realtime.event_types import QR_SCAN
 from tests.support.http import bearer
 from tests.support.servers import ROOT, free_port, serve_command
@@ -49,12 +49,8 @@ def _uvicorn(ws: str, deflate: str) -> list[str]:
     return [*serve_command(), "--ws", ws, "--ws-per-message-deflate", deflate]
 
 
-# `analytics serve`, importing the app from the working directory (`baseline`'s checkout).
-SERVE_FROM_CWD = [sys.executable, "-c", "import sys; sys.argv[0] = 'analytics'; "
-                  "from app.ops.cli import main; main()", "serve"]
 VARIANTS: dict[str, list[str]] = {
-    "serve": [str(BIN / "analytics"), "serve"],
-    "baseline": SERVE_FROM_CWD,
+    "serve": analytics_command(ROOT, "serve"),
     "sansio+deflate": _uvicorn("websockets-sansio", "true"),
     "wsproto": _uvicorn("wsproto", "false"),
     "websockets": _uvicorn("websockets", "false"),
@@ -79,9 +75,11 @@ async def one_server(stack: Stack, variant: str, count: int, updates: int = 10,
     and its CPU per update frame sent while `updates` events reach them all."""
     name = f"sockets-{variant}"
     port = free_port()
-    argv = VARIANTS[variant]
-    cwd = baseline if variant == "baseline" and baseline else ROOT
-    stack.start(name, argv, port, cwd=cwd, WEB_CONCURRENCY="1")
+    if variant == "baseline":  # `analytics serve` of the other checkout's code
+        stack.start(name, analytics_command(baseline, "serve"), port, cwd=baseline,
+                    WEB_CONCURRENCY="1", **code_env(baseline))
+    else:
+        stack.start(name, VARIANTS[variant], port, WEB_CONCURRENCY="1")
     process = stack.processes.pop(name)
     url = f"ws://127.0.0.1:{port}/api/analytics/{stack.first_tenant}/live"
     sockets: list = []
@@ -128,7 +126,7 @@ async def _send_cost(pid: int, port: int, tenant: int, updates: int) -> float:
 
 async def measure(stack: Stack, *, count: int = 2000, most: int = 10_000, rounds: int = 3,
                   variants: list[str] | None = None, baseline: Path | None = None) -> dict:
-    names = variants or [name for name in VARIANTS if name != "baseline" or baseline]
+    names = variants or [*VARIANTS, *(["baseline"] if baseline else [])]
     if "baseline" in names and baseline is None:
         raise ValueError("the baseline variant needs --baseline DIR")
     runs: dict[str, list[dict]] = {name: [] for name in names}

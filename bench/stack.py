@@ -42,6 +42,21 @@ def ensure_wrk() -> str:
     sys.exit("bench: wrk is missing; install it (apt-get install wrk)")
 
 
+def analytics_command(code: Path, *args: str) -> list[str]:
+    """The `analytics` command of a checkout's code (ROOT, or another commit's, run with this
+    one's virtualenv from its own directory, with `code_env(code)`)."""
+    if code == ROOT:
+        return [str(BIN / "analytics"), *args]
+    return [str(BIN / "python"), "-c",
+            "import sys; from app.ops.cli import main; main(sys.argv[1:])", *args]
+
+
+def code_env(code: Path) -> dict[str, str]:
+    """The environment that puts a checkout's packages ahead of the editable install of this
+    one (nothing for this one)."""
+    return {} if code == ROOT else {"PYTHONPATH": str(code)}
+
+
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
@@ -136,8 +151,7 @@ class Stack:
         if redis_url:
             self.env["REDIS_URL"] = redis_url
         self.code = code
-        if code != ROOT:  # its packages ahead of the editable install of this checkout
-            self.env["PYTHONPATH"] = str(code)
+        self.env.update(code_env(code))
         self.workers = workers
         self.logs = logs
         self.processes: dict[str, subprocess.Popen] = {}
@@ -146,10 +160,7 @@ class Stack:
 
     def command(self, *args: str) -> list[str]:
         """The `analytics` command of the stack's code."""
-        if self.code == ROOT:
-            return [str(BIN / "analytics"), *args]
-        return [str(BIN / "python"), "-c",
-                "import sys; from app.ops.cli import main; main(sys.argv[1:])", *args]
+        return analytics_command(self.code, *args)
 
     def analytics(self, *args: str) -> dict:
         out = subprocess.run(self.command(*args, "--json"), env=self.env, cwd=self.code,

@@ -1,9 +1,11 @@
 """Draining the buffered raw events from the Redis streams into Postgres, exactly once.
 
-Each shard's stream is read through a consumer group. A batch is copied into a staging
-table and inserted with the stream id as key (a replayed entry conflicts and is skipped);
-the rows stored are queued for the breakdowns in the same statement
-(rollups/breakdown_queue.py, which counts them later); after the commit the batch's tenants
+Each shard's stream is read through a consumer group. A batch is copied into `events`, keyed
+by its stream ids, and into the breakdown queue (rollups/breakdown_queue.py, which counts it
+later) in one transaction. A batch holding an entry stored before (a replay after a failure)
+breaks the key, rolls back and goes the slow way: copied into a staging table and inserted
+from there, a stored entry conflicting and skipped, what was stored queued in the same
+statement. After the commit the batch's tenants
 get new rollup generations (realtime/generations.py), so no process serves an hourly series
 it read before; the entries are acknowledged and deleted only then (a batch replayed after
 a failure renews them again). Entries delivered to a consumer that died are claimed again
@@ -135,11 +137,23 @@ async def _read(redis: Redis, keys: k.Keys, shard: int, consumer: str, batch_siz
 
 async def _insert(conn: asyncpg.Connection, records: list[tuple],
                   fault: Fault = no_fault) -> int:
-    """Stores the records and queues what was stored for the breakdowns, atomically."""
+    """Stores the records and queues what was stored for the breakdowns, atomically;
+    returns how many were stored (a replayed record was stored before)."""
+    try:
+        # Two COPYs: Postgres writes the rows in bulk, where an INSERT goes row by row.
+        async with conn.transaction():
+            await conn.copy_records_to_table("events", records=records, columns=COLUMNS)
+            await conn.copy_records_to_table("breakdown_queue", records=records,
+                                             columns=COLUMNS)
+            # Stored, not yet committed: a crash here must leave the entries pending.
+            fault("uncommitted")
+        return len(records)
+    except asyncpg.UniqueViolationError:
+        pass  # a replay: the batch holds an entry stored before
     async with conn.transaction():
+        await conn.execute(STAGING_SQL)
         await conn.copy_records_to_table("events_staging", records=records, columns=COLUMNS)
         status = await conn.execute(INSERT_SQL)  # "INSERT 0 <rows queued>"
-        # Inserted, not yet committed: a crash here must leave the entries pending.
         fault("uncommitted")
     return int(status.rsplit(" ", 1)[1])
 
@@ -175,7 +189,6 @@ async def drain_shard(redis: Redis, pool: asyncpg.Pool, keys: k.Keys, scripts: S
     async with pool.acquire() as conn, shard_lock(conn, LOCK_CLASS, shard, locking) as held:
         if not held:
             return 0
-        await conn.execute(STAGING_SQL)
         while True:
             try:
                 entries = await _read(redis, keys, shard, consumer, batch_size, reclaim_idle_ms)

@@ -163,8 +163,8 @@ async def main() -> None:
     stack = Stack(args.workers)
     try:
         await stack.setup(10_000, bare=False)
-        env = {"BENCH_TENANTS": "10000", "BENCH_FIRST_TENANT": str(stack.first_tenant)}
-        peak = run_wrk(wrk, stack.url("web"), ROOT / "bench" / "track.lua", 32, 5, env)["rps"]
+        peak = run_wrk(wrk, stack.url("web"), ROOT / "bench" / "track.lua", 32, 5,
+                       stack.track_env())["rps"]
         for _ in range(args.rounds):
             result = await measure(stack, peak / 2, probes=args.probes)
             print(json.dumps({"peak_rps": round(peak), **result}, indent=2), flush=True)

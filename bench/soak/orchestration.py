@@ -156,7 +156,7 @@ def choose_rate(run: Soak) -> Rate:
         source = "bench/results/latest.json ingest_c32.track.rps"
         if peak is None:
             log(f"measuring the peak: wrk c=32 for {args.peak_seconds} s")
-            peak = measure_peak(run.stack, args.tenants, args.peak_seconds)
+            peak = measure_peak(run.stack, args.peak_seconds)
             source = f"wrk c=32, {args.peak_seconds} s, this run"
         rate = Rate(round(peak / 2, 1), source, peak)
     log(f"rate {rate.per_second} req/s ("
@@ -172,12 +172,11 @@ def recorded_peak() -> float | None:
         return None
 
 
-def measure_peak(stack: Stack, tenants: int, seconds: int) -> float:
+def measure_peak(stack: Stack, seconds: int) -> float:
     """/track req/s at c=32 with bench/track.lua, as `make bench` measures it."""
     wrk = ensure_wrk()
-    env = {"BENCH_TENANTS": str(tenants), "BENCH_FIRST_TENANT": str(stack.first_tenant),
-           "BENCH_VISITORS": "100000"}
-    return run_wrk(wrk, stack.url("web"), ROOT / "bench" / "track.lua", 32, seconds, env)["rps"]
+    return run_wrk(wrk, stack.url("web"), ROOT / "bench" / "track.lua", 32, seconds,
+                   stack.track_env())["rps"]
 
 
 async def baseline(run: Soak, rate: Rate) -> tuple[dict, dict[int, dict]]:

@@ -398,6 +398,7 @@ def consecutive_section() -> list[str]:
         return []
     header = ["target", "goal",
               *(f"{run['started'][:16]}{' (targets only)' if run.get('targets_only') else ''}"
+                f"{', ' + run['commit'] if run.get('commit') else ''}"
                 for run in runs),
               "held in all three"]
     return [
@@ -405,7 +406,8 @@ def consecutive_section() -> list[str]:
         "",
         "Each target in each of the last three runs of `make bench` or "
         "`python -m bench.run --targets` (bench/results/runs/, bench/targets.py), one after "
-        "the other on the same machine and code:",
+        "the other on the same machine; each column names the commit it ran, where the run "
+        "recorded it:",
         "",
         table([[t.what, t.goal, *(judged(t, run) for run in runs), held_in_all(t, runs)]
                for t in targets.TARGETS], header),

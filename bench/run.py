@@ -54,6 +54,7 @@ from bench.stack import (
     ROOT,
     Stack,
     children,
+    commit_of,
     cpu_seconds,
     ensure_wrk,
     run_wrk,
@@ -199,6 +200,7 @@ async def main() -> None:
     stack = Stack(workers)
     results: dict = {"machine": {"cores": os.cpu_count(), "workers_per_server": workers},
                      "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                     "commit": commit_of(),
                      "targets_only": args.targets}
     try:
         await stack.setup(args.tenants)

@@ -42,6 +42,14 @@ def ensure_wrk() -> str:
     sys.exit("bench: wrk is missing; install it (apt-get install wrk)")
 
 
+def commit_of(code: Path = ROOT) -> str:
+    """The commit a checkout is at, `-dirty` when it holds uncommitted changes ('' outside
+    git): what a run measured."""
+    done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=code,
+                          capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
 def analytics_command(code: Path, *args: str) -> list[str]:
     """The `analytics` command of a checkout's code (ROOT, or another commit's, run with this
     one's virtualenv from its own directory, with `code_env(code)`)."""

@@ -5,16 +5,18 @@ Two stacks side by side (bench/stack.py: `web` with one worker per core and the
 this checkout's code and one a worktree of `--against` (this virtualenv, that commit's
 packages first on the path). Rounds alternate between them, the first of a round pair
 swapped each time; while one stack's round runs, the other's scheduler is stopped. Each
-round is wrk at c=32 with bench/track.lua for `--duration` seconds, then the settling of
-its events, billed as `make bench` bills them (bench/run.py's CpuMeter and `settled`): CPU
-microseconds an event of the web workers, scheduler, Redis and Postgres. Prints each round
-and the medians as JSON, and writes bench/results/compare.json.
+round is wrk at `--connections` (32) with bench/track.lua for `--duration` seconds, then
+the settling of its events, billed as `make bench` bills them (bench/run.py's CpuMeter and
+`settled`): req/s, p50 and p99, and CPU microseconds an event of the web workers,
+scheduler, Redis and Postgres. Prints each round and the medians as JSON, and writes them to
+`--out` (bench/results/compare.json).
 
 Long rounds show what a steady load costs: work the scheduler gathers over an interval
 (the breakdown count, every `Settings.breakdown_interval`) is billed to a short round in
 one go, with the settling's wait for it.
 
     .venv/bin/python -m bench.compare --against 28353df [--rounds 3] [--duration 60]
+                                      [--connections 32] [--out FILE]
 """
 
 from __future__ import annotations
@@ -37,24 +39,27 @@ TENANTS = 10_000
 SCRIPT = ROOT / "bench" / "track.lua"
 
 
-def one_round(stack: Stack, other: Stack, wrk: str, seconds: int) -> dict:
+def one_round(stack: Stack, other: Stack, wrk: str, seconds: int, connections: int) -> dict:
     env = stack.track_env()
     meter = CpuMeter(stack, "web")
     other.processes["scheduler"].send_signal(signal.SIGSTOP)
     try:
-        result = meter.run(lambda: run_wrk(wrk, stack.url("web"), SCRIPT, 32, seconds, env),
-                           seconds, settle=lambda: settled(stack))
+        result = meter.run(
+            lambda: run_wrk(wrk, stack.url("web"), SCRIPT, connections, seconds, env),
+            seconds, settle=lambda: settled(stack))
     finally:
         other.processes["scheduler"].send_signal(signal.SIGCONT)
     cost = meter.per_request()
-    return {"rps": result["rps"], "non_2xx": result["non_2xx"],
+    return {"rps": result["rps"], "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
+            "non_2xx": result["non_2xx"],
             "cpu_us_per_event": {**cost, "whole system": sum(cost.values())},
             "settle_s": meter.settle_seconds[0]}
 
 
 def medians(rows: list[dict]) -> dict:
     groups = rows[0]["cpu_us_per_event"]
-    return {"rps": statistics.median(r["rps"] for r in rows),
+    return {**{key: statistics.median(r[key] for r in rows)
+               for key in ("rps", "p50_ms", "p99_ms")},
             "cpu_us_per_event": {g: statistics.median(r["cpu_us_per_event"][g] for r in rows)
                                  for g in groups}}
 
@@ -64,6 +69,8 @@ async def main() -> None:
     parser.add_argument("--against", required=True, help="the commit to compare with")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each")
     parser.add_argument("--duration", type=int, default=60, help="seconds of wrk a round")
+    parser.add_argument("--connections", type=int, default=32, help="wrk's connections")
+    parser.add_argument("--out", type=Path, default=RESULTS / "compare.json")
     args = parser.parse_args()
     wrk = ensure_wrk()
     commit = subprocess.run(["git", "rev-parse", "--short", args.against], cwd=ROOT,
@@ -83,14 +90,15 @@ async def main() -> None:
         for i in range(args.rounds):
             for name in names if i % 2 == 0 else names[::-1]:
                 other = next(s for n, s in stacks.items() if n != name)
-                rounds[name].append(one_round(stacks[name], other, wrk, args.duration))
+                rounds[name].append(one_round(stacks[name], other, wrk, args.duration,
+                                              args.connections))
                 print(json.dumps({name: rounds[name][-1]}), flush=True)
         report = {"started": started, "against": commit, "rounds": args.rounds,
-                  "seconds": args.duration,
+                  "seconds": args.duration, "connections": args.connections,
                   "median": {name: medians(rows) for name, rows in rounds.items()},
                   "all": rounds}
         print(json.dumps(report["median"], indent=1))
-        (RESULTS / "compare.json").write_text(json.dumps(report, indent=1) + "\n")
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
     finally:
         for stack in stacks.values():
             await stack.teardown()

@@ -191,7 +191,8 @@ def batches_section(results: dict) -> list[str]:
             for run in runs]
     return [
         "Micro-batches: the events a worker takes in at the same moment go to Redis in one "
-        "`track.lua` call (`realtime/batching.py`). A fresh `web` under the same load (at c=32 "
+        "`track.lua` call (`realtime/batching.py`). A fresh `web` under the same load, each "
+        "row started from a settled scheduler (at c=32 "
         "with py-spy sampling its workers, so its req/s there are lower than above); the "
         "batch sizes are weighted by event (the p50 is the batch the median event travelled "
         "in):",

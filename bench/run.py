@@ -318,15 +318,20 @@ async def profile_and_sweep(stack: Stack, wrk: str, args, track_env: dict, resul
     """Batch sizes with a profile, the concurrency sweep for the plot, and the GET endpoints:
     what the page shows beyond the targets."""
     script = ROOT / "bench" / "track.lua"
-    results["batches"] = [batches_at(stack, wrk, connections, args.duration,
-                                     profile=connections > 1)
-                          for connections in (32, 1)]
+    # Each measured from a settled scheduler: the backlog of the round before (drained and
+    # counted every breakdown interval) would otherwise share the cores with this one.
+    results["batches"] = []
+    for connections in (32, 1):
+        settled(stack)
+        results["batches"].append(batches_at(stack, wrk, connections, args.duration,
+                                              profile=connections > 1))
     print(json.dumps({"batches": [{"connections": b["connections"], **b["batches"]}
                                   for b in results["batches"]]}), flush=True)
 
     sweep = []
     for connections in (1, 4, 16, 32, 64):
         seconds = max(2, args.duration // 2)
+        settled(stack)
         bare = run_wrk(wrk, stack.url("bare"), script, connections, seconds, track_env)
         track = run_wrk(wrk, stack.url("web"), script, connections, seconds, track_env)
         sweep.append({"connections": connections, "track": track, "bare": bare})

@@ -152,19 +152,17 @@ async def measure(stack, background_rps: float, *, sockets: int = 500, tenants: 
 
 async def main() -> None:
     """Standalone: the Stack, the peak `/track` throughput at concurrency 32, then the above."""
-    from bench.stack import Stack, ensure_wrk, run_wrk
+    from bench.stack import Stack
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probes", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    wrk = ensure_wrk()
     stack = Stack(args.workers)
     try:
         await stack.setup(10_000, bare=False)
-        peak = run_wrk(wrk, stack.url("web"), ROOT / "bench" / "track.lua", 32, 5,
-                       stack.track_env())["rps"]
+        peak = stack.peak_rps(5)
         for _ in range(args.rounds):
             result = await measure(stack, peak / 2, probes=args.probes)
             print(json.dumps({"peak_rps": round(peak), **result}, indent=2), flush=True)

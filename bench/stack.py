@@ -215,6 +215,12 @@ class Stack:
         return {"BENCH_TENANTS": str(self.tenants), "BENCH_FIRST_TENANT": str(self.first_tenant),
                 "BENCH_VISITORS": "100000"}
 
+    def peak_rps(self, seconds: int) -> float:
+        """/track req/s of the stack's `web` at c=32 with bench/track.lua, as `make bench`
+        measures it."""
+        return run_wrk(ensure_wrk(), self.url("web"), ROOT / "bench" / "track.lua", 32,
+                       seconds, self.track_env())["rps"]
+
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 

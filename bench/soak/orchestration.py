@@ -42,7 +42,7 @@ from bench.soak.reporting import (
     write,
 )
 from bench.soak.sampling import Processes, backlog_series, sample, slowlog
-from bench.stack import RESULTS, ROOT, Stack, ensure_wrk, run_wrk
+from bench.stack import RESULTS, ROOT, Stack
 from realtime.keys import Keys
 from tests.support.servers import RedisServer
 
@@ -156,7 +156,7 @@ def choose_rate(run: Soak) -> Rate:
         source = "bench/results/latest.json ingest_c32.track.rps"
         if peak is None:
             log(f"measuring the peak: wrk c=32 for {args.peak_seconds} s")
-            peak = measure_peak(run.stack, args.peak_seconds)
+            peak = run.stack.peak_rps(args.peak_seconds)
             source = f"wrk c=32, {args.peak_seconds} s, this run"
         rate = Rate(round(peak / 2, 1), source, peak)
     log(f"rate {rate.per_second} req/s ("
@@ -170,13 +170,6 @@ def recorded_peak() -> float | None:
         return float(results["ingest_c32"]["track"]["rps"])
     except (FileNotFoundError, KeyError, TypeError, ValueError):
         return None
-
-
-def measure_peak(stack: Stack, seconds: int) -> float:
-    """/track req/s at c=32 with bench/track.lua, as `make bench` measures it."""
-    wrk = ensure_wrk()
-    return run_wrk(wrk, stack.url("web"), ROOT / "bench" / "track.lua", 32, seconds,
-                   stack.track_env())["rps"]
 
 
 async def baseline(run: Soak, rate: Rate) -> tuple[dict, dict[int, dict]]:

@@ -142,7 +142,7 @@ class Settings:
     live_reauth_interval: float = 30.0  # how soon a revoked token or ended session loses sockets
     live_shutdown_grace: float = 2.0  # time sockets get to say 1001 before the server's close
     live_tick: float = 0.25  # a sustained burst of events becomes one update per tick
-    live_burst: int = 2  # updates a tenant may get at once before the tick paces them
+    live_burst: int = 4  # updates a tenant may get at once before the tick paces them
     live_refresh: float = 10.0  # every watched tenant is recomputed this often
     live_max_events: int = 10  # feed events a socket holds while it does not read
     live_ping_interval: float = 5.0  # a silent pub/sub connection is PINGed after this

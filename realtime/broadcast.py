@@ -4,7 +4,7 @@ Redis node.
 After encode/broadcaster: a listener reads the pub/sub connection and only marks the
 tenant dirty (and keeps its last few events); a publisher task computes ONE snapshot per dirty
 tenant and offers it to each of the tenant's local subscriptions. A token bucket per tenant
-(`burst` snapshots at once, refilled at one per `tick`) paces them: a lone event, or two close
+(`burst` snapshots at once, refilled at one per `tick`) paces them: a lone event, or a few close
 together, show in milliseconds, and a sustained burst becomes 1/`tick` updates a second. A
 subscription is a mailbox holding the newest state and a bounded list of events, so a socket
 costs the same memory whether its client reads fast, slowly or never, and no socket ever waits
@@ -172,7 +172,7 @@ class Broadcaster:
     """Per-process live fan-out; `start()` it once, `stop()` it on shutdown."""
 
     def __init__(self, redis: Redis | RedisCluster, script: AsyncScript, keys: Keys,
-                 clock: Callable[[], float], *, tick: float = 0.25, burst: int = 2,
+                 clock: Callable[[], float], *, tick: float = 0.25, burst: int = 4,
                  refresh: float = 10.0, max_events: int = 10, ping_interval: float = 5.0,
                  ping_timeout: float = 3.0,
                  reconnect_delays: tuple[float, float] = (0.25, 5.0)) -> None:
@@ -470,7 +470,7 @@ class Broadcaster:
 
     async def _ticker(self) -> None:
         """Publishes dirty tenants: at once while the tenant has snapshots left in its bucket
-        (`burst` of them, so a lone event, or two close together, show in milliseconds), else
+        (`burst` of them, so a lone event, or a few close together, show in milliseconds), else
         as soon as the bucket refills (a sustained burst becomes one update per `tick`)."""
         loop = asyncio.get_running_loop()
         refreshed = loop.time()

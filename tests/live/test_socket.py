@@ -69,7 +69,7 @@ async def test_snapshot_then_absolute_updates(client, tenant, auth_headers):
         }
 
 
-async def test_a_burst_becomes_a_few_updates_a_second(client, tenant, auth_headers):
+async def test_a_burst_becomes_a_few_updates_a_second(client, tenant, auth_headers, hub):
     loop = asyncio.get_running_loop()
     burst = 50
     async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth_headers) as ws:
@@ -85,8 +85,8 @@ async def test_a_burst_becomes_a_few_updates_a_second(client, tenant, auth_heade
             seen.append((await next_update(ws))["call_clicks"])
         elapsed = loop.time() - started
     assert seen == sorted(seen)  # never backwards
-    # "At most a few times a second": the first at once, then no more than 5 a second.
-    assert len(seen) <= elapsed * 5 + 2, (len(seen), elapsed)
+    # "At most a few times a second": the bucket's few at once, then one a tick (4 a second).
+    assert len(seen) <= hub.burst + elapsed / hub.tick, (len(seen), elapsed)
     assert len(seen) < burst
 
 
@@ -107,25 +107,23 @@ async def test_a_lone_event_is_not_held_back_by_the_tick(client, tenant, auth_he
     assert statistics.median(delays) < hub.tick / 4, delays
 
 
-async def test_a_second_event_close_behind_the_first_is_not_held_back(client, tenant,
-                                                                      auth_headers, hub):
-    """The bucket holds two snapshots: an event right after another still shows at once."""
-    import statistics
-
+async def test_four_events_close_together_are_not_held_back(client, tenant, auth_headers, hub):
+    """The bucket holds four snapshots: each of four events sent one right after another
+    shows at once. With two, a tenant's third update within a tick waited for the refill:
+    under load that was every live delay above 80 ms (docs/performance.md)."""
     loop = asyncio.get_running_loop()
     delays = []
     async with client.websocket(f"/api/analytics/{tenant.id}/live", headers=auth_headers) as ws:
         await receive(ws)
-        for _ in range(5):
+        for _ in range(3):
             await asyncio.sleep(hub.tick * hub.burst * 1.2)  # the bucket is full again
-            await track(client, tenant.id)
-            await next_update(ws)
-            sent = loop.time()  # the first snapshot went out just now
-            await track(client, tenant.id)
-            await next_update(ws)
-            delays.append(loop.time() - sent)
-    # A minimum interval of one tick between snapshots would hold each second one ~a tick.
-    assert statistics.median(delays) < hub.tick / 4, delays
+            for _ in range(4):
+                sent = loop.time()
+                await track(client, tenant.id)
+                await next_update(ws)
+                delays.append(loop.time() - sent)
+    # Held back, the third and fourth of each four would wait for the refill: ~a tick each.
+    assert sorted(delays)[-2] < hub.tick / 2, delays
 
 
 async def test_a_late_socket_starts_from_the_totals(client, tenant, auth_headers):

@@ -170,7 +170,7 @@ async def one_round(events: int, tenant_count: int, visitors: int, mode: str,
     finally:
         breakdowns.count = original
         await pool.close()
-        await drop_scratch(redis, keys.pattern(), database)
+        await drop_scratch(redis, keys.pattern(), dsn)
         await redis.aclose()
 
 

@@ -119,7 +119,7 @@ async def one_round(size: int, events_per_day: int) -> dict:
         }
     finally:
         await pool.close()
-        await drop_scratch(redis, keys.pattern(), f"analytics_bench_{run}")
+        await drop_scratch(redis, keys.pattern(), dsn)
         await redis.aclose()
 
 

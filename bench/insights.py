@@ -187,8 +187,7 @@ async def main(requests: int, visitors: int, rounds: int = 2) -> dict:
         # Its keys too (the day's salts, the tenant's generations), not only its database.
         redis = Redis.from_url(settings.redis_url)
         try:
-            await drop_scratch(redis, f"{settings.key_prefix}*",
-                               f"analytics_bench_insights_{run}")
+            await drop_scratch(redis, f"{settings.key_prefix}*", dsn)
         finally:
             await redis.aclose()
 

@@ -33,6 +33,7 @@ from app.accounts.tenants import create_tenant
 from app.accounts.tokens import create_token
 from app.ops.migrate import migrate
 from app.settings import Settings
+from bench.stack import drop_scratch
 from realtime.event_types import PAGEVIEW
 from tests.support.http import bearer
 from tests.support.servers import WebServer, web_server
@@ -71,13 +72,10 @@ async def run(events: int, sockets: int) -> dict:
             return await measure(server, tenant.id, token, events, sockets)
     finally:
         redis = Redis.from_url(settings.redis_url)
-        keys = [key async for key in redis.scan_iter(match=f"{settings.key_prefix}*", count=1000)]
-        if keys:
-            await redis.unlink(*keys)
-        await redis.aclose()
-        admin = await asyncpg.connect(base.rsplit("/", 1)[0] + "/postgres")
-        await admin.execute(f'DROP DATABASE IF EXISTS "analytics_bench_{run_id}" WITH (FORCE)')
-        await admin.close()
+        try:
+            await drop_scratch(redis, f"{settings.key_prefix}*", database_url)
+        finally:
+            await redis.aclose()
 
 
 async def measure(server: WebServer, tenant_id: int, token: str, events: int,

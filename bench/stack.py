@@ -25,7 +25,6 @@ from tests.support.servers import ROOT, free_port, serve_command, wait_for_port
 
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 FLUSH_INTERVAL_SECONDS = 5  # the scheduler's passes, as the product's default
 
 
@@ -248,16 +247,21 @@ class Stack:
 
         redis = Redis.from_url(self.env.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
         try:
-            await drop_scratch(redis, self.env["ANALYTICS_KEY_PREFIX"] + "*", self.db)
+            await drop_scratch(redis, self.env["ANALYTICS_KEY_PREFIX"] + "*",
+                               self.env["DATABASE_URL"])
         finally:
             await redis.aclose()
 
 
-async def drop_scratch(redis, pattern: str, database: str) -> None:
-    """Deletes a bench run's Redis keys (those matching `pattern`) and its database."""
+async def drop_scratch(redis, pattern: str, database_url: str) -> None:
+    """Deletes a bench run's Redis keys (those matching `pattern`) and the database of
+    `database_url` (through its server's `postgres` database)."""
     batch = [key async for key in redis.scan_iter(match=pattern, count=5000)]
     for i in range(0, len(batch), 1000):
         await redis.unlink(*batch[i:i + 1000])
-    conn = await asyncpg.connect(ADMIN)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    await conn.close()
+    server, database = database_url.rsplit("/", 1)
+    conn = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await conn.close()

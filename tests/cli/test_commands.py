@@ -12,7 +12,7 @@ import pytest
 from tests.support.http import bearer, track
 from tests.support.polling import eventually
 from tests.support.servers import free_port, run_cli, start_process, wait_for_port
-from tests.support.settings import ADMIN_DSN
+from tests.support.settings import drop_database
 
 
 def ok_json(result) -> dict:
@@ -29,8 +29,6 @@ async def test_migrate_is_safe_to_run_again_and_at_once(settings, database):
 
 
 async def test_migrate_creates_a_fresh_database_concurrently(settings):
-    import asyncpg
-
     name = f"{settings.database_url.rsplit('/', 1)[1]}_fresh"
     dsn = settings.database_url.rsplit("/", 1)[0] + f"/{name}"
     try:
@@ -44,9 +42,7 @@ async def test_migrate_creates_a_fresh_database_concurrently(settings):
         applied = [ok_json(r)["applied"] for r in results]
         assert sorted(applied, key=len) == [[], every]
     finally:
-        conn = await asyncpg.connect(ADMIN_DSN)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+        await drop_database(dsn)
 
 
 async def test_tenant_and_token_lifecycle(settings, database, app, client):

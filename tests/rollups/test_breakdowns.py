@@ -547,12 +547,16 @@ async def test_the_migration_carries_the_days_working_sets_over(settings):
     """Rows of the working sets before 0006 (one per value, leads apart) become one row per
     visitor-day, and the drain goes on counting the day from them exactly."""
     from app.ops.migrate import migrations
-    from tests.support.settings import ADMIN_DSN
+    from tests.support.settings import ADMIN_DSN, drop_database
 
     name = f"{settings.database_url.rsplit('/', 1)[1]}_m6"
+    dsn = settings.database_url.rsplit("/", 1)[0] + f"/{name}"
     admin = await asyncpg.connect(ADMIN_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    conn = await asyncpg.connect(settings.database_url.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(dsn)
     try:
         later = []
         for number, _, sql in migrations():
@@ -606,8 +610,7 @@ async def test_the_migration_carries_the_days_working_sets_over(settings):
         assert counts[("source", "Direct")] == (1, 1, 1)
     finally:
         await conn.close()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(dsn)
 
 
 HOSTILE_VALUES = ["/menu", "", " spaced ", "a,b", "{braced}", "}", "{", ",", '"', '"quoted"',

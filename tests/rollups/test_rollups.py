@@ -512,7 +512,7 @@ async def test_updated_rollups_keep_their_rows_on_their_pages(settings):
     import asyncpg
 
     from app.ops.migrate import migrate
-    from tests.support.settings import ADMIN_DSN
+    from tests.support.settings import drop_database
 
     name = f"{settings.database_url.rsplit('/', 1)[1]}_pages"
     dsn = settings.database_url.rsplit("/", 1)[0] + f"/{name}"
@@ -551,6 +551,4 @@ async def test_updated_rollups_keep_their_rows_on_their_pages(settings):
         finally:
             await conn.close()
     finally:
-        conn = await asyncpg.connect(ADMIN_DSN)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+        await drop_database(dsn)

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import xml.etree.ElementTree as ElementTree
 
-import asyncpg
 import pytest
 
 from app.routes.pages import render_qr
@@ -21,7 +20,7 @@ from app.settings import ConfigError, Settings
 from tests.support.apps import serving_app
 from tests.support.http import AUTH_COOKIE, cookie_from, login
 from tests.support.servers import ANALYTICS, ROOT, env_for, free_port, run_cli
-from tests.support.settings import ADMIN_DSN
+from tests.support.settings import drop_database
 
 PUBLIC = "https://stats.example"
 FORGED = {"Host": "evil.example"}
@@ -180,8 +179,4 @@ async def test_demo_prints_its_urls_at_public_url(settings, database):
         assert len(urls) >= 4, text.stdout
         assert all(url.startswith(f"{PUBLIC}/") for url in urls), urls
     finally:
-        conn = await asyncpg.connect(ADMIN_DSN)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await drop_database(dsn)

@@ -3,9 +3,9 @@
 Starts a `web` process (uvicorn, as `analytics serve` runs it) on a scratch database and Redis
 key prefix, connects SOCKETS dashboards to one tenant, then sends EVENTS pageviews one at a
 time: each once every socket has the previous one, after a further random pause of 0 to 250 ms
-(one throttle period), so some events find the tenant free to publish at once and others wait
-for the throttle's trailing edge. The clock starts when the `/track` response is read and
-stops when a socket reads the update showing the event. Prints JSON.
+(one tick of the tenant's token bucket), so some events find a snapshot left in the bucket and
+go out at once while others wait for its refill. The clock starts when the `/track` response
+is read and stops when a socket reads the update showing the event. Prints JSON.
 
     .venv/bin/python -m bench.live_latency [--events 1000] [--sockets 500]
 

@@ -43,10 +43,12 @@ async def remove_keys(redis, pattern: str) -> None:
 
 
 async def drop_database(url: str) -> None:
-    """Drops the database of `url`, if there is one, whoever is still connected."""
-    conn = await asyncpg.connect(ADMIN_DSN)
+    """Drops the database of `url`, if there is one, whoever is still connected (through the
+    admin database, ADMIN_DSN's, on the server of `url`)."""
+    server, database = url.rsplit("/", 1)
+    conn = await asyncpg.connect(f"{server}/{ADMIN_DSN.rsplit('/', 1)[1]}")
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     finally:
         await conn.close()
 
